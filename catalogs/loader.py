@@ -1,0 +1,84 @@
+"""Load the bundled device and model catalogs (and user-supplied extra entries).
+
+Bundled YAML ships inside the package (importlib.resources), so an installed wheel finds it without the repo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from catalogs.schema import Device, ModelArch
+from common.errors import InputError
+from common.io import load_mapping, parse_model
+
+CATALOG_KINDS = {"devices": Device, "models": ModelArch}
+
+
+def bundled_dir(kind: str) -> Path:
+    """Directory of the bundled YAML files of `kind` ('devices' or 'models')."""
+    return Path(str(resources.files("catalogs") / kind))
+
+
+def load_entry(path: Path, kind: str) -> Device | ModelArch:
+    """Parse one catalog YAML file of `kind`; errors name the file and field path."""
+    model_cls = CATALOG_KINDS[kind]
+    return parse_model(model_cls, load_mapping(path), str(path))
+
+
+@dataclass
+class Catalog:
+    """Devices and models by id; the one place the rest of the code looks hardware and models up."""
+
+    devices: dict[str, Device] = field(default_factory=dict)
+    models: dict[str, ModelArch] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # "devices:<id>" -> file it came from
+
+    def add(self, entry: Device | ModelArch, kind: str, source: str) -> None:
+        table = self.devices if kind == "devices" else self.models
+        key = f"{kind}:{entry.id}"
+        if entry.id in table:
+            raise InputError.single(
+                source, "id", f"{kind[:-1]} id '{entry.id}' already defined in {self.origin.get(key, 'the catalog')}"
+            )
+        table[entry.id] = entry  # type: ignore[assignment]
+        self.origin[key] = source
+
+    def device(self, device_id: str) -> Device:
+        return self.devices[device_id]
+
+    def model(self, model_id: str) -> ModelArch:
+        return self.models[model_id]
+
+    def extended(self, device_files: Iterable[Path] = (), model_files: Iterable[Path] = ()) -> Catalog:
+        """A copy with extra entries from user files (e.g. a new accelerator in a what-if)."""
+        out = Catalog(dict(self.devices), dict(self.models), dict(self.origin))
+        for kind, files in (("devices", device_files), ("models", model_files)):
+            for path in files:
+                out.add(load_entry(Path(path), kind), kind, str(path))
+        return out
+
+
+def _load_bundled_kind(catalog: Catalog, kind: str) -> None:
+    for path in sorted(bundled_dir(kind).glob("*.yaml")):
+        entry = load_entry(path, kind)
+        if entry.id != path.stem:
+            raise InputError.single(str(path), "id", f"id '{entry.id}' must equal the file name '{path.stem}'")
+        catalog.add(entry, kind, str(path))
+
+
+@lru_cache(maxsize=1)
+def _bundled() -> Catalog:
+    catalog = Catalog()
+    for kind in CATALOG_KINDS:
+        _load_bundled_kind(catalog, kind)
+    return catalog
+
+
+def load_catalog() -> Catalog:
+    """The bundled catalog (parsed once per process; callers get a shallow copy they may extend)."""
+    base = _bundled()
+    return Catalog(dict(base.devices), dict(base.models), dict(base.origin))

@@ -1,0 +1,243 @@
+"""hetplace command line: parse, call a library function, render. No modelling logic lives here.
+
+Exit codes: 0 ok, 1 infeasible, 2 invalid input (file + field path, no traceback), 3 no plan within the time limit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from catalogs.hf_import import import_hf_config
+from catalogs.loader import load_catalog
+from common.errors import EXIT_INVALID_INPUT, InputError
+from common.io import atomic_write_text, dump_json, dump_yaml
+from problems.documents import SCHEMAS, json_schema, validate_file
+
+app = typer.Typer(
+    name="hetplace",
+    help="Plan AI-agent inference fleets on heterogeneous hardware at the lowest total cost of ownership.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+catalog_app = typer.Typer(
+    help="Browse the device and model catalogs; import Hugging Face configs.", no_args_is_help=True
+)
+app.add_typer(catalog_app, name="catalog")
+
+
+def stdout_console() -> Console:
+    """Rich console on the current stdout; wide when piped so tables are not cut to 80 columns."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def package_version() -> str:
+    try:
+        return version("hetplace")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def guarded(func: F) -> F:
+    """Turn an InputError into one message on stderr and exit code 2 (typer.Exit passes through)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except InputError as exc:
+            stderr_console().print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_INVALID_INPUT) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(dump_json(data), nl=False)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"hetplace {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """hetplace: TCO-minimal heterogeneous fleet planning for agent workflows."""
+
+
+class CatalogKind(StrEnum):
+    devices = "devices"
+    models = "models"
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _devices_table(devices) -> Table:
+    table = Table(title=f"Devices ({len(devices)})")
+    for col in (
+        "id",
+        "tier",
+        "kind",
+        "bf16 TFLOPS",
+        "best dtype",
+        "mem GB",
+        "BW GB/s",
+        "TDP W",
+        "capex $",
+        "cloud $/h",
+    ):
+        table.add_column(col, justify="left" if col in ("id", "tier", "kind", "best dtype") else "right")
+    for d in devices:
+        best_dtype = max(d.peak_tflops, key=lambda k: d.peak_tflops[k])
+        table.add_row(
+            d.id,
+            d.tier.value,
+            d.kind.value,
+            _fmt(d.peak_tflops.get("bf16"), ",.1f"),
+            f"{best_dtype.value} {d.peak_tflops[best_dtype]:,.0f}",
+            f"{d.mem_gb:g}",
+            _fmt(d.mem_bw_gbs),
+            _fmt(d.tdp_w),
+            _fmt(d.capex_usd) + ("*" if "capex_usd" in d.estimated_fields else ""),
+            _fmt(d.cloud_usd_per_hour, ".2f"),
+        )
+    table.caption = "* estimate (see the device's sources)"
+    return table
+
+
+def _models_table(models) -> Table:
+    table = Table(title=f"Models ({len(models)})")
+    for col in ("id", "kind", "layers", "hidden", "heads/kv", "attention", "experts (act/total)", "weights", "context"):
+        table.add_column(col, justify="left" if col in ("id", "kind", "attention", "weights") else "right")
+    for m in models:
+        experts = f"{m.moe.experts_per_token}/{m.moe.num_experts}" if m.moe else "—"
+        table.add_row(
+            m.id,
+            m.kind.value,
+            str(m.num_layers),
+            str(m.hidden_size),
+            f"{m.num_heads}/{m.num_kv_heads}",
+            m.attention.value,
+            experts,
+            m.weight_dtype.value,
+            f"{m.max_context_tokens:,}",
+        )
+    return table
+
+
+@catalog_app.command("list")
+@guarded
+def catalog_list(
+    kind: Annotated[CatalogKind, typer.Argument(help="devices or models")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of full entries.")] = False,
+) -> None:
+    """List catalog entries as a table (or JSON)."""
+    catalog = load_catalog()
+    entries = list((catalog.devices if kind == CatalogKind.devices else catalog.models).values())
+    if as_json:
+        echo_json([e.model_dump(mode="json") for e in entries])
+    else:
+        stdout_console().print(_devices_table(entries) if kind == CatalogKind.devices else _models_table(entries))
+
+
+@catalog_app.command("show")
+@guarded
+def catalog_show(
+    entry_id: Annotated[str, typer.Argument(metavar="ID", help="A device or model id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one device or model with all its fields and sources."""
+    catalog = load_catalog()
+    entry = catalog.devices.get(entry_id) or catalog.models.get(entry_id)
+    if entry is None:
+        close = difflib.get_close_matches(entry_id, [*catalog.devices, *catalog.models], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `hetplace catalog list devices|models`"
+        raise InputError.single("catalog", "ID", f"no device or model '{entry_id}'{hint}")
+    data = entry.model_dump(mode="json", exclude_none=True)
+    if as_json:
+        echo_json(data)
+    else:
+        typer.echo(dump_yaml(data), nl=False)
+
+
+@catalog_app.command("import-hf")
+@guarded
+def catalog_import_hf(
+    config: Annotated[Path, typer.Argument(help="A Hugging Face config.json (read offline).")],
+    model_id: Annotated[str | None, typer.Option("--id", help="Catalog id (default: from the repo name).")] = None,
+    hf_repo: Annotated[str | None, typer.Option("--hf-repo", help="ORG/NAME, if the config does not say.")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the YAML here (atomically).")] = None,
+) -> None:
+    """Convert a Hugging Face config.json into a model catalog entry (YAML)."""
+    model = import_hf_config(config, model_id=model_id, hf_repo=hf_repo)
+    text = f"# Imported from {config.name} by `hetplace catalog import-hf`; check against the model card.\n"
+    text += dump_yaml(model.model_dump(mode="json", exclude_none=True))
+    if out_file is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(out_file, text)
+        stderr_console().print(f"wrote {out_file} (model '{model.id}')")
+
+
+class DocumentKind(StrEnum):
+    device = "device"
+    model = "model"
+    workflow = "workflow"
+    scenario = "scenario"
+    plan = "plan"
+
+
+@app.command("validate")
+@guarded
+def validate(
+    file: Annotated[Path, typer.Argument(help="Any hetplace YAML/JSON file: device, model, workflow, scenario, plan.")],
+    kind: Annotated[
+        DocumentKind | None, typer.Option("--kind", help="Skip detection and validate as this kind.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Validate a file (schema, DAG structure, catalog references); exit 2 with the field path if invalid."""
+    report = validate_file(file, kind.value if kind else None)
+    if as_json:
+        echo_json({"file": str(file), "kind": report.kind, "id": report.id, "valid": True, "summary": report.summary})
+    else:
+        stdout_console().print(f"[green]valid[/] {report.kind} '{report.id}' ({file}): {report.summary}")
+
+
+@app.command("schema")
+def schema(kind: Annotated[DocumentKind, typer.Argument(help=", ".join(SCHEMAS))]) -> None:
+    """Print the JSON Schema of a document kind."""
+    typer.echo(json.dumps(json_schema(kind.value), indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Shared plumbing: the input-error type, safe YAML/JSON reading, atomic writes, strict model base."""

@@ -1,0 +1,118 @@
+"""The Plan: the optimizer's output, written as JSON/YAML and read back by `hetplace check` and reports.
+
+Versioned (`schema_version`) so downstream tooling can rely on the shape; `hetplace schema plan` prints it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from common.schema_base import Identifier, NonNegativeFloat, NonNegativeInt, PositiveInt, StrictModel
+
+PLAN_SCHEMA_VERSION = "1"
+
+SolverStatus = Literal["optimal", "feasible", "infeasible", "no_solution"]
+
+
+class FleetEntry(StrictModel):
+    """How many devices of one type the plan uses and where they come from."""
+
+    device: Identifier
+    owned_used: NonNegativeInt
+    owned_idle: NonNegativeInt = Field(description="Owned devices the plan leaves unused (retire or keep as spare).")
+    bought: NonNegativeInt
+    rented: NonNegativeInt
+    nodes: NonNegativeInt = Field(description="Nodes (servers) the used devices occupy.")
+    power_kw: NonNegativeFloat = Field(description="Facility power at average load (TDP × load × PUE), kW.")
+
+
+class PoolAssignment(StrictModel):
+    """One serving configuration chosen for a pool (a pool may mix several configs)."""
+
+    pool: str = Field(description="Pool id: '<model>:<phase>' for LLM pools, '<kind>:<step>' otherwise.")
+    phase: Literal["prefill", "decode", "colocated", "embed", "retrieval", "tool", "convert"]
+    model: Identifier | None = None
+    device: Identifier
+    weight_dtype: str | None = None
+    tensor_parallel: PositiveInt = 1
+    batch: PositiveInt = 1
+    replicas: PositiveInt
+    devices: PositiveInt = Field(description="replicas × tensor_parallel.")
+    throughput: NonNegativeFloat = Field(description="Capacity of these replicas in the pool's work unit per second.")
+    throughput_unit: str = Field(description="e.g. 'prefill_tokens', 'decode_tokens', 'requests', 'items'.")
+    demand: NonNegativeFloat = Field(description="Share of the pool's demand served here, same unit per second.")
+    utilisation: float = Field(ge=0, le=1)
+
+
+class StepTiming(StrictModel):
+    workflow: Identifier
+    step: Identifier
+    pool: str
+    device: Identifier
+    repeat: PositiveInt
+    latency_s: NonNegativeFloat = Field(description="Latency of all repeats of the step (per request).")
+    start_s: NonNegativeFloat = Field(description="Earliest start on the critical-path schedule.")
+    transfer_s: NonNegativeFloat = Field(default=0.0, description="KV transfer time included (disaggregated serving).")
+
+
+class WorkflowTiming(StrictModel):
+    workflow: Identifier
+    arrival_rate_rps: float = Field(gt=0)
+    critical_path_s: NonNegativeFloat
+    sla_s: float = Field(gt=0)
+    slack_s: float = Field(description="sla_s − critical_path_s (negative = violated).")
+    critical_steps: list[Identifier]
+
+
+class TcoBreakdown(StrictModel):
+    """Annual cost of the fleet, USD per year."""
+
+    capex_usd_per_year: NonNegativeFloat = Field(description="Amortised purchases (+ residual value forgone).")
+    energy_usd_per_year: NonNegativeFloat
+    hosting_usd_per_year: NonNegativeFloat
+    rental_usd_per_year: NonNegativeFloat
+    total_usd_per_year: NonNegativeFloat
+    usd_per_request: NonNegativeFloat
+    usd_per_million_tokens: NonNegativeFloat
+    purchases_usd: NonNegativeFloat = Field(description="Up-front spend on bought devices, USD.")
+
+
+class SolverReport(StrictModel):
+    backend: Literal["highs", "cbc", "cpsat"]
+    status: SolverStatus
+    objective: float | None
+    best_bound: float | None
+    gap: float | None = Field(description="Relative gap (objective − bound) / objective; 0 when optimal.")
+    wall_time_s: NonNegativeFloat
+    time_limit_s: float | None = None
+    threads: PositiveInt = 1
+
+
+class Baseline(StrictModel):
+    """Best fleet using a single device type (for the saving reported beside every plan)."""
+
+    device: Identifier
+    status: SolverStatus
+    total_usd_per_year: float | None
+    saving_fraction: float | None = Field(
+        description="(baseline − plan) / baseline; None when the baseline is infeasible."
+    )
+
+
+class Plan(StrictModel):
+    schema_version: Literal["1"] = PLAN_SCHEMA_VERSION
+    scenario: Identifier
+    objective: Literal["min_tco", "min_latency"] = "min_tco"
+    fleet: list[FleetEntry]
+    pools: list[PoolAssignment]
+    steps: list[StepTiming]
+    workflows: list[WorkflowTiming]
+    tco: TcoBreakdown
+    solver: SolverReport
+    baselines: list[Baseline] = Field(default_factory=list)
+    assumptions: list[str] = Field(
+        default_factory=list,
+        description="Modelling approximations the numbers rest on (e.g. utilisation headroom stands in for queueing).",
+    )

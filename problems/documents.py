@@ -1,0 +1,94 @@
+"""The kinds of YAML/JSON documents hetplace reads, how to recognise each, and how to validate one file.
+
+`hetplace validate FILE` and `hetplace schema KIND` are thin wrappers over this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from catalogs.loader import load_catalog
+from catalogs.schema import Device, ModelArch
+from common.errors import InputError
+from common.io import load_mapping, parse_model
+from optimizer.plan import Plan
+from problems.loader import load_scenario, workflow_reference_problems
+from problems.schema import Scenario, Workflow
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "device": Device,
+    "model": ModelArch,
+    "workflow": Workflow,
+    "scenario": Scenario,
+    "plan": Plan,
+}
+
+# Keys that only one kind of document has at its top level, checked in this order.
+_SIGNATURES: list[tuple[str, set[str]]] = [
+    ("plan", {"schema_version", "fleet", "solver"}),
+    ("scenario", {"hardware"}),
+    ("workflow", {"steps"}),
+    ("model", {"num_layers", "hidden_size"}),
+    ("device", {"peak_tflops", "mem_bw_gbs"}),
+]
+
+
+def detect_kind(data: dict[str, Any], source: str) -> str:
+    """Which document kind `data` is, from its top-level keys."""
+    for kind, keys in _SIGNATURES:
+        if keys & data.keys():
+            return kind
+    hints = "; ".join(f"{kind}: {', '.join(sorted(keys))}" for kind, keys in _SIGNATURES)
+    raise InputError.single(
+        source,
+        "",
+        f"cannot tell which kind of document this is (expected a top-level key of — {hints}); pass --kind to say",
+    )
+
+
+@dataclass
+class ValidationReport:
+    kind: str
+    id: str
+    summary: str
+
+
+def validate_file(path: Path, kind: str | None = None) -> ValidationReport:
+    """Validate one file fully (schema, graph, catalog references). Raises InputError on any problem."""
+    path = Path(path)
+    src = str(path)
+    data = load_mapping(path)
+    kind = kind or detect_kind(data, src)
+    if kind == "scenario":
+        resolved = load_scenario(path)
+        hw = resolved.scenario.hardware
+        summary = (
+            f"{len(resolved.workflows)} workflows, {sum(o.count for o in hw.owned)} owned devices "
+            f"({len(hw.owned)} types), {len(hw.purchasable)} purchasable and {len(hw.rentable)} rentable types"
+        )
+        return ValidationReport(kind, resolved.scenario.id, summary)
+    doc = parse_model(SCHEMAS[kind], data, src)
+    if kind == "workflow":
+        problems = workflow_reference_problems(doc, load_catalog())
+        if problems:
+            raise InputError(src, problems)
+        summary = f"{len(doc.steps)} steps, {doc.arrival_rate_rps:g} req/s, SLA {doc.sla.e2e_latency_s:g} s"
+    elif kind == "device":
+        summary = f"{doc.kind.value}/{doc.tier.value}, {doc.mem_gb:g} GB, {doc.mem_bw_gbs:g} GB/s"
+    elif kind == "model":
+        summary = f"{doc.kind.value}, {doc.num_layers} layers, hidden {doc.hidden_size}, {doc.attention.value}"
+    else:
+        summary = f"plan for scenario '{doc.scenario}', {len(doc.fleet)} device types, status {doc.solver.status}"
+    doc_id = getattr(doc, "id", None) or getattr(doc, "scenario", "")
+    return ValidationReport(kind, doc_id, summary)
+
+
+def json_schema(kind: str) -> dict[str, Any]:
+    """JSON Schema of a document kind, generated from the pydantic model (never hand-maintained)."""
+    schema = SCHEMAS[kind].model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

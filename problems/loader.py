@@ -1,0 +1,158 @@
+"""Load workflows and scenarios, resolve their references, and check them against the catalogs.
+
+A loaded scenario is a `ResolvedScenario`: the scenario, its workflows with overrides applied, and the catalog
+(bundled plus any extension files the scenario names). Reference errors name the file and the field path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from catalogs.loader import Catalog, load_catalog
+from catalogs.schema import ModelKind
+from common.errors import InputError, InputProblem
+from common.io import load_mapping, parse_model
+from problems.schema import ConvertStep, EmbedStep, LlmStep, Scenario, Sla, Workflow
+
+STEP_MODEL_KIND = {LlmStep: ModelKind.decoder, EmbedStep: ModelKind.embedding, ConvertStep: ModelKind.encoder}
+
+
+def bundled_problems_dir() -> Path:
+    return Path(str(resources.files("problems")))
+
+
+def bundled_workflow_path(workflow_id: str) -> Path:
+    return bundled_problems_dir() / "workflows" / f"{workflow_id}.yaml"
+
+
+def default_scenario_path() -> Path:
+    """The embedded default scenario that `hetplace solve` uses without arguments."""
+    return bundled_problems_dir() / "scenarios" / "default.yaml"
+
+
+def bundled_workflow_ids() -> list[str]:
+    return sorted(p.stem for p in (bundled_problems_dir() / "workflows").glob("*.yaml"))
+
+
+def workflow_reference_problems(workflow: Workflow, catalog: Catalog, prefix: str = "") -> list[InputProblem]:
+    """Model ids a workflow uses that the catalog lacks or that are of the wrong kind for the step."""
+    problems = []
+    for i, step in enumerate(workflow.steps):
+        wanted = STEP_MODEL_KIND.get(type(step))
+        if wanted is None:
+            continue
+        path = f"{prefix}steps[{i}].model"
+        model = catalog.models.get(step.model)
+        if model is None:
+            problems.append(InputProblem(path, f"unknown model '{step.model}' (see `hetplace catalog list models`)"))
+        elif model.kind != wanted:
+            problems.append(
+                InputProblem(
+                    path, f"'{step.kind}' step needs a {wanted.value} model; '{step.model}' is {model.kind.value}"
+                )
+            )
+        elif isinstance(step, LlmStep):
+            longest = step.prompt_tokens + step.prompt_growth_tokens_per_repeat * (step.repeat - 1) + step.output_tokens
+            if longest > model.max_context_tokens:
+                problems.append(
+                    InputProblem(
+                        f"{prefix}steps[{i}]",
+                        f"context reaches {longest} tokens (prompt + growth × (repeat−1) + output) > "
+                        f"{step.model} max_context_tokens {model.max_context_tokens}",
+                    )
+                )
+    return problems
+
+
+def load_workflow(path: Path, catalog: Catalog | None = None) -> Workflow:
+    """Parse a workflow file and check its model references against `catalog` (bundled if None)."""
+    workflow = parse_model(Workflow, load_mapping(path), str(path))
+    problems = workflow_reference_problems(workflow, catalog or load_catalog())
+    if problems:
+        raise InputError(str(path), problems)
+    return workflow
+
+
+@dataclass
+class ResolvedScenario:
+    scenario: Scenario
+    workflows: list[Workflow]  # overrides (rate, SLA) applied, in scenario order
+    catalog: Catalog
+    source: str
+
+
+def _resolve_workflow(scenario_path: Path, index: int, demand, catalog: Catalog) -> Workflow:
+    field = f"workflows[{index}]"
+    if demand.workflow is not None:
+        path = bundled_workflow_path(demand.workflow)
+        if not path.is_file():
+            raise InputError.single(
+                str(scenario_path),
+                f"{field}.workflow",
+                f"unknown bundled workflow '{demand.workflow}' (bundled: {', '.join(bundled_workflow_ids())})",
+            )
+    else:
+        path = (scenario_path.parent / demand.path).resolve()
+        if not path.is_file():
+            raise InputError.single(str(scenario_path), f"{field}.path", f"workflow file not found: {path}")
+    workflow = load_workflow(path, catalog)
+    updates = {}
+    if demand.arrival_rate_rps is not None:
+        updates["arrival_rate_rps"] = demand.arrival_rate_rps
+    if demand.e2e_latency_s is not None:
+        updates["sla"] = Sla(e2e_latency_s=demand.e2e_latency_s, percentile=workflow.sla.percentile)
+    return workflow.model_copy(update=updates)
+
+
+def _hardware_reference_problems(scenario: Scenario, catalog: Catalog) -> list[InputProblem]:
+    problems = []
+    hw = scenario.hardware
+    for group in ("owned", "purchasable", "rentable"):
+        for i, entry in enumerate(getattr(hw, group)):
+            device = catalog.devices.get(entry.device)
+            path = f"hardware.{group}[{i}].device"
+            if device is None:
+                problems.append(
+                    InputProblem(path, f"unknown device '{entry.device}' (see `hetplace catalog list devices`)")
+                )
+                continue
+            if group == "purchasable" and entry.capex_usd is None and device.capex_usd is None:
+                problems.append(
+                    InputProblem(f"hardware.purchasable[{i}]", f"'{entry.device}' has no catalog price; set capex_usd")
+                )
+            if group == "rentable" and entry.usd_per_hour is None and device.cloud_usd_per_hour is None:
+                problems.append(
+                    InputProblem(
+                        f"hardware.rentable[{i}]", f"'{entry.device}' has no catalog cloud price; set usd_per_hour"
+                    )
+                )
+    return problems
+
+
+def load_scenario(path: Path) -> ResolvedScenario:
+    """Parse a scenario, load its workflows and extension catalogs, and check every cross-reference."""
+    path = Path(path)
+    src = str(path)
+    scenario = parse_model(Scenario, load_mapping(path), src)
+    base = path.parent
+    for kind in ("devices", "models"):
+        for i, rel in enumerate(getattr(scenario.catalog, kind)):
+            if not (base / rel).is_file():
+                raise InputError.single(src, f"catalog.{kind}[{i}]", f"file not found: {base / rel}")
+    catalog = load_catalog().extended(
+        [base / p for p in scenario.catalog.devices], [base / p for p in scenario.catalog.models]
+    )
+    problems = _hardware_reference_problems(scenario, catalog)
+    if problems:
+        raise InputError(src, problems)
+    workflows = [_resolve_workflow(path, i, d, catalog) for i, d in enumerate(scenario.workflows)]
+    seen: dict[str, int] = {}
+    for i, wf in enumerate(workflows):
+        if wf.id in seen:
+            raise InputError.single(
+                src, f"workflows[{i}]", f"workflow '{wf.id}' already listed at workflows[{seen[wf.id]}]"
+            )
+        seen[wf.id] = i
+    return ResolvedScenario(scenario, workflows, catalog, src)
