@@ -81,19 +81,22 @@ _PATH_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
 def _user_loc(loc: tuple[Any, ...], data: Any, missing: bool) -> tuple[Any, ...]:
     """Drop location parts the user never wrote (discriminated-union tags such as `llm`).
 
-    Walk the input along the location; a string part that is not a key of the mapping at that point is a union
-    tag, not a field, and is left out of the path shown to the user — unless it is the final part of a
-    "field required" error, where the absent key is the point.
+    Walk the input along the location. At each mapping, the first string part that is not one of its keys, or
+    that equals its `kind` value (our union discriminator), is the union tag and is left out — unless it is the
+    final part of a "field required" error, where the absent key is the point.
     """
     out: list[Any] = []
     node = data
+    tag_skipped_at: int | None = None
     for i, part in enumerate(loc):
         if (
             isinstance(node, dict)
             and isinstance(part, str)
-            and part not in node
+            and tag_skipped_at != id(node)
+            and (part not in node or node.get("kind") == part)
             and not (missing and i == len(loc) - 1)
         ):
+            tag_skipped_at = id(node)
             continue
         out.append(part)
         if isinstance(node, dict):
@@ -111,6 +114,8 @@ def validation_error_to_input_error(source: str, exc: ValidationError, data: Any
     for err in exc.errors(include_url=False):
         loc = _user_loc(tuple(err["loc"]), data, err["type"] == "missing")
         msg = err["msg"].removeprefix("Value error, ")
+        if loc and loc[-1] == "[key]":  # a bad mapping key (e.g. an unknown dtype), not a bad value
+            loc, msg = loc[:-1], f"invalid key: {msg}"
         # Cross-field validators put the precise path first ("steps[2].after[0]: unknown step ..."); lift it.
         match = _PATH_PREFIX.match(msg)
         path = format_loc(loc)
