@@ -236,7 +236,7 @@ class Economics(StrictModel):
 
     energy_usd_per_kwh: NonNegativeFloat = 0.08
     pue: float = Field(default=1.3, ge=1.0, le=3.0)
-    hosting_usd_per_kw_month: NonNegativeFloat = 150.0
+    hosting_usd_per_kw_month: NonNegativeFloat = 184.0
     amortisation_years: PositiveFloat = 4.0
     avg_load_fraction: Fraction = Field(
         default=0.7, description="Average power draw as a fraction of TDP for a device in service."

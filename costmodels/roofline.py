@@ -1,0 +1,112 @@
+"""Roofline latency of operators on devices, with efficiency factors, per-kernel overheads and collectives.
+
+time(op) = max(FLOPs / (peak · η_c), bytes / (BW · η_m)) + overhead · kernel launches
+time(all-reduce) = calls · α + 2(k−1)/k · payload / link bandwidth   (ring; NIC beyond the scale-up domain)
+Ops run back to back (no overlap), the usual assumption of serving-cost models; it errs on the slow side.
+Everything is vectorised over configs: device parameters are arrays aligned with the configs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from catalogs.schema import Device, Dtype
+from costmodels.llm_ops import ATTENTION, COMM, GEMM, VECTOR, Operator
+from costmodels.precision import matmul_dtype, sixteen_bit_dtype
+
+Array = np.ndarray
+
+LINK_LATENCY_S = 10e-6  # α per all-reduce call on a scale-up link (NCCL small-message latency, order of 10 µs)
+NIC_LATENCY_S = 25e-6  # α per call when the group spans nodes
+LINK_EFFICIENCY = 0.8  # achieved / peak link bandwidth for large all-reduce payloads (prior; calibrate)
+
+
+@dataclass(frozen=True)
+class DeviceArrays:
+    """Device parameters laid out per config (one row per config), in SI units."""
+
+    gemm_flops: Array  # FLOP/s for weight GEMMs in the config's weight format (nan: unsupported)
+    attn_flops: Array  # FLOP/s for attention (16-bit)
+    vector_flops: Array  # FLOP/s for element-wise work
+    mem_bw: Array  # bytes/s
+    eta_c: Array
+    eta_m: Array
+    overhead_s: Array
+    link_bw: Array  # bytes/s per direction, scale-up
+    domain: Array  # devices per scale-up domain
+    nic_bw: Array  # bytes/s per device, scale-out
+
+    @classmethod
+    def of(cls, devices: Sequence[Device], weight_dtypes: Sequence[Dtype]) -> DeviceArrays:
+        """One row per (device, weight dtype) pair, in the order given."""
+
+        def col(fn) -> Array:
+            return np.array([fn(d, w) for d, w in zip(devices, weight_dtypes, strict=True)], dtype=float)
+
+        def peak(d: Device, dt: Dtype | None) -> float:
+            return d.peak_tflops[dt] * 1e12 if dt is not None else np.nan
+
+        return cls(
+            gemm_flops=col(lambda d, w: peak(d, matmul_dtype(d, w))),
+            attn_flops=col(lambda d, w: peak(d, sixteen_bit_dtype(d))),
+            vector_flops=col(lambda d, w: peak(d, Dtype.fp32 if Dtype.fp32 in d.peak_tflops else sixteen_bit_dtype(d))),
+            mem_bw=col(lambda d, w: d.mem_bw_gbs * 1e9),
+            eta_c=col(lambda d, w: d.efficiency.compute),
+            eta_m=col(lambda d, w: d.efficiency.memory),
+            overhead_s=col(lambda d, w: d.efficiency.kernel_overhead_us * 1e-6),
+            link_bw=col(lambda d, w: d.scaleup_bw_gbs * 1e9),
+            domain=col(lambda d, w: d.scaleup_domain),
+            nic_bw=col(lambda d, w: d.scaleout_nic_gbps * 1e9 / 8),
+        )
+
+    def take(self, index: Array) -> DeviceArrays:
+        """Rows re-indexed (expand a per-device table to per-config)."""
+        return DeviceArrays(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True)
+class OpTiming:
+    name: str
+    latency_s: Array
+    compute_s: Array
+    memory_s: Array
+    comm_s: Array
+
+    @property
+    def bound(self) -> np.ndarray:
+        """'compute' | 'memory' | 'comm' per config: which term dominates."""
+        out = np.where(self.compute_s >= self.memory_s, "compute", "memory")
+        return np.where(self.comm_s > np.maximum(self.compute_s, self.memory_s), "comm", out)
+
+
+def allreduce_time(payload_bytes: Array, calls: Array, tp: Array, dev: DeviceArrays) -> Array:
+    """Ring all-reduce over `tp` devices: α per call + 2(k−1)/k · payload / bandwidth (NIC across nodes)."""
+    inside = tp <= dev.domain
+    bw = np.where(inside, dev.link_bw, dev.nic_bw) * LINK_EFFICIENCY
+    alpha = np.where(inside, LINK_LATENCY_S, NIC_LATENCY_S)
+    t = calls * alpha + 2.0 * (tp - 1.0) / tp * payload_bytes / bw
+    return np.where(tp > 1, t, 0.0)
+
+
+def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: Array) -> list[OpTiming]:
+    """Latency of each operator for every config (arrays aligned with `dev` and `tp`)."""
+    timings = []
+    zero = np.zeros_like(tp, dtype=float)
+    for op in ops:
+        if op.kind == COMM:
+            comm = allreduce_time(op.bytes, np.asarray(op.collectives, dtype=float), tp, dev)
+            timings.append(OpTiming(op.name, comm, zero, zero, comm))
+            continue
+        peak = {GEMM: dev.gemm_flops, ATTENTION: dev.attn_flops, VECTOR: dev.vector_flops}[op.kind]
+        compute = op.flops / (peak * dev.eta_c)
+        memory = op.bytes / (dev.mem_bw * dev.eta_m)
+        latency = np.maximum(compute, memory) + dev.overhead_s * op.layers
+        timings.append(OpTiming(op.name, latency, compute, memory, zero))
+    return timings
+
+
+def total_latency(timings: Sequence[OpTiming]) -> Array:
+    return np.sum([t.latency_s for t in timings], axis=0)
