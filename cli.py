@@ -21,6 +21,7 @@ from rich.table import Table
 
 from catalogs.hf_import import import_hf_config
 from catalogs.loader import load_catalog
+from catalogs.schema import Dtype
 from common.errors import EXIT_INVALID_INPUT, InputError
 from common.io import atomic_write_text, dump_json, dump_yaml
 from problems.documents import SCHEMAS, json_schema, validate_file
@@ -231,6 +232,125 @@ def validate(
         echo_json({"file": str(file), "kind": report.kind, "id": report.id, "valid": True, "summary": report.summary})
     else:
         stdout_console().print(f"[green]valid[/] {report.kind} '{report.id}' ({file}): {report.summary}")
+
+
+class Phase(StrEnum):
+    prefill = "prefill"
+    decode = "decode"
+
+
+def _analyze_tables(result: dict[str, Any]) -> None:
+    t = result["totals"]
+    table = Table(title=f"{t['model']} {t['phase']} on {t['device']} (tp={t['tp']}, batch={t['batch']}, {t['dtype']})")
+    for col in ("operator", "GFLOP", "MB moved", "OI", "CF GB", "latency ms", "bound"):
+        table.add_column(col, justify="left" if col in ("operator", "bound") else "right")
+    for op in result["operators"]:
+        table.add_row(
+            op["name"],
+            f"{op['flops'] / 1e9:,.2f}",
+            f"{op['bytes'] / 1e6:,.1f}",
+            f"{op['oi']:,.1f}",
+            f"{op['cf_bytes'] / 1e9:,.2f}",
+            f"{op['latency_s'] * 1e3:,.3f}",
+            op["bound"],
+        )
+    console = stdout_console()
+    console.print(table)
+    fits = "[green]fits[/]" if t["fits"] else f"[red]does not fit[/] (max batch {t['max_batch']})"
+    console.print(
+        f"latency {t['latency_s'] * 1e3:,.3f} ms · {t['tokens_per_s']:,.0f} tokens/s · {fits} · max batch "
+        f"{t['max_batch']:,} · CF {t['cf_bytes'] / 1e9:,.2f} GB/device · weights need ≥ {t['min_devices_for_weights']} "
+        f"device(s)"
+    )
+
+
+def _workflow_table(result: dict[str, Any]) -> None:
+    console = stdout_console()
+    for step in result["steps"]:
+        table = Table(
+            title=f"{result['workflow']} · step '{step['step']}' ({step['kind']}, ×{step['repeat']}): "
+            f"cheapest {step['cheapest']} ({step['cheapest_tier']}), fastest {step['fastest']}"
+        )
+        for col in ("device", "fits", "tp", "latency s", "$ per 1k calls", "why"):
+            table.add_column(col, justify="right" if col in ("tp", "latency s", "$ per 1k calls") else "left")
+        for row in step["devices"]:
+            if not row["fits"] and "latency_s" not in row:
+                table.add_row(row["device"], "no", "—", "—", "—", row["why"])
+                continue
+            table.add_row(
+                row["device"],
+                "yes" if row["fits"] else "no",
+                str(row["tp"]),
+                f"{row['latency_s']:,.3f}",
+                f"{row['usd_per_call'] * 1000:,.4f}",
+                row["why"],
+            )
+        console.print(table)
+
+
+@app.command("analyze")
+@guarded
+def analyze(
+    model: Annotated[str | None, typer.Option("--model", help="Model id (see `catalog list models`).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Device id (see `catalog list devices`).")] = None,
+    workflow: Annotated[
+        str | None,
+        typer.Option("--workflow", help="Bundled workflow id or a workflow file: every step on every catalog device."),
+    ] = None,
+    tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    phase: Annotated[Phase, typer.Option("--phase")] = Phase.decode,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Sequences per forward pass.")] = 1,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1, help="Prompt length (prefill).")] = 2048,
+    context: Annotated[int, typer.Option("--context", min=1, help="Tokens in the KV cache (decode).")] = 4096,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="Weight dtype (default: the model's own).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {operators, totals} as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a roofline PNG here.")] = None,
+) -> None:
+    """Operators of one config with FLOPs, bytes, OI, CF, latency and bound — or a workflow's steps on every device."""
+    from costmodels.analysis import analyze_llm, analyze_workflow
+
+    catalog = load_catalog()
+    if workflow is not None:
+        from problems.loader import bundled_workflow_path, load_workflow
+
+        path = (
+            Path(workflow) if Path(workflow).suffix in (".yaml", ".yml", ".json") else bundled_workflow_path(workflow)
+        )
+        result = analyze_workflow(load_workflow(path, catalog), catalog)
+        echo_json(result) if as_json else _workflow_table(result)
+        return
+    if model is None or device is None:
+        raise InputError.single("analyze", "--model/--device", "give --model and --device (or --workflow)")
+    arch = _lookup(catalog.models, model, "model")
+    dev = _lookup(catalog.devices, device, "device")
+    try:
+        weight_dtype = Dtype(dtype) if dtype else arch.weight_dtype
+    except ValueError:
+        raise InputError.single(
+            "--dtype", "dtype", f"unknown dtype '{dtype}' ({', '.join(d.value for d in Dtype)})"
+        ) from None
+    if phase == Phase.prefill and prompt_tokens < 1:
+        raise InputError.single("--prompt-tokens", "prompt_tokens", "must be ≥ 1")
+    result = analyze_llm(arch, dev, tp, phase.value, batch, prompt_tokens, context, weight_dtype)
+    if plot is not None:
+        from reports.roofline_plot import plot_roofline
+
+        plot_roofline(
+            [dev],
+            weight_dtype,
+            result["operators"],
+            plot,
+            title=f"{arch.id} {phase.value} on {dev.id}, tp={tp}, batch={batch}",
+        )
+    echo_json(result) if as_json else _analyze_tables(result)
+
+
+def _lookup(table: dict[str, Any], key: str, what: str) -> Any:
+    if key in table:
+        return table[key]
+    close = difflib.get_close_matches(key, list(table), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; see `hetplace catalog list {what}s`"
+    raise InputError.single("catalog", f"--{what}", f"no {what} '{key}'{hint}")
 
 
 @app.command("schema")

@@ -148,8 +148,11 @@ def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: 
 
 def attention_context(model: ModelArch, shape: Shape) -> tuple[Array, Array]:
     """(mean positions each new token attends to, KV positions read per sequence), averaged over layers with
-    and without a sliding window."""
-    causal_mean = shape.past_tokens + (shape.new_tokens + 1.0) / 2.0
+    and without a sliding window. Decoders are causal: new token i sees the past plus i earlier new tokens."""
+    if model.kind.value == "decoder":
+        causal_mean = shape.past_tokens + (shape.new_tokens + 1.0) / 2.0
+    else:  # encoders attend bidirectionally: every token sees the whole input
+        causal_mean = shape.past_tokens + shape.new_tokens
     kv_positions = shape.past_tokens + shape.new_tokens
     if model.sliding_window is None:
         return causal_mean, kv_positions

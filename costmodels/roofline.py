@@ -74,12 +74,14 @@ class OpTiming:
     compute_s: Array
     memory_s: Array
     comm_s: Array
+    is_comm: bool = False
 
     @property
     def bound(self) -> np.ndarray:
         """'compute' | 'memory' | 'comm' per config: which term dominates."""
-        out = np.where(self.compute_s >= self.memory_s, "compute", "memory")
-        return np.where(self.comm_s > np.maximum(self.compute_s, self.memory_s), "comm", out)
+        if self.is_comm:
+            return np.full(self.latency_s.shape, "comm")
+        return np.where(self.compute_s >= self.memory_s, "compute", "memory")
 
 
 def allreduce_time(payload_bytes: Array, calls: Array, tp: Array, dev: DeviceArrays) -> Array:
@@ -98,7 +100,7 @@ def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: Array) -> lis
     for op in ops:
         if op.kind == COMM:
             comm = allreduce_time(op.bytes, np.asarray(op.collectives, dtype=float), tp, dev)
-            timings.append(OpTiming(op.name, comm, zero, zero, comm))
+            timings.append(OpTiming(op.name, comm, zero, zero, comm, is_comm=True))
             continue
         peak = {GEMM: dev.gemm_flops, ATTENTION: dev.attn_flops, VECTOR: dev.vector_flops}[op.kind]
         compute = op.flops / (peak * dev.eta_c)

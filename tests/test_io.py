@@ -61,12 +61,16 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> 
     assert sorted(p.name for p in target.parent.iterdir()) == ["plan.json"]
 
 
-def test_atomic_write_failure_keeps_old_content(tmp_path: Path) -> None:
+def test_atomic_write_failure_keeps_old_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "plan.json"
     target.write_text("old")
 
-    with pytest.raises(TypeError):
-        atomic_write_text(target, 12345)  # type: ignore[arg-type]  # not text: fails inside the write
+    def failing_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("common.io.os.replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(target, "new content")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
 
