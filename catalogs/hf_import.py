@@ -99,9 +99,12 @@ def config_to_model(
         cfg, prefix = cfg["text_config"], "text_config."
     r = _Reader(cfg, source, prefix)
     model_type = str(r.get("model_type", default="")).lower()
-    hf_repo = hf_repo or r.get("_name_or_path")
+    if hf_repo is None:
+        named = str(r.get("_name_or_path", default=""))
+        # Only a hub id (ORG/NAME) counts; configs saved from a local cache carry a file path here.
+        hf_repo = named if re.fullmatch(r"[\w.-]+/[\w.-]+", named) else None
     if not hf_repo:
-        raise InputError.single(source, "_name_or_path", "config names no repository; pass --hf-repo ORG/NAME")
+        raise InputError.single(source, "_name_or_path", "config names no hub repository; pass --hf-repo ORG/NAME")
     num_layers = r.get("num_hidden_layers", "n_layer", "num_layers", required=True)
     hidden = r.get("hidden_size", "d_model", "n_embd", required=True)
     heads = r.get("num_attention_heads", "n_head", required=True)

@@ -97,3 +97,13 @@ def test_invalid_architecture_is_reported_with_field(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         config_to_model(cfg, "c.json", hf_repo="a/b")
     assert "multiple of num_kv_heads 5" in exc.value.problems[0].message
+
+
+def test_local_cache_path_is_not_taken_for_a_repo_name() -> None:
+    with pytest.raises(InputError) as exc:
+        import_hf_config(HF / "bge-large-en-v1.5.config.json")
+    assert exc.value.problems[0].field_path == "_name_or_path"
+    cfg = json.loads((HF / "llama-3.1-8b.config.json").read_text())
+    cfg["_name_or_path"] = "meta-llama/Llama-3.1-8B-Instruct"
+    m = config_to_model(cfg, "c.json")
+    assert (m.id, m.hf_repo) == ("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct")
