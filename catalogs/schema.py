@@ -121,6 +121,10 @@ class Device(StrictModel):
     devices_per_node: PositiveInt
     tdp_w: PositiveFloat = Field(description="Board/module/socket TDP, W.")
     cores: PositiveInt | None = Field(default=None, description="Physical cores (CPUs only).")
+    compute_units: PositiveInt | None = Field(
+        default=None,
+        description="Streaming multiprocessors / compute units; enables the tile-and-wave GEMM model (GPUs).",
+    )
     capex_usd: PositiveFloat | None = Field(default=None, description="Purchase price per device, USD.")
     capex_basis: CapexBasis | None = None
     cloud_usd_per_hour: PositiveFloat | None = Field(

@@ -33,6 +33,8 @@ class Operator:
     cf_bytes: Array  # resident bytes this operator needs (weights, KV cache)
     layers: int  # layers (or kernel launches) it spans, for the fixed per-kernel overhead
     collectives: Array | int = 0  # all-reduce calls per forward pass (COMM rows)
+    gemm_m: Array | None = None  # rows of the operator's main GEMM (for tile/wave padding), per device
+    gemm_n: Array | float | None = None  # output columns of that GEMM, per device
 
     @property
     def oi(self) -> Array:
@@ -183,7 +185,16 @@ def llm_operators(model: ModelArch, shape: Shape, precision: Precision) -> list[
         layers = layers_of.get(group, L)
         weights = params[group] * _group_weight_bytes(model, precision, group) / k
         act = rows * (h + (out_features or h) / k) * ACT_BYTES * layers
-        return Operator(name, GEMM, 2.0 * rows * params[group] / k, weights + act, weights, layers)
+        return Operator(
+            name,
+            GEMM,
+            2.0 * rows * params[group] / k,
+            weights + act,
+            weights,
+            layers,
+            gemm_m=rows,
+            gemm_n=(out_features or h) / k,
+        )
 
     # Embedding lookup: reads one row per token, no FLOPs; the table is resident (vocab-parallel over tp).
     emb_resident = params["embed"] * ACT_BYTES / k
@@ -254,7 +265,18 @@ def llm_operators(model: ModelArch, shape: Shape, precision: Precision) -> list[
         p = float(model.vocab_size * h)
         head_resident = 0.0 if model.tied_embeddings else p * ACT_BYTES / k
         head_bytes = p * ACT_BYTES / k + logit_rows * (h + model.vocab_size / k) * ACT_BYTES
-        ops.append(Operator("lm_head", GEMM, 2.0 * logit_rows * p / k, head_bytes, head_resident + zero, 1))
+        ops.append(
+            Operator(
+                "lm_head",
+                GEMM,
+                2.0 * logit_rows * p / k,
+                head_bytes,
+                head_resident + zero,
+                1,
+                gemm_m=logit_rows,
+                gemm_n=model.vocab_size / k,
+            )
+        )
 
     # Two all-reduces per layer (after attention and after the FFN) of the layer's activations, when tp > 1.
     payload = np.where(k > 1, n_tok * h * ACT_BYTES * 2 * L, 0.0)

@@ -1,6 +1,7 @@
 """Roofline latency of operators on devices, with efficiency factors, per-kernel overheads and collectives.
 
-time(op) = max(FLOPs / (peak · η_c), bytes / (BW · η_m)) + overhead · kernel launches
+time(op) = max(FLOPs · padding / (peak · η_c), bytes / (BW · η_m)) + overhead · kernel launches
+(padding: tile/wave quantisation of the operator's main GEMM on devices with known compute units, see gemm.py)
 time(all-reduce) = calls · α + 2(k−1)/k · payload / link bandwidth   (ring; NIC beyond the scale-up domain)
 Ops run back to back (no overlap), the usual assumption of serving-cost models; it errs on the slow side.
 Everything is vectorised over configs: device parameters are arrays aligned with the configs.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalogs.schema import Device, Dtype
+from costmodels.gemm import padding_factor
 from costmodels.llm_ops import ATTENTION, COMM, GEMM, VECTOR, Operator
 from costmodels.precision import matmul_dtype, sixteen_bit_dtype
 
@@ -38,6 +40,7 @@ class DeviceArrays:
     link_bw: Array  # bytes/s per direction, scale-up
     domain: Array  # devices per scale-up domain
     nic_bw: Array  # bytes/s per device, scale-out
+    units: Array  # compute units (SMs/CUs) for tile/wave padding; nan where unknown
 
     @classmethod
     def of(cls, devices: Sequence[Device], weight_dtypes: Sequence[Dtype]) -> DeviceArrays:
@@ -60,6 +63,7 @@ class DeviceArrays:
             link_bw=col(lambda d, w: d.scaleup_bw_gbs * 1e9),
             domain=col(lambda d, w: d.scaleup_domain),
             nic_bw=col(lambda d, w: d.scaleout_nic_gbps * 1e9 / 8),
+            units=col(lambda d, w: d.compute_units or np.nan),
         )
 
     def take(self, index: Array) -> DeviceArrays:
@@ -104,6 +108,8 @@ def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: Array) -> lis
             continue
         peak = {GEMM: dev.gemm_flops, ATTENTION: dev.attn_flops, VECTOR: dev.vector_flops}[op.kind]
         compute = op.flops / (peak * dev.eta_c)
+        if op.gemm_m is not None and op.gemm_n is not None:
+            compute = compute * padding_factor(np.maximum(op.gemm_m, 1.0), op.gemm_n, dev.units)
         memory = op.bytes / (dev.mem_bw * dev.eta_m)
         latency = np.maximum(compute, memory) + dev.overhead_s * op.layers
         timings.append(OpTiming(op.name, latency, compute, memory, zero))
