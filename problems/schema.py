@@ -47,7 +47,10 @@ class LlmStep(StepBase):
     output_tokens: PositiveInt
     prompt_growth_tokens_per_repeat: NonNegativeInt = Field(
         default=0,
-        description="Tokens the prompt grows by on each further repeat (tool results and prior turns appended).",
+        description="Tokens the prompt grows by on each further repeat (tool results and prior turns appended). "
+        "Repeat i has prompt_tokens + i·growth tokens of which cached_prefix_tokens + i·growth are cached: the "
+        "previous iteration's context is reused through prefix caching, so each repeat prefills "
+        "prompt_tokens − cached_prefix_tokens new tokens.",
     )
     ttft_slo_s: PositiveFloat | None = Field(default=None, description="Optional time-to-first-token target.")
     tpot_slo_s: PositiveFloat | None = Field(default=None, description="Optional time-per-output-token target.")
