@@ -305,11 +305,19 @@ def analyze(
     dtype: Annotated[str | None, typer.Option("--dtype", help="Weight dtype (default: the model's own).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {operators, totals} as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a roofline PNG here.")] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option("--calibration", help="Use fitted efficiency factors from this `hetplace calibrate` file."),
+    ] = None,
 ) -> None:
     """Operators of one config with FLOPs, bytes, OI, CF, latency and bound — or a workflow's steps on every device."""
     from costmodels.analysis import analyze_llm, analyze_workflow
 
     catalog = load_catalog()
+    if calibration is not None:
+        from catalogs.loader import load_calibration
+
+        catalog = catalog.with_calibration(load_calibration(calibration, catalog))
     if workflow is not None:
         from problems.loader import bundled_workflow_path, load_workflow
 
@@ -351,6 +359,88 @@ def _lookup(table: dict[str, Any], key: str, what: str) -> Any:
     close = difflib.get_close_matches(key, list(table), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; see `hetplace catalog list {what}s`"
     raise InputError.single("catalog", f"--{what}", f"no {what} '{key}'{hint}")
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.1f}%"
+
+
+def _calibration_table(cal) -> Table:
+    table = Table(title=f"Calibration of {len(cal.devices)} device(s), {cal.held_back_fraction:.0%} of rows held back")
+    for col in (
+        "device",
+        "η_c",
+        "η_m",
+        "overhead µs",
+        "rows fit/held",
+        "datasheet med/p90 (fit)",
+        "fitted med/p90 (fit)",
+        "datasheet med/p90 (held)",
+        "fitted med/p90 (held)",
+    ):
+        table.add_column(col, justify="left" if col == "device" else "right")
+    for dev_id, d in cal.devices.items():
+        held = d.held_back
+        table.add_row(
+            dev_id,
+            f"{d.compute:.3f}",
+            f"{d.memory:.3f}",
+            f"{d.kernel_overhead_us:.1f}",
+            f"{d.fit.rows}/{held.rows if held else 0}",
+            f"{_pct(d.datasheet_fit.median_abs_error)} / {_pct(d.datasheet_fit.p90_abs_error)}",
+            f"{_pct(d.fit.median_abs_error)} / {_pct(d.fit.p90_abs_error)}",
+            f"{_pct(d.datasheet_held_back and d.datasheet_held_back.median_abs_error)} / "
+            f"{_pct(d.datasheet_held_back and d.datasheet_held_back.p90_abs_error)}",
+            f"{_pct(held and held.median_abs_error)} / {_pct(held and held.p90_abs_error)}",
+        )
+    return table
+
+
+@app.command("calibrate")
+@guarded
+def calibrate_cmd(
+    measurements: Annotated[Path, typer.Argument(help="CSV of measured GEMM timings (vidur or hetplace format).")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the fitted calibration YAML here.")] = None,
+    evaluate_file: Annotated[
+        Path | None,
+        typer.Option("--evaluate", help="Score this calibration file on the measurements instead of fitting."),
+    ] = None,
+    holdout: Annotated[
+        float, typer.Option("--holdout", min=0.0, max=0.9, help="Fraction of rows kept out of the fit.")
+    ] = 0.25,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the held-back split.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fit per-device efficiency factors and overheads to measured timings, or score an existing calibration."""
+    from catalogs.loader import load_calibration
+    from costmodels.calibration import calibrate, evaluate, load_measurements
+
+    catalog = load_catalog()
+    meas = load_measurements(measurements)
+    if evaluate_file is not None:
+        result = evaluate(meas, load_calibration(evaluate_file, catalog), catalog)
+        if as_json:
+            echo_json(result)
+            return
+        table = Table(title=f"{evaluate_file} scored on {measurements} ({result['rows']:,} rows)")
+        for col in ("device", "factors", "rows", "median abs error", "p90 abs error"):
+            table.add_column(col, justify="left" if col in ("device", "factors") else "right")
+        for dev_id, d in result["per_device"].items():
+            table.add_row(dev_id, d["factors"], f"{d['rows']:,}", _pct(d["median_abs_error"]), _pct(d["p90_abs_error"]))
+        table.add_row("all", "", f"{result['rows']:,}", _pct(result["median_abs_error"]), _pct(result["p90_abs_error"]))
+        stdout_console().print(table)
+        return
+    cal = calibrate(meas, catalog, held_back_fraction=holdout, seed=seed)
+    text = dump_yaml(cal.model_dump(mode="json"))
+    if out_file is not None:
+        atomic_write_text(out_file, "# Written by `hetplace calibrate`; efficiency factors per device.\n" + text)
+    if as_json:
+        echo_json(cal.model_dump(mode="json"))
+    elif out_file is None:
+        typer.echo(text, nl=False)
+    else:
+        stdout_console().print(_calibration_table(cal))
+        stderr_console().print(f"wrote {out_file}")
 
 
 @app.command("schema")

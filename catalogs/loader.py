@@ -11,6 +11,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from catalogs.calibration_schema import CalibrationFile
 from catalogs.schema import Device, ModelArch
 from common.errors import InputError
 from common.io import load_mapping, parse_model
@@ -53,6 +54,16 @@ class Catalog:
     def model(self, model_id: str) -> ModelArch:
         return self.models[model_id]
 
+    def with_calibration(self, calibration: CalibrationFile) -> Catalog:
+        """A copy whose devices carry the fitted efficiency factors of `calibration` where it has them."""
+        devices = {
+            dev_id: dev.model_copy(update={"efficiency": calibration.devices[dev_id].efficiency()})
+            if dev_id in calibration.devices
+            else dev
+            for dev_id, dev in self.devices.items()
+        }
+        return Catalog(devices, dict(self.models), dict(self.origin))
+
     def extended(self, device_files: Iterable[Path] = (), model_files: Iterable[Path] = ()) -> Catalog:
         """A copy with extra entries from user files (e.g. a new accelerator in a what-if)."""
         out = Catalog(dict(self.devices), dict(self.models), dict(self.origin))
@@ -82,3 +93,13 @@ def load_catalog() -> Catalog:
     """The bundled catalog (parsed once per process; callers get a shallow copy they may extend)."""
     base = _bundled()
     return Catalog(dict(base.devices), dict(base.models), dict(base.origin))
+
+
+def load_calibration(path: Path, catalog: Catalog | None = None) -> CalibrationFile:
+    """Parse a calibration file written by `hetplace calibrate`; its devices must exist in `catalog`."""
+    calibration = parse_model(CalibrationFile, load_mapping(Path(path)), str(path))
+    known = (catalog or load_catalog()).devices
+    for dev_id in calibration.devices:
+        if dev_id not in known:
+            raise InputError.single(str(path), f"devices.{dev_id}", f"unknown device '{dev_id}'")
+    return calibration
