@@ -215,6 +215,7 @@ class DocumentKind(StrEnum):
     workflow = "workflow"
     scenario = "scenario"
     plan = "plan"
+    calibration = "calibration"
 
 
 @app.command("validate")

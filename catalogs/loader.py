@@ -103,3 +103,24 @@ def load_calibration(path: Path, catalog: Catalog | None = None) -> CalibrationF
         if dev_id not in known:
             raise InputError.single(str(path), f"devices.{dev_id}", f"unknown device '{dev_id}'")
     return calibration
+
+
+def bundled_calibration_ids() -> list[str]:
+    return sorted(p.stem for p in bundled_dir("calibrations").glob("*.yaml"))
+
+
+def resolve_calibration(ref: str, base_dir: Path, source: str, catalog: Catalog) -> CalibrationFile:
+    """A scenario's `calibration:` value: a bundled id, or a file relative to the scenario's directory."""
+    if ref.endswith((".yaml", ".yml")):
+        path = base_dir / ref
+        if not path.is_file():
+            raise InputError.single(source, "calibration", f"file not found: {path}")
+        return load_calibration(path, catalog)
+    if ref not in bundled_calibration_ids():
+        raise InputError.single(
+            source,
+            "calibration",
+            f"unknown bundled calibration '{ref}' "
+            f"(bundled: {', '.join(bundled_calibration_ids())}; or give a .yaml path)",
+        )
+    return load_calibration(bundled_dir("calibrations") / f"{ref}.yaml", catalog)

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from catalogs.loader import load_catalog
+from catalogs.calibration_schema import CalibrationFile
+from catalogs.loader import load_calibration, load_catalog
 from catalogs.schema import Device, ModelArch
 from common.errors import InputError
 from common.io import load_mapping, parse_model
@@ -25,10 +26,12 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "workflow": Workflow,
     "scenario": Scenario,
     "plan": Plan,
+    "calibration": CalibrationFile,
 }
 
 # Keys that only one kind of document has at its top level, checked in this order.
 _SIGNATURES: list[tuple[str, set[str]]] = [
+    ("calibration", {"method", "held_back_fraction"}),
     ("plan", {"schema_version", "fleet", "solver"}),
     ("scenario", {"hardware"}),
     ("workflow", {"steps"}),
@@ -71,6 +74,9 @@ def validate_file(path: Path, kind: str | None = None) -> ValidationReport:
             f"({len(hw.owned)} types), {len(hw.purchasable)} purchasable and {len(hw.rentable)} rentable types"
         )
         return ValidationReport(kind, resolved.scenario.id, summary)
+    if kind == "calibration":
+        cal = load_calibration(path)
+        return ValidationReport(kind, path.stem, f"factors for {', '.join(cal.devices)}")
     doc = parse_model(SCHEMAS[kind], data, src)
     if kind == "workflow":
         problems = workflow_reference_problems(doc, load_catalog())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from catalogs.loader import Catalog, load_catalog
+from catalogs.loader import Catalog, load_catalog, resolve_calibration
 from catalogs.schema import ModelKind
 from common.errors import InputError, InputProblem
 from common.io import load_mapping, parse_model
@@ -144,6 +144,8 @@ def load_scenario(path: Path) -> ResolvedScenario:
     catalog = load_catalog().extended(
         [base / p for p in scenario.catalog.devices], [base / p for p in scenario.catalog.models]
     )
+    if scenario.calibration is not None:
+        catalog = catalog.with_calibration(resolve_calibration(scenario.calibration, base, src, catalog))
     problems = _hardware_reference_problems(scenario, catalog)
     if problems:
         raise InputError(src, problems)

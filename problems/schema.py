@@ -271,6 +271,11 @@ class Scenario(StrictModel):
     economics: Economics = Field(default_factory=Economics)
     limits: Limits = Field(default_factory=Limits)
     catalog: CatalogExtensions = Field(default_factory=CatalogExtensions)
+    calibration: str | None = Field(
+        default=None,
+        description="Fitted efficiency factors: a bundled calibration id (e.g. 'vidur-gemm-fp16') or a "
+        "`hetplace calibrate` YAML file relative to the scenario.",
+    )
     allowed_weight_dtypes: list[Dtype] | None = Field(
         default=None,
         description="Weight quantisations the planner may choose for every model; none = each model's own dtype.",

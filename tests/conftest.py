@@ -85,5 +85,6 @@ def tiny_scenario(tmp_path: Path, tiny_workflow: dict[str, Any]) -> dict[str, An
 def bundled_yaml_files() -> list[Path]:
     root = bundled_problems_dir()
     files = sorted((root / "workflows").glob("*.yaml")) + sorted((root / "scenarios").glob("*.yaml"))
-    files += sorted(bundled_dir("devices").glob("*.yaml")) + sorted(bundled_dir("models").glob("*.yaml"))
+    for kind in ("devices", "models", "calibrations"):
+        files += sorted(bundled_dir(kind).glob("*.yaml"))
     return files

@@ -143,7 +143,7 @@ def test_validate_forced_kind(tmp_path: Path, h100: dict[str, Any]) -> None:
     assert result.exit_code == 2 and "num_layers" in result.stderr
 
 
-@pytest.mark.parametrize("kind", ["device", "model", "workflow", "scenario", "plan"])
+@pytest.mark.parametrize("kind", ["device", "model", "workflow", "scenario", "plan", "calibration"])
 def test_schema_prints_json_schema(kind: str) -> None:
     result = run("schema", kind)
     assert result.exit_code == 0
