@@ -236,7 +236,7 @@ def llm_operators(model: ModelArch, shape: Shape, precision: Precision) -> list[
                 GEMM,
                 2.0 * n_tok * router_p,
                 router_p * w + n_tok * h * ACT_BYTES * moe_layers,
-                router_p * w,
+                router_p * w + zero,
                 moe_layers,
             )
         )
