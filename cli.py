@@ -278,12 +278,14 @@ def _workflow_table(result: dict[str, Any]) -> None:
             if not row["fits"] and "latency_s" not in row:
                 table.add_row(row["device"], "no", "—", "—", "—", row["why"])
                 continue
+            usd = row["usd_per_call"]
+            price = f"{usd * 1000:,.4f}" if usd == usd else "— (no price)"  # nan: neither capex nor cloud price
             table.add_row(
                 row["device"],
                 "yes" if row["fits"] else "no",
                 str(row["tp"]),
                 f"{row['latency_s']:,.3f}",
-                f"{row['usd_per_call'] * 1000:,.4f}",
+                price,
                 row["why"],
             )
         console.print(table)

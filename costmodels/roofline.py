@@ -118,3 +118,11 @@ def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: Array) -> lis
 
 def total_latency(timings: Sequence[OpTiming]) -> Array:
     return np.sum([t.latency_s for t in timings], axis=0)
+
+
+def kv_transfer_time(kv_bytes: Array, same_node: Array, src: DeviceArrays) -> Array:
+    """Moving a request's KV cache from its prefill replica to its decode replica (disaggregated serving):
+    over the scale-up link inside a node, over the NIC across nodes; one message latency each."""
+    bw = np.where(same_node, src.link_bw, src.nic_bw) * LINK_EFFICIENCY
+    alpha = np.where(same_node, LINK_LATENCY_S, NIC_LATENCY_S)
+    return alpha + np.asarray(kv_bytes, dtype=float) / bw

@@ -119,7 +119,7 @@ def test_architecture_reproduces_published_parameter_counts(catalog: Catalog) ->
     for m in catalog.models.values():
         if m.reference_params_b is None:
             continue
-        assert _params_b(m) == pytest.approx(m.reference_params_b, rel=0.04), m.id
+        assert _params_b(m) == pytest.approx(m.reference_params_b, rel=0.01), m.id
         checked += 1
     assert checked >= 8
 

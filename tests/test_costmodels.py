@@ -132,3 +132,34 @@ def test_tco_per_device_year_hand_computed() -> None:
     kept = owned_device_year(tdp_w=1000.0, econ=ECON, residual_value_usd=8000.0)
     assert kept.capex_usd == 2000.0
     assert rented_device_year(2.5).total_usd == pytest.approx(2.5 * 8760)
+
+
+def test_kv_transfer_for_disaggregated_serving(catalog: Catalog) -> None:
+    from costmodels.roofline import DeviceArrays, kv_transfer_time
+
+    model, h100 = catalog.model("llama-3.1-70b"), catalog.device("h100-sxm")
+    kv = float(kv_bytes_per_token(model, BF16)) * 4096  # 80 layers · 2·8·128 · 2 B · 4096 tokens = 1.34 GB
+    assert kv == 80 * 2 * 8 * 128 * 2 * 4096
+    dev = DeviceArrays.of([h100, h100], [Dtype.bf16, Dtype.bf16])
+    t = kv_transfer_time(np.array([kv, kv]), np.array([True, False]), dev)
+    assert t[0] == pytest.approx(10e-6 + kv / (450e9 * 0.8))  # NVLink: ~3.7 ms
+    assert t[1] == pytest.approx(25e-6 + kv / (400e9 / 8 * 0.8))  # 400 Gb/s NIC: ~33.6 ms
+
+
+def test_cpu_is_a_real_target_for_small_models(catalog: Catalog) -> None:
+    cpu = catalog.device("xeon-6980p")
+    res = analyze_llm(catalog.model("llama-3.1-8b"), cpu, 1, "decode", 1, 1, 2048)
+    assert res["totals"]["fits"] is True
+    # 16.06 GB of weights over 614.4 GB/s · 0.8: ≈ 33 ms per token, memory-bound
+    assert res["totals"]["latency_s"] == pytest.approx(16.06e9 / (614.4e9 * 0.8), rel=0.25)
+    assert {o["bound"] for o in res["operators"] if o["name"] == "ffn"} == {"memory"}
+
+
+def test_weight_quantisation_shrinks_weight_bytes(catalog: Catalog) -> None:
+    model = catalog.model("llama-3.1-70b")
+    bf16 = weight_bytes(model, BF16)
+    fp8 = weight_bytes(model, Precision(Dtype.fp8, Dtype.bf16))
+    int4 = weight_bytes(model, Precision(Dtype.int4, Dtype.bf16))
+    embed = 128256 * 8192 * 2  # the embedding table stays 16-bit
+    assert fp8 - embed == pytest.approx((bf16 - embed) / 2)
+    assert int4 - embed == pytest.approx((bf16 - embed) / 4)
