@@ -279,7 +279,7 @@ def _workflow_table(result: dict[str, Any]) -> None:
                 table.add_row(row["device"], "no", "—", "—", "—", row["why"])
                 continue
             usd = row["usd_per_call"]
-            price = f"{usd * 1000:,.4f}" if usd == usd else "— (no price)"  # nan: neither capex nor cloud price
+            price = "— (no price)" if usd is None else f"{usd * 1000:,.4f}"  # neither capex nor cloud price
             table.add_row(
                 row["device"],
                 "yes" if row["fits"] else "no",

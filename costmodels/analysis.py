@@ -26,6 +26,11 @@ DEFAULT_ECONOMICS = EconomicsInputs(
 )
 
 
+def _money(x: float) -> float | None:
+    """JSON has no NaN: an unknown price is None."""
+    return float(x) if np.isfinite(x) else None
+
+
 def hourly_usd(device: Device, econ: EconomicsInputs = DEFAULT_ECONOMICS) -> float:
     """Cost of one device-hour: bought (amortised capex + energy + hosting) if it has a price, else rented."""
     if device.capex_usd is not None:
@@ -129,7 +134,7 @@ def _llm_step_on_devices(
                 "latency_s": latency,
                 "ttft_s": ttft,
                 "tpot_s": tpot,
-                "usd_per_call": latency * tp * hourly_usd(dev) / 3600.0,
+                "usd_per_call": _money(latency * tp * hourly_usd(dev) / 3600.0),
                 "why": f"decode {bound}-bound at batch 1",
             }
         )
@@ -154,7 +159,7 @@ def _cost_rows(devices: Sequence[Device], cost: StepCost, why: str) -> list[dict
                 "fits": True,
                 "tp": 1,
                 "latency_s": float(cost.latency_s[i]),
-                "usd_per_call": float(cost.busy_s[i]) * hourly_usd(dev) / 3600.0,
+                "usd_per_call": _money(float(cost.busy_s[i]) * hourly_usd(dev) / 3600.0),
                 "why": why,
             }
         )
@@ -183,7 +188,7 @@ def analyze_workflow(workflow, catalog: Catalog, devices: Sequence[Device] | Non
             rows = _cost_rows(devices, cost, f"{step.index} search")
         else:
             rows = _cost_rows(devices, tool_cost(devices, step.latency_s, step.cpu_s), "tool")
-        feasible = [r for r in rows if r["fits"] and np.isfinite(r.get("usd_per_call", np.nan))]
+        feasible = [r for r in rows if r["fits"] and r.get("usd_per_call") is not None]
         best = min(feasible, key=lambda r: r["usd_per_call"]) if feasible else None
         fastest = min(feasible, key=lambda r: r["latency_s"]) if feasible else None
         tier = catalog.device(best["device"]).tier.value if best else None

@@ -75,7 +75,11 @@ def test_analyze_plot_writes_png(tmp_path: Path) -> None:
 def test_analyze_workflow_lists_every_step_on_every_device() -> None:
     result = run("analyze", "--workflow", "web-agent", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+
+    def reject_nan(token: str) -> float:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    data = json.loads(result.stdout, parse_constant=reject_nan)
     assert [s["step"] for s in data["steps"]] == [
         "embed_question",
         "kb_search",
