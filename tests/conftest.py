@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from catalogs.loader import Catalog, bundled_dir, load_catalog
+from common.errors import InputError
+from common.io import parse_model
 from problems.loader import bundled_problems_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +82,14 @@ def tiny_scenario(tmp_path: Path, tiny_workflow: dict[str, Any]) -> dict[str, An
             "purchasable": [{"device": "h100-sxm", "max_count": 16}],
         },
     }
+
+
+def schema_problems(model_cls: type, data: dict[str, Any], source: str) -> list[tuple[str, str]]:
+    """(field path, message) of every problem `data` has against `model_cls`; fails if it is valid."""
+    with pytest.raises(InputError) as exc:
+        parse_model(model_cls, data, source)
+    assert exc.value.source == source
+    return [(p.field_path, p.message) for p in exc.value.problems]
 
 
 def bundled_yaml_files() -> list[Path]:

@@ -7,15 +7,12 @@ from typing import Any
 import pytest
 
 from catalogs.schema import Device
-from common.errors import InputError
 from common.io import parse_model
+from tests.conftest import schema_problems
 
 
 def problems_of(data: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(InputError) as exc:
-        parse_model(Device, data, "dev.yaml")
-    assert exc.value.source == "dev.yaml"
-    return [(p.field_path, p.message) for p in exc.value.problems]
+    return schema_problems(Device, data, "dev.yaml")
 
 
 def test_valid_device_parses(h100: dict[str, Any]) -> None:

@@ -7,16 +7,14 @@ from typing import Any
 import pytest
 
 from catalogs.schema import ModelArch
-from common.errors import InputError
 from common.io import parse_model
+from tests.conftest import schema_problems
 
 MLA = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}
 
 
 def problems_of(data: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(InputError) as exc:
-        parse_model(ModelArch, data, "model.yaml")
-    return [(p.field_path, p.message) for p in exc.value.problems]
+    return schema_problems(ModelArch, data, "model.yaml")
 
 
 def test_valid_model_parses(llama8b: dict[str, Any]) -> None:

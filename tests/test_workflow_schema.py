@@ -11,13 +11,11 @@ from common.errors import InputError
 from common.io import parse_model
 from problems.loader import load_workflow
 from problems.schema import Workflow, find_cycle
-from tests.conftest import write_yaml
+from tests.conftest import schema_problems, write_yaml
 
 
 def problems_of(data: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(InputError) as exc:
-        parse_model(Workflow, data, "wf.yaml")
-    return [(p.field_path, p.message) for p in exc.value.problems]
+    return schema_problems(Workflow, data, "wf.yaml")
 
 
 def test_valid_workflow_parses(tiny_workflow: dict[str, Any]) -> None:
