@@ -1,0 +1,185 @@
+"""Solver backends behind one interface: PuLP with HiGHS (default) or CBC, and OR-Tools CP-SAT.
+
+Each takes the solver-neutral LinearModel and returns a SolveResult with status, objective, best bound, gap and
+wall time. Single-threaded by default so results are reproducible; `threads` opts in to more.
+
+CP-SAT has integers only. Continuous variables are counted in their `resolution` (1 ms for times). Each row is
+multiplied by a per-row factor (a power of ten putting its smallest coefficient at ≥ 100, at most 1e6) and its
+coefficients are rounded; the right-hand side is rounded in the safe direction (≤: down, ≥: up). The objective is
+in whole dollars per year. CP-SAT's optimum can therefore differ from the MILP's by that rounding; the plan is
+always re-evaluated with the exact (unrounded) numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from optimizer.linear import LinearModel
+
+BACKENDS = ("highs", "cbc", "cpsat")
+
+
+@dataclass
+class SolveResult:
+    backend: str
+    status: str  # optimal | feasible | infeasible | no_solution
+    objective: float | None
+    best_bound: float | None
+    wall_time_s: float
+    values: list[float] | None
+    time_limit_s: float | None
+    threads: int
+
+    @property
+    def gap(self) -> float | None:
+        if self.objective is None or self.best_bound is None:
+            return None
+        if self.status == "optimal":
+            return 0.0
+        return abs(self.objective - self.best_bound) / max(abs(self.objective), 1e-9)
+
+
+def solve(
+    model: LinearModel, backend: str = "highs", time_limit_s: float | None = None, gap: float = 1e-4, threads: int = 1
+) -> SolveResult:
+    if backend in ("highs", "cbc"):
+        return _solve_pulp(model, backend, time_limit_s, gap, threads)
+    if backend == "cpsat":
+        return _solve_cpsat(model, time_limit_s, gap, threads)
+    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def available_backends() -> dict[str, bool]:
+    """Which backends work on this machine (cheap, never raises) — for `hetplace doctor`-style reports."""
+    out = {}
+    try:
+        import pulp
+
+        out["highs"] = pulp.HiGHS(msg=False).available()
+        out["cbc"] = pulp.PULP_CBC_CMD(msg=False).available()
+    except Exception:
+        out["highs"] = out["cbc"] = False
+    try:
+        from ortools.sat.python import cp_model  # noqa: F401
+
+        out["cpsat"] = True
+    except Exception:
+        out["cpsat"] = False
+    return out
+
+
+def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
+    import pulp
+
+    prob = pulp.LpProblem("hetplace", pulp.LpMinimize)
+    xs = [
+        pulp.LpVariable(
+            f"v{i}",
+            lowBound=v.lb,
+            upBound=None if math.isinf(v.ub) else v.ub,
+            cat="Integer" if v.integer else "Continuous",
+        )
+        for i, v in enumerate(model.vars)
+    ]
+    prob += pulp.lpSum(c * xs[i] for i, c in model.objective.items()) + model.objective_constant
+    for k, r in enumerate(model.rows):
+        expr = pulp.lpSum(c * xs[i] for i, c in r.coeffs.items())
+        if r.sense == "<=":
+            prob += expr <= r.rhs, f"c{k}"
+        elif r.sense == ">=":
+            prob += expr >= r.rhs, f"c{k}"
+        else:
+            prob += expr == r.rhs, f"c{k}"
+    if backend == "highs":
+        opts = {"threads": threads, "random_seed": 0}
+        solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=gap, **opts)
+    else:
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads)
+    t0 = time.perf_counter()
+    prob.solve(solver)
+    wall = time.perf_counter() - t0
+    status_text = pulp.LpStatus[prob.status]
+    values = [x.value() if x.value() is not None else 0.0 for x in xs]
+    has_values = all(x.value() is not None for x in xs) and status_text in ("Optimal", "Not Solved")
+    sol_status = getattr(prob, "sol_status", None)
+    if status_text == "Infeasible":
+        return SolveResult(backend, "infeasible", None, None, wall, None, time_limit_s, threads)
+    if status_text == "Optimal" and sol_status in (None, pulp.LpSolutionOptimal):
+        obj = model.evaluate_objective(values)
+        return SolveResult(backend, "optimal", obj, _pulp_bound(solver, prob, obj), wall, values, time_limit_s, threads)
+    if has_values and sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal):
+        obj = model.evaluate_objective(values)
+        return SolveResult(
+            backend, "feasible", obj, _pulp_bound(solver, prob, None), wall, values, time_limit_s, threads
+        )
+    return SolveResult(backend, "no_solution", None, None, wall, None, time_limit_s, threads)
+
+
+def _pulp_bound(solver, prob, objective: float | None) -> float | None:
+    """Best bound: HiGHS reports it; CBC via PuLP does not, so an optimal CBC run reports its objective."""
+    model = getattr(solver, "_highs_model", None) or getattr(prob, "solverModel", None)
+    try:
+        if model is not None and hasattr(model, "getInfo"):
+            return float(model.getInfo().mip_dual_bound)
+    except Exception:
+        pass
+    return objective
+
+
+def _row_scale(coeffs: list[float]) -> float:
+    smallest = min((abs(c) for c in coeffs if c != 0), default=1.0)
+    exp = max(0, math.ceil(math.log10(100.0 / smallest))) if smallest < 100 else 0
+    return float(min(10**exp, 1e6))
+
+
+def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
+    from ortools.sat.python import cp_model
+
+    cp = cp_model.CpModel()
+    xs = []
+    for v in model.vars:
+        res = v.resolution if not v.integer else 1.0
+        lo = math.ceil(v.lb / res - 1e-9)
+        hi = math.floor(v.ub / res + 1e-9) if not math.isinf(v.ub) else 10**9
+        xs.append(cp.new_int_var(lo, hi, v.name))
+    unit = [1.0 if v.integer else v.resolution for v in model.vars]
+    for r in model.rows:
+        eff = {i: c * unit[i] for i, c in r.coeffs.items()}
+        scale = _row_scale(list(eff.values()))
+        expr = sum(round(c * scale) * xs[i] for i, c in eff.items())
+        rhs = r.rhs * scale
+        if r.sense == "<=":
+            cp.add(expr <= math.floor(rhs + 1e-6))
+        elif r.sense == ">=":
+            cp.add(expr >= math.ceil(rhs - 1e-6))
+        else:
+            cp.add(expr == round(rhs))
+    cp.minimize(sum(round(c * unit[i]) * xs[i] for i, c in model.objective.items()))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = max(1, threads)
+    solver.parameters.random_seed = 0
+    solver.parameters.relative_gap_limit = gap
+    if time_limit_s is not None:
+        solver.parameters.max_time_in_seconds = time_limit_s
+    t0 = time.perf_counter()
+    status = solver.solve(cp)
+    wall = time.perf_counter() - t0
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        values = [solver.value(x) * unit[i] for i, x in enumerate(xs)]
+        obj = model.evaluate_objective(values)
+        bound = solver.best_objective_bound
+        return SolveResult(
+            "cpsat",
+            "optimal" if status == cp_model.OPTIMAL else "feasible",
+            obj,
+            float(bound),
+            wall,
+            values,
+            time_limit_s,
+            threads,
+        )
+    if status == cp_model.INFEASIBLE:
+        return SolveResult("cpsat", "infeasible", None, None, wall, None, time_limit_s, threads)
+    return SolveResult("cpsat", "no_solution", None, None, wall, None, time_limit_s, threads)

@@ -1,0 +1,233 @@
+"""Build the fleet-planning MILP from a scenario, in small named steps (PyPSA style).
+
+Variables
+  r_c ∈ ℤ≥0   replicas of config c            x_c ∈ {0,1}  config c in use (its latency counts)
+  own_d, rent_d ∈ ℤ≥0, buy_d = node_d · devices_per_node with node_d ∈ ℤ≥0  (purchases come in whole nodes)
+  L_{p,s} ≥ 0  per-execution latency of step s in pool p      S_s ≥ 0  start time of step s
+Constraints
+  capacity   Σ_c θ_c r_c ≥ λ_p / u_max                       (utilisation headroom stands in for queueing)
+  link       r_c ≤ U_c x_c,  U_c = min(⌈λ_p / (u_max θ_c)⌉, ⌊available_d / k_c⌋)   (tight big-M)
+  choose     Σ_c x_c ≥ 1 per pool
+  latency    L_{p,s} ≥ (ℓ_{s,c} + transfer_{s,c}) x_c
+  fleet      Σ_c k_c r_c ≤ own_d + buy_d + rent_d;  own_d ≤ owned, buy_d ≤ max, rent_d ≤ max
+  DAG        S_v ≥ S_u + repeat_u · Σ_p L_{p,u} on every edge;  S_s + repeat_s · Σ_p L_{p,s} ≤ SLA
+  power      Σ_d (own_d + buy_d) · TDP · load · PUE ≤ cap;   budgets on purchases and on annual TCO
+Objective: annual TCO = Σ own_d·c_own + buy_d·c_buy + rent_d·c_rent (owned capex sunk by default; an owned device
+left unused is retired and costs nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from catalogs.schema import Device
+from costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
+from optimizer.linear import LinearModel
+from optimizer.pools import Config, Pool, StepRef, build_pools
+from problems.loader import ResolvedScenario
+from problems.schema import Workflow
+
+TIME_RESOLUTION_S = 1e-3  # CP-SAT counts latencies in milliseconds
+
+
+@dataclass
+class DeviceOffer:
+    device: Device
+    owned: int = 0
+    owned_cost: float = 0.0  # USD per device-year in service
+    buy_max: int = 0
+    buy_cost: float = 0.0
+    capex_usd: float = 0.0
+    rent_max: int = 0
+    rent_cost: float = 0.0
+
+    @property
+    def available(self) -> int:
+        return self.owned + self.buy_max + self.rent_max
+
+
+@dataclass
+class Formulation:
+    model: LinearModel
+    pools: list[Pool]
+    offers: dict[str, DeviceOffer]
+    workflows: list[Workflow]
+    econ: EconomicsInputs
+    max_utilisation: float
+    config_vars: dict[str, tuple[int, int]] = field(default_factory=dict)  # config key -> (r index, x index)
+    latency_vars: dict[tuple[str, StepRef], int] = field(default_factory=dict)
+    start_vars: dict[StepRef, int] = field(default_factory=dict)
+    fleet_vars: dict[str, tuple[int | None, int | None, int | None]] = field(default_factory=dict)
+    dropped_configs: int = 0
+
+
+UNLIMITED = 100_000  # stands in for "no availability limit" (keeps CP-SAT bounds finite)
+
+
+def economics_of(resolved: ResolvedScenario) -> EconomicsInputs:
+    e = resolved.scenario.economics
+    return EconomicsInputs(
+        e.energy_usd_per_kwh, e.pue, e.hosting_usd_per_kw_month, e.amortisation_years, e.avg_load_fraction
+    )
+
+
+def device_offers(resolved: ResolvedScenario, econ: EconomicsInputs) -> dict[str, DeviceOffer]:
+    """Per device: how many can be owned/bought/rented and what each costs per year."""
+    hw = resolved.scenario.hardware
+    offers: dict[str, DeviceOffer] = {}
+
+    def offer(dev_id: str) -> DeviceOffer:
+        return offers.setdefault(dev_id, DeviceOffer(resolved.catalog.device(dev_id)))
+
+    for o in hw.owned:
+        dev = resolved.catalog.device(o.device)
+        off = offer(o.device)
+        off.owned = o.count
+        off.owned_cost = owned_device_year(dev.tdp_w, econ, o.sunk, dev.capex_usd, o.residual_value_usd).total_usd
+    for p in hw.purchasable:
+        dev = resolved.catalog.device(p.device)
+        off = offer(p.device)
+        off.capex_usd = p.capex_usd if p.capex_usd is not None else float(dev.capex_usd or 0.0)
+        off.buy_max = p.max_count if p.max_count is not None else UNLIMITED
+        off.buy_cost = bought_device_year(off.capex_usd, dev.tdp_w, econ).total_usd
+    for q in hw.rentable:
+        dev = resolved.catalog.device(q.device)
+        off = offer(q.device)
+        off.rent_max = q.max_count if q.max_count is not None else UNLIMITED
+        price = q.usd_per_hour if q.usd_per_hour is not None else float(dev.cloud_usd_per_hour or 0.0)
+        off.rent_cost = rented_device_year(price).total_usd
+    return offers
+
+
+def define_fleet_variables(f: Formulation) -> None:
+    m = f.model
+    for dev_id, off in f.offers.items():
+        dpn = off.device.devices_per_node
+        own = m.add_var(f"own[{dev_id}]", 0, off.owned, True) if off.owned else None
+        nodes = (
+            m.add_var(f"buy_nodes[{dev_id}]", 0, math.floor(off.buy_max / dpn), True) if off.buy_max >= dpn else None
+        )
+        rent = m.add_var(f"rent[{dev_id}]", 0, off.rent_max, True) if off.rent_max else None
+        f.fleet_vars[dev_id] = (own, nodes, rent)
+        if own is not None:
+            m.add_objective(own, off.owned_cost)
+        if nodes is not None:
+            m.add_objective(nodes, off.buy_cost * dpn)
+        if rent is not None:
+            m.add_objective(rent, off.rent_cost)
+
+
+def define_config_variables(f: Formulation) -> None:
+    m = f.model
+    for pool in f.pools:
+        kept: list[Config] = []
+        for cfg in pool.configs:
+            need = math.ceil(pool.demand / (f.max_utilisation * cfg.throughput)) if cfg.throughput > 0 else 0
+            reach = f.offers[cfg.device].available // cfg.tp
+            bound = min(need, reach)
+            if bound <= 0:
+                f.dropped_configs += 1
+                continue
+            r = m.add_var(f"r[{cfg.key}]", 0, bound, True)
+            x = m.add_var(f"x[{cfg.key}]", 0, 1, True)
+            f.config_vars[cfg.key] = (r, x)
+            m.add_row(f"link[{cfg.key}]", {r: 1.0, x: -float(bound)}, "<=", 0.0)
+            kept.append(cfg)
+        pool.configs = kept
+
+
+def define_capacity(f: Formulation) -> None:
+    for pool in f.pools:
+        coeffs = {f.config_vars[c.key][0]: c.throughput for c in pool.configs}
+        f.model.add_row(f"capacity[{pool.id}]", coeffs, ">=", pool.demand / f.max_utilisation)
+        f.model.add_row(f"choose[{pool.id}]", {f.config_vars[c.key][1]: 1.0 for c in pool.configs}, ">=", 1.0)
+
+
+def define_fleet_balance(f: Formulation) -> None:
+    usage: dict[str, dict[int, float]] = {d: {} for d in f.offers}
+    for pool in f.pools:
+        for c in pool.configs:
+            usage[c.device][f.config_vars[c.key][0]] = float(c.tp)
+    for dev_id, coeffs in usage.items():
+        own, nodes, rent = f.fleet_vars[dev_id]
+        row = dict(coeffs)
+        dpn = f.offers[dev_id].device.devices_per_node
+        for idx, k in ((own, 1.0), (nodes, float(dpn)), (rent, 1.0)):
+            if idx is not None:
+                row[idx] = row.get(idx, 0.0) - k
+        f.model.add_row(f"fleet[{dev_id}]", row, "<=", 0.0)
+
+
+def define_latency_and_sla(f: Formulation) -> None:
+    m = f.model
+    steps_of: dict[StepRef, list[str]] = {}
+    for pool in f.pools:
+        for ref in pool.steps:
+            worst = max(c.latency_s[ref] + c.extra_s.get(ref, 0.0) for c in pool.configs) if pool.configs else 0.0
+            lv = m.add_var(f"L[{pool.id},{ref.workflow}.{ref.step}]", 0, worst, False, TIME_RESOLUTION_S)
+            f.latency_vars[(pool.id, ref)] = lv
+            steps_of.setdefault(ref, []).append(pool.id)
+            for c in pool.configs:
+                m.add_row(
+                    f"lat[{pool.id},{ref.step},{c.key}]",
+                    {lv: 1.0, f.config_vars[c.key][1]: -(c.latency_s[ref] + c.extra_s.get(ref, 0.0))},
+                    ">=",
+                    0.0,
+                )
+    for wf in f.workflows:
+        sla = wf.sla.e2e_latency_s
+        for step in wf.steps:
+            ref = StepRef(wf.id, step.id)
+            f.start_vars[ref] = m.add_var(f"S[{wf.id}.{step.id}]", 0, sla, False, TIME_RESOLUTION_S)
+        for step in wf.steps:
+            ref = StepRef(wf.id, step.id)
+            dur = {f.latency_vars[(p, ref)]: float(step.repeat) for p in steps_of.get(ref, [])}
+            m.add_row(f"sla[{wf.id}.{step.id}]", {f.start_vars[ref]: 1.0, **dur}, "<=", sla)
+            for pred in step.after:
+                pref = StepRef(wf.id, pred)
+                pred_step = wf.step(pred)
+                row = {f.start_vars[ref]: 1.0, f.start_vars[pref]: -1.0}
+                for p in steps_of.get(pref, []):
+                    row[f.latency_vars[(p, pref)]] = -float(pred_step.repeat)
+                m.add_row(f"edge[{wf.id}.{pred}->{step.id}]", row, ">=", 0.0)
+
+
+def define_limits(f: Formulation, resolved: ResolvedScenario) -> None:
+    limits = resolved.scenario.limits
+    m = f.model
+    power: dict[int, float] = {}
+    capex: dict[int, float] = {}
+    for dev_id, (own, nodes, _rent) in f.fleet_vars.items():
+        off = f.offers[dev_id]
+        kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
+        dpn = off.device.devices_per_node
+        if own is not None:
+            power[own] = kw
+        if nodes is not None:
+            power[nodes] = kw * dpn
+            capex[nodes] = off.capex_usd * dpn
+    if limits.power_cap_kw is not None:
+        m.add_row("power_cap", power, "<=", limits.power_cap_kw)
+    if limits.capex_budget_usd is not None:
+        m.add_row("capex_budget", capex, "<=", limits.capex_budget_usd)
+    if limits.annual_budget_usd is not None:
+        m.add_row("annual_budget", dict(m.objective), "<=", limits.annual_budget_usd)
+
+
+def build_formulation(resolved: ResolvedScenario, device_filter: set[str] | None = None) -> Formulation:
+    """The whole model. `device_filter` restricts accelerators to a subset (homogeneous baselines); CPUs stay
+    available for tools."""
+    econ = economics_of(resolved)
+    offers = device_offers(resolved, econ)
+    if device_filter is not None:
+        offers = {d: o for d, o in offers.items() if d in device_filter or o.device.kind.value == "cpu"}
+    pools = build_pools(resolved.workflows, resolved.catalog, sorted(offers))
+    f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, resolved.scenario.limits.max_utilisation)
+    define_fleet_variables(f)
+    define_config_variables(f)
+    define_capacity(f)
+    define_fleet_balance(f)
+    define_latency_and_sla(f)
+    define_limits(f, resolved)
+    return f

@@ -1,0 +1,236 @@
+"""Pools and their config menus: the solver-independent numbers the formulation is built from.
+
+A pool is a shared serving resource: one per (LLM model, phase), one per embedding/encoder model, one per
+retrieval step (each index is its own data), and one CPU pool for all tool calls. Each pool measures capacity in
+its own work unit and aggregates the demand of every step it serves in that unit:
+
+  prefill   uncached prompt tokens / s     decode   output tokens / s (at the demand-weighted mean context)
+  embed     items / s                      convert  items / s
+  retrieval queries / s                    tool     CPU-seconds / s
+
+A config is (device, tensor-parallel degree, batch, dtype) with a throughput per replica, devices per replica and
+each served step's latency per execution on it. Only configs that fit and run are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from catalogs.loader import Catalog
+from catalogs.schema import Device, DeviceKind
+from costmodels.llm_ops import kv_bytes_per_token
+from costmodels.llm_perf import evaluate_menu
+from costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
+from costmodels.precision import Precision
+from problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
+
+PREFILL_BATCHES = (1, 2, 4, 8)
+DECODE_BATCHES = (1, 4, 16, 32, 64, 128, 256)
+TENSOR_PARALLEL = (1, 2, 4, 8)
+ENCODER_BATCHES = (1, 8, 32)  # calls batched together on an encoder replica
+
+
+@dataclass(frozen=True)
+class StepRef:
+    workflow: str
+    step: str
+
+
+@dataclass
+class Config:
+    pool: str
+    device: str
+    tp: int
+    batch: int
+    dtype: str | None
+    throughput: float  # pool work units per second per replica
+    latency_s: dict[StepRef, float]  # per execution of each served step on this config
+    extra_s: dict[StepRef, float] = field(default_factory=dict)  # e.g. KV transfer (decode configs)
+
+    @property
+    def key(self) -> str:
+        return f"{self.pool}|{self.device}|tp{self.tp}|b{self.batch}|{self.dtype or '-'}"
+
+
+@dataclass
+class Pool:
+    id: str
+    phase: str  # prefill | decode | embed | convert | retrieval | tool
+    unit: str
+    demand: float  # work units per second
+    model: str | None
+    steps: list[StepRef]
+    configs: list[Config] = field(default_factory=list)
+
+
+def _llm_step_contexts(step: LlmStep) -> tuple[float, float, float]:
+    """(uncached tokens per execution, mean cached tokens, mean decode context) over the step's repeats."""
+    growth_mean = step.prompt_growth_tokens_per_repeat * (step.repeat - 1) / 2.0
+    uncached = float(step.prompt_tokens - step.cached_prefix_tokens)
+    cached = step.cached_prefix_tokens + growth_mean
+    context = step.prompt_tokens + growth_mean + step.output_tokens / 2.0
+    return uncached, cached, context
+
+
+def _devices_for(catalog: Catalog, device_ids: list[str], kinds: set[DeviceKind] | None = None) -> list[Device]:
+    return [catalog.device(d) for d in device_ids if kinds is None or catalog.device(d).kind in kinds]
+
+
+def build_pools(workflows: list[Workflow], catalog: Catalog, device_ids: list[str]) -> list[Pool]:
+    """Every pool with its demand and its menu of feasible configs on the offered devices."""
+    llm_steps: dict[str, list[tuple[Workflow, LlmStep]]] = {}
+    encoder_steps: dict[tuple[str, str], list[tuple[Workflow, EmbedStep | ConvertStep]]] = {}
+    pools: list[Pool] = []
+    tool_refs: list[tuple[Workflow, ToolStep]] = []
+    for wf in workflows:
+        for step in wf.steps:
+            if isinstance(step, LlmStep):
+                llm_steps.setdefault(step.model, []).append((wf, step))
+            elif isinstance(step, EmbedStep | ConvertStep):
+                encoder_steps.setdefault((step.kind, step.model), []).append((wf, step))
+            elif isinstance(step, RetrievalStep):
+                pools.append(_retrieval_pool(wf, step, catalog, device_ids))
+            elif isinstance(step, ToolStep):
+                tool_refs.append((wf, step))
+    for model_id, uses in llm_steps.items():
+        pools.extend(_llm_pools(model_id, uses, catalog, device_ids))
+    for (kind, model_id), uses in encoder_steps.items():
+        pools.append(_encoder_pool(kind, model_id, uses, catalog, device_ids))
+    if tool_refs:
+        pools.append(_tool_pool(tool_refs, catalog, device_ids))
+    return pools
+
+
+def _llm_pools(
+    model_id: str, uses: list[tuple[Workflow, LlmStep]], catalog: Catalog, device_ids: list[str]
+) -> list[Pool]:
+    model = catalog.model(model_id)
+    devices = _devices_for(catalog, device_ids)
+    refs = [StepRef(wf.id, s.id) for wf, s in uses]
+    execs = np.array([wf.arrival_rate_rps * s.repeat for wf, s in uses])
+    ctx = np.array([_llm_step_contexts(s) for _, s in uses])  # uncached, cached, context
+    outputs = np.array([float(s.output_tokens) for _, s in uses])
+    prefill_demand = float(np.sum(execs * ctx[:, 0]))
+    decode_demand = float(np.sum(execs * outputs))
+    weights_p = execs * ctx[:, 0] / max(prefill_demand, 1e-12)
+    weights_d = execs * outputs / max(decode_demand, 1e-12)
+    mean_uncached, mean_cached = float(weights_p @ ctx[:, 0]), float(weights_p @ ctx[:, 1])
+    mean_context = float(weights_d @ ctx[:, 2])
+    dtypes = [model.weight_dtype]
+    pre = Pool(f"{model_id}:prefill", "prefill", "prefill_tokens", prefill_demand, model_id, refs)
+    dec = Pool(f"{model_id}:decode", "decode", "decode_tokens", decode_demand, model_id, refs)
+    # Pool throughput at the demand-weighted mean shape; each step's latency at its own shape.
+    cap_pre = evaluate_menu(
+        model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, mean_uncached + mean_cached, mean_cached, 0
+    )
+    cap_dec = evaluate_menu(model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, mean_context)
+    lat_pre = [
+        evaluate_menu(
+            model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, c[0] + c[1], c[1], 0
+        ).latency_s
+        for c in ctx
+    ]
+    lat_dec = [
+        evaluate_menu(model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, c[2]) for c in ctx
+    ]
+    precision = Precision(model.weight_dtype, model.kv_dtype)
+    kv_per_token = float(kv_bytes_per_token(model, precision))
+    for i in range(len(cap_pre)):
+        if cap_pre.fits[i] and all(np.isfinite(lat[i]) for lat in lat_pre):
+            pre.configs.append(
+                _config(pre.id, cap_pre, i, {r: float(lat[i]) for r, lat in zip(refs, lat_pre, strict=True)})
+            )
+    for i in range(len(cap_dec)):
+        if not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
+            continue
+        latency = {r: float(m.latency_s[i]) * s.output_tokens for r, m, (_, s) in zip(refs, lat_dec, uses, strict=True)}
+        dev = catalog.device(cap_dec.device_ids[int(cap_dec.device_index[i])])
+        # Disaggregated serving: each execution's KV cache moves from its prefill replica, assumed on another node
+        # (NIC), to this decode replica — a conservative bound that holds whichever prefill device is chosen.
+        nic_bytes_per_s = dev.scaleout_nic_gbps * 1e9 / 8 * 0.8
+        transfer = {r: kv_per_token * s.prompt_tokens / nic_bytes_per_s for r, (_, s) in zip(refs, uses, strict=True)}
+        cfg = _config(dec.id, cap_dec, i, latency)
+        cfg.extra_s = transfer
+        dec.configs.append(cfg)
+    return [pre, dec]
+
+
+def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float]) -> Config:
+    return Config(
+        pool_id,
+        menu.device_ids[int(menu.device_index[i])],
+        int(menu.tp[i]),
+        int(menu.batch[i]),
+        str(menu.weight_dtype[i]),
+        float(menu.throughput[i]),
+        latency,
+    )
+
+
+def _encoder_pool(kind: str, model_id: str, uses, catalog: Catalog, device_ids: list[str]) -> Pool:
+    model = catalog.model(model_id)
+    refs = [StepRef(wf.id, s.id) for wf, s in uses]
+
+    def tokens(s) -> int:
+        return model.encoder_input.tokens_per_item if kind == "convert" else s.tokens_per_item
+
+    demand = float(sum(wf.arrival_rate_rps * s.repeat * s.items for wf, s in uses))
+    pool = Pool(f"{kind}:{model_id}", kind, "items", demand, model_id, refs)
+    devices = [
+        d
+        for d in _devices_for(catalog, device_ids)
+        if d.supports(model.weight_dtype) or d.supports("bf16") or d.supports("fp16")
+    ]
+    mean_tokens = int(round(sum(wf.arrival_rate_rps * s.repeat * s.items * tokens(s) for wf, s in uses) / demand))
+    for batch in ENCODER_BATCHES:
+        cap = encoder_cost(model, devices, batch, mean_tokens)
+        per_step = [encoder_cost(model, devices, batch * s.items, tokens(s)) for _, s in uses]
+        for j, dev in enumerate(devices):
+            if not (cap.fits[j] and all(p.fits[j] for p in per_step)) or not np.isfinite(cap.latency_s[j]):
+                continue
+            latency = {r: float(p.latency_s[j]) for r, p in zip(refs, per_step, strict=True)}
+            pool.configs.append(
+                Config(pool.id, dev.id, 1, batch, model.weight_dtype.value, batch / float(cap.latency_s[j]), latency)
+            )
+    return pool
+
+
+def _retrieval_pool(wf: Workflow, step: RetrievalStep, catalog: Catalog, device_ids: list[str]) -> Pool:
+    ref = StepRef(wf.id, step.id)
+    demand = wf.arrival_rate_rps * step.repeat * step.queries
+    pool = Pool(f"retrieval:{wf.id}.{step.id}", "retrieval", "queries", demand, None, [ref])
+    devices = _devices_for(catalog, device_ids)
+    cost = retrieval_cost(
+        devices, step.corpus_vectors, step.dim, step.top_k, step.index, step.vector_dtype.value, step.queries
+    )
+    for j, dev in enumerate(devices):
+        if cost.fits[j] and np.isfinite(cost.latency_s[j]):
+            pool.configs.append(
+                Config(
+                    pool.id, dev.id, 1, 1, None, step.queries / float(cost.busy_s[j]), {ref: float(cost.latency_s[j])}
+                )
+            )
+    return pool
+
+
+def _tool_pool(uses: list[tuple[Workflow, ToolStep]], catalog: Catalog, device_ids: list[str]) -> Pool:
+    refs = [StepRef(wf.id, s.id) for wf, s in uses]
+    demand = float(sum(wf.arrival_rate_rps * s.repeat * s.cpu_s for wf, s in uses))
+    pool = Pool("tool:cpu", "tool", "cpu_seconds", demand, None, refs)
+    cpus = _devices_for(catalog, device_ids, {DeviceKind.cpu})
+    for dev in cpus:
+        costs = [tool_cost([dev], s.latency_s, s.cpu_s) for _, s in uses]
+        pool.configs.append(
+            Config(
+                pool.id,
+                dev.id,
+                1,
+                1,
+                None,
+                float(dev.cores),
+                {r: float(c.latency_s[0]) for r, c in zip(refs, costs, strict=True)},
+            )
+        )
+    return pool
