@@ -183,7 +183,7 @@ def _encoder_pool(kind: str, model_id: str, uses, catalog: Catalog, device_ids: 
         for d in _devices_for(catalog, device_ids)
         if d.supports(model.weight_dtype) or d.supports("bf16") or d.supports("fp16")
     ]
-    mean_tokens = int(round(sum(wf.arrival_rate_rps * s.repeat * s.items * tokens(s) for wf, s in uses) / demand))
+    mean_tokens = round(sum(wf.arrival_rate_rps * s.repeat * s.items * tokens(s) for wf, s in uses) / demand)
     for batch in ENCODER_BATCHES:
         cap = encoder_cost(model, devices, batch, mean_tokens)
         per_step = [encoder_cost(model, devices, batch * s.items, tokens(s)) for _, s in uses]
