@@ -19,6 +19,7 @@ left unused is retired and costs nothing).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from catalogs.schema import Device
@@ -60,6 +61,7 @@ class Formulation:
     start_vars: dict[StepRef, int] = field(default_factory=dict)
     fleet_vars: dict[str, tuple[int | None, int | None, int | None]] = field(default_factory=dict)
     dropped_configs: int = 0
+    power_coeffs: dict[int, float] = field(default_factory=dict)  # facility kW per fleet variable
 
 
 UNLIMITED = 100_000  # stands in for "no availability limit" (keeps CP-SAT bounds finite)
@@ -193,7 +195,7 @@ def define_latency_and_sla(f: Formulation) -> None:
                 m.add_row(f"edge[{wf.id}.{pred}->{step.id}]", row, ">=", 0.0)
 
 
-def define_limits(f: Formulation, resolved: ResolvedScenario) -> None:
+def define_limits(f: Formulation, resolved: ResolvedScenario, power_cap: bool = True) -> None:
     limits = resolved.scenario.limits
     m = f.model
     power: dict[int, float] = {}
@@ -207,7 +209,8 @@ def define_limits(f: Formulation, resolved: ResolvedScenario) -> None:
         if nodes is not None:
             power[nodes] = kw * dpn
             capex[nodes] = off.capex_usd * dpn
-    if limits.power_cap_kw is not None:
+    f.power_coeffs = power
+    if power_cap and limits.power_cap_kw is not None:
         m.add_row("power_cap", power, "<=", limits.power_cap_kw)
     if limits.capex_budget_usd is not None:
         m.add_row("capex_budget", capex, "<=", limits.capex_budget_usd)
@@ -215,19 +218,27 @@ def define_limits(f: Formulation, resolved: ResolvedScenario) -> None:
         m.add_row("annual_budget", dict(m.objective), "<=", limits.annual_budget_usd)
 
 
-def build_formulation(resolved: ResolvedScenario, device_filter: set[str] | None = None) -> Formulation:
-    """The whole model. `device_filter` restricts accelerators to a subset (homogeneous baselines); CPUs stay
-    available for tools."""
+def build_formulation(
+    resolved: ResolvedScenario,
+    device_filter: set[str] | None = None,
+    prune: Callable[[list[Pool]], int] | None = None,
+    power_cap: bool = True,
+) -> Formulation:
+    """The whole model. `device_filter` restricts accelerators to a subset (homogeneous baselines; CPUs stay
+    available for tools); `prune` may drop configs that cannot change the optimum; `power_cap=False` leaves the
+    cap out (diagnosis measures the least power the demand needs)."""
     econ = economics_of(resolved)
     offers = device_offers(resolved, econ)
     if device_filter is not None:
         offers = {d: o for d, o in offers.items() if d in device_filter or o.device.kind.value == "cpu"}
     pools = build_pools(resolved.workflows, resolved.catalog, sorted(offers))
     f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, resolved.scenario.limits.max_utilisation)
+    if prune is not None:
+        f.dropped_configs += prune(pools)
     define_fleet_variables(f)
     define_config_variables(f)
     define_capacity(f)
     define_fleet_balance(f)
     define_latency_and_sla(f)
-    define_limits(f, resolved)
+    define_limits(f, resolved, power_cap)
     return f

@@ -127,9 +127,7 @@ def _llm_pools(
     )
     cap_dec = evaluate_menu(model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, mean_context)
     lat_pre = [
-        evaluate_menu(
-            model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, c[0] + c[1], c[1], 0
-        ).latency_s
+        evaluate_menu(model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, c[0] + c[1], c[1], 0)
         for c in ctx
     ]
     lat_dec = [
@@ -138,10 +136,10 @@ def _llm_pools(
     precision = Precision(model.weight_dtype, model.kv_dtype)
     kv_per_token = float(kv_bytes_per_token(model, precision))
     for i in range(len(cap_pre)):
-        if cap_pre.fits[i] and all(np.isfinite(lat[i]) for lat in lat_pre):
-            pre.configs.append(
-                _config(pre.id, cap_pre, i, {r: float(lat[i]) for r, lat in zip(refs, lat_pre, strict=True)})
-            )
+        # A config must fit every served step's own shape, not only the pool's mean shape.
+        if cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre):
+            latency = {r: float(m.latency_s[i]) for r, m in zip(refs, lat_pre, strict=True)}
+            pre.configs.append(_config(pre.id, cap_pre, i, latency))
     for i in range(len(cap_dec)):
         if not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
             continue

@@ -81,6 +81,7 @@ def test_analyze_workflow_lists_every_step_on_every_device() -> None:
 
     data = json.loads(result.stdout, parse_constant=reject_nan)
     assert [s["step"] for s in data["steps"]] == [
+        "rewrite",
         "embed_question",
         "kb_search",
         "web_search",

@@ -1,0 +1,199 @@
+"""Solve a scenario end to end: build → prune → solve → assemble the plan → baselines; diagnose infeasibility.
+
+Exit semantics for the CLI: a plan (optimal or feasible) → 0; infeasible with a diagnosis → 1; no plan within
+the time limit → 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from catalogs.schema import DeviceKind
+from costmodels.capacity import min_devices_for_weights
+from costmodels.precision import Precision
+from optimizer.assemble import assemble_plan, critical_paths
+from optimizer.backends import SolveResult, solve
+from optimizer.formulation import Formulation, build_formulation
+from optimizer.plan import Baseline, Plan
+from optimizer.pools import Pool, StepRef
+from problems.loader import ResolvedScenario
+
+
+@dataclass
+class SolveOutcome:
+    status: str  # optimal | feasible | infeasible | no_solution
+    plan: Plan | None
+    diagnosis: list[str] = field(default_factory=list)
+    result: SolveResult | None = None
+
+
+def prune_dominated(pools: list[Pool]) -> int:
+    """Drop configs another config on the same device and tensor-parallel degree beats on throughput and on
+    every step's latency: any replica of the loser can be swapped for one of the winner at the same device count,
+    so the optimum is unchanged. Returns how many were dropped."""
+    dropped = 0
+    for pool in pools:
+        by_group: dict[tuple[str, int], list] = {}
+        for c in pool.configs:
+            by_group.setdefault((c.device, c.tp), []).append(c)
+        kept = []
+        for group in by_group.values():
+            for c in group:
+                lat_c = [c.latency_s[r] + c.extra_s.get(r, 0.0) for r in pool.steps]
+                dominated = any(
+                    o is not c
+                    and o.throughput >= c.throughput
+                    and all(
+                        o.latency_s[r] + o.extra_s.get(r, 0.0) <= lc for r, lc in zip(pool.steps, lat_c, strict=True)
+                    )
+                    and (
+                        o.throughput > c.throughput
+                        or any(
+                            o.latency_s[r] + o.extra_s.get(r, 0.0) < lc for r, lc in zip(pool.steps, lat_c, strict=True)
+                        )
+                    )
+                    for o in group
+                )
+                if dominated:
+                    dropped += 1
+                else:
+                    kept.append(c)
+        pool.configs = kept
+    return dropped
+
+
+def prune_too_slow(pools: list[Pool], sla_s: dict[str, float], repeats: dict[StepRef, int]) -> int:
+    """Drop configs on which some served step alone (all its repeats) already exceeds its workflow's SLA: such a
+    config can never be in use in a feasible plan."""
+    dropped = 0
+    for pool in pools:
+        kept = [
+            c
+            for c in pool.configs
+            if all((c.latency_s[r] + c.extra_s.get(r, 0.0)) * repeats[r] <= sla_s[r.workflow] for r in pool.steps)
+        ]
+        dropped += len(pool.configs) - len(kept)
+        pool.configs = kept
+    return dropped
+
+
+def formulate(resolved: ResolvedScenario, device_filter: set[str] | None = None, power_cap: bool = True) -> Formulation:
+    sla = {wf.id: wf.sla.e2e_latency_s for wf in resolved.workflows}
+    repeats = {StepRef(wf.id, s.id): s.repeat for wf in resolved.workflows for s in wf.steps}
+
+    def prune(pools: list[Pool]) -> int:
+        return prune_too_slow(pools, sla, repeats) + prune_dominated(pools)
+
+    return build_formulation(resolved, device_filter, prune=prune, power_cap=power_cap)
+
+
+def diagnose(resolved: ResolvedScenario, f: Formulation) -> list[str]:
+    """Name the causes of infeasibility with their numbers."""
+    causes: list[str] = []
+    offered = [o.device for o in f.offers.values()]
+    for pool in f.pools:
+        if pool.configs:
+            continue
+        if pool.model is not None:
+            model = resolved.catalog.model(pool.model)
+            precision = Precision(model.weight_dtype, model.kv_dtype)
+            needs = []
+            for dev in offered:
+                if dev.kind == DeviceKind.cpu and pool.phase in ("prefill", "decode"):
+                    continue
+                k = min_devices_for_weights(model, precision, dev.mem_gb)
+                if k and dev.supports(model.weight_dtype):
+                    needs.append(f"{k}× {dev.id} ({dev.mem_gb:g} GB, {f.offers[dev.id].available} available)")
+            detail = "; ".join(needs[:4]) if needs else f"no offered device runs {model.weight_dtype.value}"
+            causes.append(f"pool {pool.id}: no offered device can serve model {pool.model} — it needs {detail}")
+        else:
+            causes.append(f"pool {pool.id}: no offered device can serve it (tools need CPUs; indexes must fit)")
+    # Fastest possible critical path per workflow: every pool at its fastest config.
+    fastest: dict[StepRef, tuple[float, float, str, str]] = {}
+    for wf in f.workflows:
+        for step in wf.steps:
+            ref = StepRef(wf.id, step.id)
+            total, device = 0.0, "-"
+            for pool in f.pools:
+                if ref in pool.steps and pool.configs:
+                    best = min(pool.configs, key=lambda c, r=ref: c.latency_s[r] + c.extra_s.get(r, 0.0))
+                    total += best.latency_s[ref] + best.extra_s.get(ref, 0.0)
+                    device = best.device
+            fastest[ref] = (total * step.repeat, 0.0, device, "")
+    _, paths = critical_paths(f, fastest)
+    for wf in f.workflows:
+        length, chain = paths[wf.id]
+        if length > wf.sla.e2e_latency_s:
+            slowest = max(chain, key=lambda s, w=wf.id: fastest[StepRef(w, s)][0])
+            ref = StepRef(wf.id, slowest)
+            causes.append(
+                f"workflow {wf.id}: fastest possible critical path {length:.2f} s > SLA "
+                f"{wf.sla.e2e_latency_s:g} s (step {slowest}: {fastest[ref][0]:.2f} s on {fastest[ref][2]})"
+            )
+    limits = resolved.scenario.limits
+    if not causes and limits.power_cap_kw is not None:
+        relaxed = formulate(resolved, power_cap=False)
+        relaxed.model.objective = dict(relaxed.power_coeffs)
+        res = solve(relaxed.model, "highs", time_limit_s=60)
+        if res.objective is not None and res.best_bound is not None and res.best_bound > limits.power_cap_kw:
+            causes.append(f"power cap {limits.power_cap_kw:g} kW < minimum {res.best_bound:.1f} kW the demand needs")
+    if not causes:
+        causes.append(
+            "infeasible, but no single cause was isolated (inventory, availability or budget limits "
+            "combined); try raising max_count, budgets or the power cap"
+        )
+    return causes
+
+
+def solve_scenario(
+    resolved: ResolvedScenario,
+    backend: str = "highs",
+    time_limit_s: float | None = None,
+    gap: float = 1e-4,
+    threads: int = 1,
+    baselines: bool = True,
+) -> SolveOutcome:
+    f = formulate(resolved)
+    if any(not p.configs for p in f.pools):
+        return SolveOutcome("infeasible", None, diagnose(resolved, f))
+    res = solve(f.model, backend, time_limit_s, gap, threads)
+    if res.status == "infeasible":
+        return SolveOutcome("infeasible", None, diagnose(resolved, f), res)
+    if res.values is None:
+        return SolveOutcome("no_solution", None, [], res)
+    base = homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective) if baselines else []
+    return SolveOutcome(res.status, assemble_plan(f, res, resolved.scenario.id, base), [], res)
+
+
+def homogeneous_baselines(
+    resolved: ResolvedScenario,
+    backend: str,
+    time_limit_s: float | None,
+    gap: float,
+    threads: int,
+    plan_cost: float | None,
+) -> list[Baseline]:
+    """Best fleet with one accelerator type (CPUs stay available for tools), for every offered accelerator."""
+    hw = resolved.scenario.hardware
+    ids = sorted(
+        {
+            e.device
+            for g in (hw.owned, hw.purchasable, hw.rentable)
+            for e in g
+            if resolved.catalog.device(e.device).kind != DeviceKind.cpu
+        }
+    )
+    out = []
+    for dev_id in ids:
+        f = formulate(resolved, {dev_id})
+        if any(not p.configs for p in f.pools):
+            out.append(Baseline(device=dev_id, status="infeasible", total_usd_per_year=None, saving_fraction=None))
+            continue
+        res = solve(f.model, backend, time_limit_s, gap, threads)
+        if res.values is None:
+            out.append(Baseline(device=dev_id, status=res.status, total_usd_per_year=None, saving_fraction=None))
+            continue
+        cost = assemble_plan(f, res, resolved.scenario.id).tco.total_usd_per_year
+        saving = (cost - plan_cost) / cost if plan_cost is not None and cost > 0 else None
+        out.append(Baseline(device=dev_id, status=res.status, total_usd_per_year=cost, saving_fraction=saving))
+    return out
