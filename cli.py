@@ -22,8 +22,8 @@ from rich.table import Table
 from catalogs.hf_import import import_hf_config
 from catalogs.loader import load_catalog
 from catalogs.schema import Dtype
-from common.errors import EXIT_INVALID_INPUT, InputError
-from common.io import atomic_write_text, dump_json, dump_yaml
+from common.errors import EXIT_INFEASIBLE, EXIT_INVALID_INPUT, EXIT_NO_PLAN, InputError
+from common.io import atomic_write_text, dump_json, dump_yaml, load_mapping, parse_model
 from problems.documents import SCHEMAS, json_schema, validate_file
 
 app = typer.Typer(
@@ -444,6 +444,158 @@ def calibrate_cmd(
     else:
         stdout_console().print(_calibration_table(cal))
         stderr_console().print(f"wrote {out_file}")
+
+
+class Backend(StrEnum):
+    highs = "highs"
+    cbc = "cbc"
+    cpsat = "cpsat"
+
+
+def _render_plan(plan, outcome_status: str) -> None:
+    console = stdout_console()
+    t = plan.tco
+    s = plan.solver
+    gap = "—" if s.gap is None else f"{s.gap:.2%}"
+    console.print(
+        f"[bold]{plan.scenario}[/]: {outcome_status} · [bold]{t.total_usd_per_year:,.0f} USD/year[/] · "
+        f"{t.usd_per_request:.5f} USD/request · {t.usd_per_million_tokens:.4f} USD/1M tokens · "
+        f"{s.backend} {s.wall_time_s:.1f} s, gap {gap}"
+    )
+    fleet = Table(title="Fleet")
+    for col in ("device", "owned used", "owned idle", "bought", "rented", "nodes", "power kW"):
+        fleet.add_column(col, justify="left" if col == "device" else "right")
+    for e in plan.fleet:
+        fleet.add_row(
+            e.device,
+            str(e.owned_used),
+            str(e.owned_idle),
+            str(e.bought),
+            str(e.rented),
+            str(e.nodes),
+            f"{e.power_kw:,.1f}",
+        )
+    console.print(fleet)
+    pools = Table(title="Pools")
+    for col in ("pool", "device", "tp", "batch", "replicas", "throughput", "utilisation"):
+        pools.add_column(col, justify="left" if col in ("pool", "device") else "right")
+    for a in sorted(plan.pools, key=lambda a: a.pool):
+        pools.add_row(
+            a.pool,
+            a.device,
+            str(a.tensor_parallel),
+            str(a.batch),
+            str(a.replicas),
+            f"{a.throughput:,.1f} {a.throughput_unit}/s",
+            f"{a.utilisation:.0%}",
+        )
+    console.print(pools)
+    wfs = Table(title="Workflows")
+    for col in ("workflow", "req/s", "critical path s", "SLA s", "slack s", "critical steps"):
+        wfs.add_column(col, justify="left" if col in ("workflow", "critical steps") else "right")
+    for w in plan.workflows:
+        wfs.add_row(
+            w.workflow,
+            f"{w.arrival_rate_rps:g}",
+            f"{w.critical_path_s:,.2f}",
+            f"{w.sla_s:g}",
+            f"{w.slack_s:,.2f}",
+            " → ".join(w.critical_steps),
+        )
+    console.print(wfs)
+    console.print(
+        f"TCO/year: capex {t.capex_usd_per_year:,.0f} · energy {t.energy_usd_per_year:,.0f} · hosting "
+        f"{t.hosting_usd_per_year:,.0f} · rental {t.rental_usd_per_year:,.0f} · purchases up front "
+        f"{t.purchases_usd:,.0f} USD"
+    )
+    feasible = [b for b in plan.baselines if b.total_usd_per_year is not None]
+    if feasible:
+        best = min(feasible, key=lambda b: b.total_usd_per_year)
+        console.print(
+            f"Best homogeneous fleet: {best.device} at {best.total_usd_per_year:,.0f} USD/year → "
+            f"heterogeneous plan saves {best.saving_fraction:.1%} "
+            f"({len(feasible)} of {len(plan.baselines)} single-accelerator fleets feasible)"
+        )
+    elif plan.baselines:
+        console.print(f"No single-accelerator fleet is feasible ({len(plan.baselines)} tried).")
+
+
+@app.command("solve")
+@guarded
+def solve_cmd(
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: the bundled default).")] = None,
+    backend: Annotated[
+        Backend, typer.Option("--backend", help="MILP via PuLP (highs, cbc) or CP-SAT.")
+    ] = Backend.highs,
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", min=0.1, help="Seconds per solve; the best plan found is returned with its gap."),
+    ] = None,
+    gap: Annotated[float, typer.Option("--gap", min=0.0, max=1.0, help="Relative optimality gap to stop at.")] = 1e-4,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Solver threads (1 = reproducible).")] = 1,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            "--baselines/--no-baselines", help="Also solve the best single-accelerator fleets for comparison."
+        ),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the plan here (.json or .yaml), atomically.")
+    ] = None,
+) -> None:
+    """Plan the TCO-minimal heterogeneous fleet for a scenario (exit 1 infeasible, 3 no plan in time)."""
+    from optimizer.solve import solve_scenario
+    from problems.loader import default_scenario_path, load_scenario
+
+    resolved = load_scenario(scenario or default_scenario_path())
+    outcome = solve_scenario(resolved, backend.value, time_limit, gap, threads, baselines)
+    if outcome.status == "infeasible":
+        stderr_console().print(f"[bold red]infeasible:[/] {resolved.source}", markup=True)
+        for cause in outcome.diagnosis:
+            stderr_console().print(f"  - {cause}", soft_wrap=True)
+        if as_json:
+            echo_json({"status": "infeasible", "diagnosis": outcome.diagnosis})
+        raise typer.Exit(EXIT_INFEASIBLE)
+    if outcome.plan is None:
+        stderr_console().print(f"no plan found within the time limit ({time_limit} s); raise --time-limit or --gap")
+        raise typer.Exit(EXIT_NO_PLAN)
+    data = outcome.plan.model_dump(mode="json")
+    if out_file is not None:
+        text = dump_yaml(data) if out_file.suffix in (".yaml", ".yml") else dump_json(data)
+        atomic_write_text(out_file, text)
+    if as_json:
+        echo_json(data)
+    else:
+        _render_plan(outcome.plan, outcome.status)
+        if out_file is not None:
+            stderr_console().print(f"wrote {out_file}")
+
+
+@app.command("check")
+@guarded
+def check_cmd(
+    scenario: Annotated[Path, typer.Argument(help="The scenario the plan was made for.")],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan written by `hetplace solve --out`.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recompute every constraint of a plan independently of the solver; exit 1 if any is violated."""
+    from optimizer.checker import check_plan
+    from optimizer.plan import Plan
+    from problems.loader import load_scenario
+
+    resolved = load_scenario(scenario)
+    plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))
+    violations = check_plan(resolved, plan)
+    if as_json:
+        echo_json({"valid": not violations, "violations": violations})
+    elif violations:
+        for v in violations:
+            stderr_console().print(f"[red]violation:[/] {v}", soft_wrap=True)
+    else:
+        stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds")
+    if violations:
+        raise typer.Exit(EXIT_INFEASIBLE)
 
 
 @app.command("schema")

@@ -3,11 +3,11 @@
 Each takes the solver-neutral LinearModel and returns a SolveResult with status, objective, best bound, gap and
 wall time. Single-threaded by default so results are reproducible; `threads` opts in to more.
 
-CP-SAT has integers only. Continuous variables are counted in their `resolution` (1 ms for times). Each row is
-multiplied by a per-row factor (a power of ten putting its smallest coefficient at ≥ 100, at most 1e6) and its
-coefficients are rounded; the right-hand side is rounded in the safe direction (≤: down, ≥: up). The objective is
-in whole dollars per year. CP-SAT's optimum can therefore differ from the MILP's by that rounding; the plan is
-always re-evaluated with the exact (unrounded) numbers.
+CP-SAT has integers only. Continuous variables are counted in their `resolution` (10 µs for times). Each row is
+multiplied by a per-row power of ten putting its smallest coefficient at ≥ 1000 (at most 1e9) and rounded
+conservatively (every integer solution satisfies the real row, see `_conservative_row`). The objective is in whole
+dollars per year. CP-SAT's optimum can therefore sit slightly above the MILP's; the plan is always re-evaluated
+with the exact (unrounded) numbers.
 """
 
 from __future__ import annotations
@@ -129,9 +129,19 @@ def _pulp_bound(solver, prob, objective: float | None) -> float | None:
 
 
 def _row_scale(coeffs: list[float]) -> float:
+    """Power of ten that puts the row's smallest coefficient at ≥ 1000 (≤ 0.1 % rounding), capped at 1e9."""
     smallest = min((abs(c) for c in coeffs if c != 0), default=1.0)
-    exp = max(0, math.ceil(math.log10(100.0 / smallest))) if smallest < 100 else 0
-    return float(min(10**exp, 1e6))
+    return float(min(10 ** max(0, math.ceil(math.log10(1000.0 / smallest))), 1e9))
+
+
+def _conservative_row(coeffs: dict[int, float], sense: str, rhs: float, scale: float) -> tuple[dict[int, int], int]:
+    """Integer row whose solutions all satisfy the real row (variables are ≥ 0): for ≥ rows coefficients round
+    down and the right-hand side up; for ≤ rows the reverse. Equalities round to nearest."""
+    if sense == ">=":
+        return {i: math.floor(c * scale + 1e-9) for i, c in coeffs.items()}, math.ceil(rhs * scale - 1e-9)
+    if sense == "<=":
+        return {i: math.ceil(c * scale - 1e-9) for i, c in coeffs.items()}, math.floor(rhs * scale + 1e-9)
+    return {i: round(c * scale) for i, c in coeffs.items()}, round(rhs * scale)
 
 
 def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
@@ -140,22 +150,23 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
     cp = cp_model.CpModel()
     xs = []
     for v in model.vars:
-        res = v.resolution if not v.integer else 1.0
-        lo = math.ceil(v.lb / res - 1e-9)
-        hi = math.floor(v.ub / res + 1e-9) if not math.isinf(v.ub) else 10**9
+        if v.integer:
+            lo, hi = math.ceil(v.lb - 1e-9), math.floor(v.ub + 1e-9) if not math.isinf(v.ub) else 10**9
+        else:  # bounds of auxiliary continuous variables widen to whole units; the rows carry the meaning
+            lo = math.floor(v.lb / v.resolution + 1e-9)
+            hi = math.ceil(v.ub / v.resolution - 1e-9) if not math.isinf(v.ub) else 10**12
         xs.append(cp.new_int_var(lo, hi, v.name))
     unit = [1.0 if v.integer else v.resolution for v in model.vars]
     for r in model.rows:
         eff = {i: c * unit[i] for i, c in r.coeffs.items()}
-        scale = _row_scale(list(eff.values()))
-        expr = sum(round(c * scale) * xs[i] for i, c in eff.items())
-        rhs = r.rhs * scale
+        icoeffs, irhs = _conservative_row(eff, r.sense, r.rhs, _row_scale(list(eff.values())))
+        expr = sum(c * xs[i] for i, c in icoeffs.items())
         if r.sense == "<=":
-            cp.add(expr <= math.floor(rhs + 1e-6))
+            cp.add(expr <= irhs)
         elif r.sense == ">=":
-            cp.add(expr >= math.ceil(rhs - 1e-6))
+            cp.add(expr >= irhs)
         else:
-            cp.add(expr == round(rhs))
+            cp.add(expr == irhs)
     cp.minimize(sum(round(c * unit[i]) * xs[i] for i, c in model.objective.items()))
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, threads)

@@ -29,7 +29,7 @@ from optimizer.pools import Config, Pool, StepRef, build_pools
 from problems.loader import ResolvedScenario
 from problems.schema import Workflow
 
-TIME_RESOLUTION_S = 1e-3  # CP-SAT counts latencies in milliseconds
+TIME_RESOLUTION_S = 1e-5  # CP-SAT counts latencies in units of 10 µs
 
 
 @dataclass
