@@ -87,8 +87,12 @@ def formulate(resolved: ResolvedScenario, device_filter: set[str] | None = None,
     return build_formulation(resolved, device_filter, prune=prune, power_cap=power_cap)
 
 
-def diagnose(resolved: ResolvedScenario, f: Formulation) -> list[str]:
-    """Name the causes of infeasibility with their numbers."""
+def diagnose(resolved: ResolvedScenario) -> list[str]:
+    """Name the causes of infeasibility with their numbers.
+
+    Works on the unpruned model (every config that fits the available devices), so a pool emptied only by the
+    SLA is reported as an SLA problem, not as "nothing can serve it"."""
+    f = build_formulation(resolved)
     causes: list[str] = []
     offered = [o.device for o in f.offers.values()]
     for pool in f.pools:
@@ -155,10 +159,10 @@ def solve_scenario(
 ) -> SolveOutcome:
     f = formulate(resolved)
     if any(not p.configs for p in f.pools):
-        return SolveOutcome("infeasible", None, diagnose(resolved, f))
+        return SolveOutcome("infeasible", None, diagnose(resolved))
     res = solve(f.model, backend, time_limit_s, gap, threads)
     if res.status == "infeasible":
-        return SolveOutcome("infeasible", None, diagnose(resolved, f), res)
+        return SolveOutcome("infeasible", None, diagnose(resolved), res)
     if res.values is None:
         return SolveOutcome("no_solution", None, [], res)
     base = homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective) if baselines else []

@@ -1,0 +1,119 @@
+"""Optimizer: backends agree, plans pass the independent checker, baselines, diagnoses of infeasibility."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from optimizer.checker import check_plan
+from optimizer.plan import Plan
+from optimizer.solve import solve_scenario
+from problems.loader import load_scenario
+from tests.conftest import FIXTURES, write_yaml
+
+SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
+
+
+@pytest.fixture(scope="module")
+def small_plans() -> dict[str, Any]:
+    resolved = load_scenario(SMALL)
+    return {b: solve_scenario(resolved, b, baselines=(b == "highs")) for b in ("highs", "cbc", "cpsat")}
+
+
+def test_backends_reach_the_same_optimum(small_plans: dict[str, Any]) -> None:
+    costs = {b: o.plan.tco.total_usd_per_year for b, o in small_plans.items()}
+    assert all(o.status == "optimal" for o in small_plans.values())
+    assert costs["cbc"] == pytest.approx(costs["highs"], rel=1e-4)
+    assert costs["cpsat"] == pytest.approx(costs["highs"], rel=1e-3)  # CP-SAT rows are rounded conservatively
+
+
+def test_every_plan_passes_the_independent_checker(small_plans: dict[str, Any]) -> None:
+    resolved = load_scenario(SMALL)
+    for backend, outcome in small_plans.items():
+        assert check_plan(resolved, outcome.plan) == [], backend
+        assert all(w.critical_path_s <= w.sla_s for w in outcome.plan.workflows)
+
+
+def test_heterogeneous_plan_never_costlier_than_a_feasible_homogeneous_fleet(small_plans: dict[str, Any]) -> None:
+    plan = small_plans["highs"].plan
+    feasible = [b for b in plan.baselines if b.total_usd_per_year is not None]
+    assert {b.device for b in plan.baselines} == {"l4", "h100-sxm", "a10g"}
+    assert feasible
+    for b in feasible:
+        assert plan.tco.total_usd_per_year <= b.total_usd_per_year * (1 + 1e-6)
+        assert b.saving_fraction == pytest.approx(1 - plan.tco.total_usd_per_year / b.total_usd_per_year)
+
+
+def test_tco_breakdown_adds_up(small_plans: dict[str, Any]) -> None:
+    t = small_plans["highs"].plan.tco
+    assert t.total_usd_per_year == pytest.approx(
+        t.capex_usd_per_year + t.energy_usd_per_year + t.hosting_usd_per_year + t.rental_usd_per_year
+    )
+    # 3 req/s all year
+    assert t.usd_per_request == pytest.approx(t.total_usd_per_year / (3 * 8760 * 3600))
+
+
+def _tampered(plan: Plan, mutate) -> Plan:
+    data = copy.deepcopy(plan.model_dump(mode="json"))
+    mutate(data)
+    return Plan.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: next(p for p in d["pools"] if p["phase"] == "decode").update(batch=1), "capacity"),
+        (lambda d: d["workflows"][0].update(critical_path_s=0.1), "plan reports critical path"),
+        (lambda d: d["tco"].update(total_usd_per_year=1.0), "tco: plan reports"),
+        (lambda d: d["fleet"][0].update(owned_idle=d["fleet"][0]["owned_idle"] + 1), "owned_used + owned_idle"),
+        (lambda d: d["fleet"].clear(), "pools use"),
+    ],
+)
+def test_checker_catches_tampered_plans(small_plans: dict[str, Any], mutate, fragment: str) -> None:
+    resolved = load_scenario(SMALL)
+    bad = _tampered(small_plans["highs"].plan, mutate)
+    violations = check_plan(resolved, bad)
+    assert any(fragment in v for v in violations), violations
+
+
+def _scenario_variant(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load(SMALL.read_text())
+    wf = yaml.safe_load((SMALL.parent / "small-agent-workflow.yaml").read_text())
+    change(data, wf)
+    write_yaml(tmp_path / "small-agent-workflow.yaml", wf)
+    return write_yaml(tmp_path / "scenario.yaml", data)
+
+
+def test_diagnosis_model_fits_no_device(tmp_path: Path) -> None:
+    def change(sc, wf):
+        sc["hardware"] = {"owned": [{"device": "l4", "count": 4}]}
+        wf["steps"] = [s for s in wf["steps"] if s["kind"] != "tool"]  # no CPU offered, so no tools
+        wf["steps"][-1]["after"] = ["search"]
+        wf["steps"][0]["model"] = "llama-3.1-405b"
+
+    outcome = solve_scenario(load_scenario(_scenario_variant(tmp_path, change)), baselines=False)
+    assert outcome.status == "infeasible"
+    assert any("llama-3.1-405b" in c and "l4" in c and "4 available" in c for c in outcome.diagnosis), outcome.diagnosis
+
+
+def test_diagnosis_sla_below_fastest_critical_path(tmp_path: Path) -> None:
+    def change(sc, wf):
+        wf["sla"]["e2e_latency_s"] = 0.5
+
+    outcome = solve_scenario(load_scenario(_scenario_variant(tmp_path, change)), baselines=False)
+    assert outcome.status == "infeasible"
+    (cause,) = [c for c in outcome.diagnosis if "fastest possible critical path" in c]
+    assert "SLA 0.5 s" in cause and "workflow small-agent" in cause
+
+
+def test_diagnosis_power_cap(tmp_path: Path) -> None:
+    def change(sc, wf):
+        sc["limits"]["power_cap_kw"] = 0.2
+
+    outcome = solve_scenario(load_scenario(_scenario_variant(tmp_path, change)), baselines=False)
+    assert outcome.status == "infeasible"
+    assert any(c.startswith("power cap 0.2 kW < minimum") for c in outcome.diagnosis), outcome.diagnosis
