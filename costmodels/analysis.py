@@ -19,11 +19,7 @@ from costmodels.llm_perf import evaluate_pass, feasible_tp, phase_shape
 from costmodels.nonllm import StepCost, encoder_cost, retrieval_cost, tool_cost
 from costmodels.precision import Precision, unsupported_reason
 from costmodels.roofline import DeviceArrays
-from costmodels.tco import HOURS_PER_YEAR, EconomicsInputs, bought_device_year
-
-DEFAULT_ECONOMICS = EconomicsInputs(
-    energy_usd_per_kwh=0.08, pue=1.3, hosting_usd_per_kw_month=184.0, amortisation_years=4.0, avg_load_fraction=0.7
-)
+from costmodels.tco import DEFAULT_ECONOMICS, HOURS_PER_YEAR, EconomicsInputs, bought_device_year
 
 
 def _money(x: float) -> float | None:

@@ -25,6 +25,16 @@ class EconomicsInputs:
     avg_load_fraction: float
 
 
+DEFAULT_ECONOMICS = EconomicsInputs(
+    energy_usd_per_kwh=0.08,  # US average industrial electricity price (EIA)
+    pue=1.3,  # between the ~1.56 industry average (Uptime Institute 2024) and ~1.1 hyperscale
+    hosting_usd_per_kw_month=184.0,  # CBRE North America Data Center Trends H2 2024, 250-500 kW
+    amortisation_years=4.0,
+    avg_load_fraction=0.7,
+)
+"""The one place the economic defaults live; scenarios (problems/schema.py Economics) default to these."""
+
+
 @dataclass(frozen=True)
 class DeviceYearCost:
     capex_usd: float

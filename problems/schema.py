@@ -21,6 +21,7 @@ from common.schema_base import (
     Source,
     StrictModel,
 )
+from costmodels.tco import DEFAULT_ECONOMICS
 
 
 class StepBase(StrictModel):
@@ -235,14 +236,15 @@ class Hardware(StrictModel):
 
 
 class Economics(StrictModel):
-    """Cost parameters. Defaults and their sources are documented in README 'Scenario defaults'."""
+    """Cost parameters. Defaults (costmodels.tco.DEFAULT_ECONOMICS) and their sources: README 'Scenario defaults'."""
 
-    energy_usd_per_kwh: NonNegativeFloat = 0.08
-    pue: float = Field(default=1.3, ge=1.0, le=3.0)
-    hosting_usd_per_kw_month: NonNegativeFloat = 184.0
-    amortisation_years: PositiveFloat = 4.0
+    energy_usd_per_kwh: NonNegativeFloat = DEFAULT_ECONOMICS.energy_usd_per_kwh
+    pue: float = Field(default=DEFAULT_ECONOMICS.pue, ge=1.0, le=3.0)
+    hosting_usd_per_kw_month: NonNegativeFloat = DEFAULT_ECONOMICS.hosting_usd_per_kw_month
+    amortisation_years: PositiveFloat = DEFAULT_ECONOMICS.amortisation_years
     avg_load_fraction: Fraction = Field(
-        default=0.7, description="Average power draw as a fraction of TDP for a device in service."
+        default=DEFAULT_ECONOMICS.avg_load_fraction,
+        description="Average power draw as a fraction of TDP for a device in service.",
     )
 
 
