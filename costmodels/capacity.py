@@ -39,7 +39,12 @@ def free_bytes_for_kv(model: ModelArch, precision: Precision, mem_gb: Array, tp:
 def max_batch(model: ModelArch, precision: Precision, mem_gb: Array, tp: Array, context_tokens: Array) -> Array:
     """Largest number of sequences of `context_tokens` whose KV fits; 0 when even the weights don't fit."""
     free = free_bytes_for_kv(model, precision, mem_gb, tp)
-    per_seq = kv_bytes_per_token(model, precision, tp) * np.maximum(np.asarray(context_tokens, dtype=float), 1.0)
+    context = np.maximum(np.asarray(context_tokens, dtype=float), 1.0)
+    per_seq = kv_bytes_per_token(model, precision, tp) * context
+    if model.sliding_window is not None:  # windowed layers keep only the last `window` tokens
+        frac = model.sliding_window.layers / model.num_layers
+        kept = (1 - frac) * context + frac * np.minimum(context, model.sliding_window.window_tokens)
+        per_seq = kv_bytes_per_token(model, precision, tp) * kept
     return np.where(free > 0, np.floor(np.maximum(free, 0.0) / per_seq), 0.0)
 
 

@@ -163,3 +163,16 @@ def test_weight_quantisation_shrinks_weight_bytes(catalog: Catalog) -> None:
     embed = 128256 * 8192 * 2  # the embedding table stays 16-bit
     assert fp8 - embed == pytest.approx((bf16 - embed) / 2)
     assert int4 - embed == pytest.approx((bf16 - embed) / 4)
+
+
+def test_sliding_window_layers_cap_the_kv_capacity(catalog: Catalog) -> None:
+    model = catalog.model("gpt-oss-120b")  # 18 of 36 layers keep only the last 128 tokens
+    p = Precision(model.weight_dtype, model.kv_dtype)
+    per_token_all_layers = float(kv_bytes_per_token(model, p))  # 36 layers · 2·8·64 · 2 B = 73,728 B
+    assert per_token_all_layers == 36 * 2 * 8 * 64 * 2
+    mem, ctx = np.array([80.0]), np.array([32768.0])
+    from costmodels.capacity import free_bytes_for_kv
+
+    free = free_bytes_for_kv(model, p, mem, np.array([1.0]))[0]
+    kept_tokens = 0.5 * 32768 + 0.5 * 128
+    assert max_batch(model, p, mem, np.array([1.0]), ctx)[0] == np.floor(free / (per_token_all_layers * kept_tokens))
