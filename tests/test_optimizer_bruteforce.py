@@ -1,0 +1,120 @@
+"""Brute force on tiny instances: enumerate every replica mix of every pool and compare with the MILP optimum.
+
+The enumeration shares the pools and menus (data) with the formulation but none of the model: it walks all
+replica vectors that fit the available devices, keeps those that meet each pool's capacity, and prices the
+cheapest combination whose critical path meets the SLA.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+import optimizer.pools as pools_module
+from optimizer.formulation import device_offers, economics_of
+from optimizer.solve import formulate, solve_scenario
+from problems.loader import load_scenario
+from tests.conftest import write_yaml
+
+
+def _replica_vectors(configs, budget: dict[str, int]):
+    """All replica vectors (one count per config) whose device use stays within `budget`."""
+
+    def rec(i: int, left: dict[str, int]):
+        if i == len(configs):
+            yield ()
+            return
+        c = configs[i]
+        for r in range(left[c.device] // c.tp + 1):
+            nxt = dict(left)
+            nxt[c.device] -= r * c.tp
+            for rest in rec(i + 1, nxt):
+                yield (r, *rest)
+
+    yield from rec(0, budget)
+
+
+def brute_force(resolved) -> float | None:
+    f = formulate(resolved)
+    offers = device_offers(resolved, economics_of(resolved))
+    budget = {d: o.owned + o.rent_max for d, o in offers.items()}
+    u = resolved.scenario.limits.max_utilisation
+    wf = resolved.workflows[0]
+    options = []
+    for pool in f.pools:
+        feasible = []
+        for vec in _replica_vectors(pool.configs, budget):
+            if sum(r * c.throughput for r, c in zip(vec, pool.configs, strict=True)) * u < pool.demand:
+                continue
+            use = {d: 0 for d in budget}
+            for r, c in zip(vec, pool.configs, strict=True):
+                use[c.device] += r * c.tp
+            lat = {
+                ref: max(
+                    c.latency_s[ref] + c.extra_s.get(ref, 0.0) for r, c in zip(vec, pool.configs, strict=True) if r
+                )
+                for ref in pool.steps
+            }
+            feasible.append((use, lat))
+        options.append(feasible)
+    best = None
+    for combo in itertools.product(*options):
+        use = {d: sum(o[0][d] for o in combo) for d in budget}
+        if any(use[d] > budget[d] for d in budget):
+            continue
+        path = sum(sum(o[1].values()) for o in combo) * wf.steps[0].repeat  # one LLM step: prefill + decode
+        if path > wf.sla.e2e_latency_s:
+            continue
+        cost = 0.0
+        for d, n in use.items():
+            owned = min(n, offers[d].owned)
+            cost += owned * offers[d].owned_cost + (n - owned) * offers[d].rent_cost
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize(("rate", "sla", "owned_l4"), [(0.5, 20.0, 2), (2.0, 12.0, 1), (1.0, 6.0, 2)])
+def test_milp_matches_brute_force_on_tiny_instances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float, sla: float, owned_l4: int
+) -> None:
+    monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
+    monkeypatch.setattr(pools_module, "PREFILL_BATCHES", (1, 4))
+    monkeypatch.setattr(pools_module, "DECODE_BATCHES", (1, 16))
+    write_yaml(
+        tmp_path / "w.yaml",
+        {
+            "id": "tiny",
+            "name": "tiny",
+            "description": "one LLM call",
+            "arrival_rate_rps": rate,
+            "sla": {"e2e_latency_s": sla},
+            "steps": [
+                {"id": "ask", "kind": "llm", "model": "llama-3.1-8b", "prompt_tokens": 1000, "output_tokens": 100}
+            ],
+        },
+    )
+    resolved = load_scenario(
+        write_yaml(
+            tmp_path / "s.yaml",
+            {
+                "id": "tiny",
+                "name": "tiny",
+                "workflows": [{"path": "w.yaml"}],
+                "hardware": {
+                    "owned": [{"device": "l4", "count": owned_l4}],
+                    "rentable": [{"device": "a10g", "max_count": 4}],
+                },
+            },
+        )
+    )
+    expected = brute_force(resolved)
+    outcome = solve_scenario(resolved, "highs", baselines=False)
+    if expected is None:
+        assert outcome.status == "infeasible"
+        return
+    assert outcome.status == "optimal"
+    assert outcome.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-9)
+    cpsat = solve_scenario(resolved, "cpsat", baselines=False)
+    assert cpsat.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-3)
