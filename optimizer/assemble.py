@@ -6,6 +6,7 @@ reported at its true cost and timing, not at its integer-scaled one.
 
 from __future__ import annotations
 
+from costmodels.tco import SECONDS_PER_YEAR, energy_usd_per_year, hosting_usd_per_year
 from optimizer.backends import SolveResult
 from optimizer.formulation import Formulation
 from optimizer.plan import (
@@ -21,7 +22,6 @@ from optimizer.plan import (
 from optimizer.pools import StepRef
 from problems.schema import LlmStep
 
-SECONDS_PER_YEAR = 8760 * 3600.0
 ASSUMPTIONS = [
     "Pools are sized so load stays below max_utilisation; this headroom stands in for queueing delay "
     "(latencies are service times, not p99 under load).",
@@ -92,10 +92,7 @@ def critical_paths(f: Formulation, lat: dict[StepRef, tuple]) -> tuple[dict[Step
 def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines: list[Baseline] | None = None) -> Plan:
     values = res.values or []
     used = _used(f, values)
-    fleet, power_total, capex_y, energy_y, hosting_y, rental_y, purchases = [], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    devices_used: dict[str, int] = {}
-    for _pool, c, r in used.values():
-        devices_used[c.device] = devices_used.get(c.device, 0) + r * c.tp
+    fleet, capex_y, energy_y, hosting_y, rental_y, purchases = [], 0.0, 0.0, 0.0, 0.0, 0.0
     for dev_id, (own_i, nodes_i, rent_i) in f.fleet_vars.items():
         off = f.offers[dev_id]
         dpn = off.device.devices_per_node
@@ -105,8 +102,8 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         if own + bought + rented == 0:
             continue
         kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
-        energy_per = kw * 8760 * f.econ.energy_usd_per_kwh
-        hosting_per = off.device.tdp_w / 1000.0 * f.econ.hosting_usd_per_kw_month * 12
+        energy_per = energy_usd_per_year(off.device.tdp_w, f.econ)
+        hosting_per = hosting_usd_per_year(off.device.tdp_w, f.econ)
         on_site = own + bought
         energy_y += on_site * energy_per
         hosting_y += on_site * hosting_per
@@ -115,7 +112,6 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         )
         rental_y += rented * off.rent_cost
         purchases += bought * off.capex_usd
-        power_total += on_site * kw
         fleet.append(
             FleetEntry(
                 device=dev_id,
@@ -147,6 +143,7 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
                 utilisation=min(1.0, pool.demand / total),
             )
         )
+    workflows_by_id = {wf.id: wf for wf in f.workflows}
     lat = step_latencies(f, used)
     starts, paths = critical_paths(f, lat)
     steps = [
@@ -155,7 +152,7 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
             step=ref.step,
             pool=v[3],
             device=v[2] or "-",
-            repeat=next(s.repeat for w in f.workflows if w.id == ref.workflow for s in w.steps if s.id == ref.step),
+            repeat=workflows_by_id[ref.workflow].step(ref.step).repeat,
             latency_s=v[0],
             start_s=starts[ref],
             transfer_s=v[1],
