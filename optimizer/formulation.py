@@ -135,6 +135,9 @@ def define_config_variables(f: Formulation) -> None:
             x = m.add_var(f"x[{cfg.key}]", 0, 1, True)
             f.config_vars[cfg.key] = (r, x)
             m.add_row(f"link[{cfg.key}]", {r: 1.0, x: -float(bound)}, "<=", 0.0)
+            # A config in use has a replica (valid: x = 1 with no replica only adds latency). With `choose` this
+            # makes the relaxation pay for at least one whole replica per pool instead of a sliver of one.
+            m.add_row(f"used[{cfg.key}]", {r: 1.0, x: -1.0}, ">=", 0.0)
             kept.append(cfg)
         pool.configs = kept
 

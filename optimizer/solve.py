@@ -16,6 +16,7 @@ from optimizer.backends import SolveResult, solve
 from optimizer.formulation import Formulation, build_formulation
 from optimizer.plan import Baseline, Plan
 from optimizer.pools import Pool, StepRef
+from optimizer.presolve import prune_by_critical_path, prune_dominated
 from problems.loader import ResolvedScenario
 
 
@@ -27,62 +28,9 @@ class SolveOutcome:
     result: SolveResult | None = None
 
 
-def prune_dominated(pools: list[Pool]) -> int:
-    """Drop configs another config on the same device and tensor-parallel degree beats on throughput and on
-    every step's latency: any replica of the loser can be swapped for one of the winner at the same device count,
-    so the optimum is unchanged. Returns how many were dropped."""
-    dropped = 0
-    for pool in pools:
-        by_group: dict[tuple[str, int], list] = {}
-        for c in pool.configs:
-            by_group.setdefault((c.device, c.tp), []).append(c)
-        kept = []
-        for group in by_group.values():
-            for c in group:
-                lat_c = [c.latency_s[r] + c.extra_s.get(r, 0.0) for r in pool.steps]
-                dominated = any(
-                    o is not c
-                    and o.throughput >= c.throughput
-                    and all(
-                        o.latency_s[r] + o.extra_s.get(r, 0.0) <= lc for r, lc in zip(pool.steps, lat_c, strict=True)
-                    )
-                    and (
-                        o.throughput > c.throughput
-                        or any(
-                            o.latency_s[r] + o.extra_s.get(r, 0.0) < lc for r, lc in zip(pool.steps, lat_c, strict=True)
-                        )
-                    )
-                    for o in group
-                )
-                if dominated:
-                    dropped += 1
-                else:
-                    kept.append(c)
-        pool.configs = kept
-    return dropped
-
-
-def prune_too_slow(pools: list[Pool], sla_s: dict[str, float], repeats: dict[StepRef, int]) -> int:
-    """Drop configs on which some served step alone (all its repeats) already exceeds its workflow's SLA: such a
-    config can never be in use in a feasible plan."""
-    dropped = 0
-    for pool in pools:
-        kept = [
-            c
-            for c in pool.configs
-            if all((c.latency_s[r] + c.extra_s.get(r, 0.0)) * repeats[r] <= sla_s[r.workflow] for r in pool.steps)
-        ]
-        dropped += len(pool.configs) - len(kept)
-        pool.configs = kept
-    return dropped
-
-
 def formulate(resolved: ResolvedScenario, device_filter: set[str] | None = None, power_cap: bool = True) -> Formulation:
-    sla = {wf.id: wf.sla.e2e_latency_s for wf in resolved.workflows}
-    repeats = {StepRef(wf.id, s.id): s.repeat for wf in resolved.workflows for s in wf.steps}
-
     def prune(pools: list[Pool]) -> int:
-        return prune_too_slow(pools, sla, repeats) + prune_dominated(pools)
+        return prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
 
     return build_formulation(resolved, device_filter, prune=prune, power_cap=power_cap)
 

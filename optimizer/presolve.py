@@ -1,0 +1,108 @@
+"""Exact menu reductions before the model is built: drop configs that cannot appear in any optimal plan.
+
+Every rule here keeps the optimum (tests compare pruned and unpruned solves):
+
+- critical path: a config whose step latency, with every other step of the workflow at its fastest possible
+  config, already breaks the end-to-end SLA can never be in use;
+- dominance: on the same device, config `o` dominates `c` when c's tensor-parallel degree is a multiple m of o's,
+  m replicas of o deliver at least c's throughput, and o is at least as fast on every served step. Each replica of
+  c can then be swapped for m replicas of o on the same devices without raising cost or any latency.
+"""
+
+from __future__ import annotations
+
+from graphlib import TopologicalSorter
+
+from optimizer.pools import Config, Pool, StepRef
+from problems.schema import Workflow
+
+
+def step_latency(c: Config, ref: StepRef) -> float:
+    """Per-execution latency of a served step on config c, transfer included."""
+    return c.latency_s[ref] + c.extra_s.get(ref, 0.0)
+
+
+def _dominates(o: Config, c: Config, steps: list[StepRef]) -> bool:
+    if o is c or c.tp % o.tp:
+        return False
+    ratio = c.tp // o.tp
+    lat_o = [step_latency(o, r) for r in steps]
+    lat_c = [step_latency(c, r) for r in steps]
+    if o.throughput * ratio < c.throughput or any(a > b for a, b in zip(lat_o, lat_c, strict=True)):
+        return False
+    # Exact ties: keep one of the two, the one with the smaller tensor-parallel degree or earlier batch.
+    strict = o.throughput * ratio > c.throughput or any(a < b for a, b in zip(lat_o, lat_c, strict=True))
+    return strict or (o.tp, o.batch) < (c.tp, c.batch)
+
+
+def prune_dominated(pools: list[Pool]) -> int:
+    """Drop dominated configs (see module docstring). Returns how many were dropped."""
+    dropped = 0
+    for pool in pools:
+        by_device: dict[str, list[Config]] = {}
+        for c in pool.configs:
+            by_device.setdefault(c.device, []).append(c)
+        kept = []
+        for group in by_device.values():
+            for c in group:
+                if any(_dominates(o, c, pool.steps) for o in group):
+                    dropped += 1
+                else:
+                    kept.append(c)
+        pool.configs = kept
+    return dropped
+
+
+def fastest_step_durations(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, dict[str, float]]:
+    """Per step and serving pool: the fastest per-execution latency any config of that pool offers."""
+    out: dict[StepRef, dict[str, float]] = {StepRef(wf.id, s.id): {} for wf in workflows for s in wf.steps}
+    for pool in pools:
+        for ref in pool.steps:
+            out[ref][pool.id] = min((step_latency(c, ref) for c in pool.configs), default=float("inf"))
+    return out
+
+
+def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) -> dict[StepRef, float]:
+    """Per step: the SLA minus the longest path through the step excluding the step itself (earliest start plus
+    longest tail), i.e. the most time all of the step's repeats may take."""
+    margins: dict[StepRef, float] = {}
+    for wf in workflows:
+        order = list(TopologicalSorter({s.id: set(s.after) for s in wf.steps}).static_order())
+        succ: dict[str, list[str]] = {s.id: [] for s in wf.steps}
+        for s in wf.steps:
+            for p in s.after:
+                succ[p].append(s.id)
+        dur = {s: duration_s[StepRef(wf.id, s)] for s in order}
+        start: dict[str, float] = {}
+        for s in order:
+            start[s] = max((start[p] + dur[p] for p in wf.step(s).after), default=0.0)
+        tail: dict[str, float] = {}
+        for s in reversed(order):
+            tail[s] = max((dur[n] + tail[n] for n in succ[s]), default=0.0)
+        for s in order:
+            margins[StepRef(wf.id, s)] = wf.sla.e2e_latency_s - start[s] - tail[s]
+    return margins
+
+
+def prune_by_critical_path(pools: list[Pool], workflows: list[Workflow]) -> int:
+    """Drop configs that break an SLA even when every other step runs at its fastest. Returns how many."""
+    if any(not p.configs for p in pools):
+        return 0  # infeasible anyway; leave the menus whole for the diagnosis
+    fastest = fastest_step_durations(pools, workflows)
+    repeat = {StepRef(wf.id, s.id): s.repeat for wf in workflows for s in wf.steps}
+    duration = {ref: repeat[ref] * sum(per_pool.values()) for ref, per_pool in fastest.items()}
+    margin = path_margins(workflows, duration)
+    dropped = 0
+    for pool in pools:
+        kept = [
+            c
+            for c in pool.configs
+            if all(
+                repeat[r] * (step_latency(c, r) + sum(v for p, v in fastest[r].items() if p != pool.id))
+                <= margin[r] + 1e-9
+                for r in pool.steps
+            )
+        ]
+        dropped += len(pool.configs) - len(kept)
+        pool.configs = kept
+    return dropped
