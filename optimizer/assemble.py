@@ -25,8 +25,9 @@ from problems.schema import LlmStep
 ASSUMPTIONS = [
     "Pools are sized so load stays below max_utilisation; this headroom stands in for queueing delay "
     "(latencies are service times, not p99 under load).",
-    "Prefill and decode run in separate (disaggregated) pools; every LLM step pays a KV transfer over the decode "
-    "device's NIC, a conservative bound.",
+    "An LLM model is served disaggregated (prefill and decode pools; every call pays a KV transfer over the decode "
+    "device's NIC, a conservative bound) or co-located (one pool runs both phases; prefill at batch 1 is scheduled "
+    "first and stretches decode by 1 / (1 − max_utilisation × prefill busy share)), or split between the two.",
     "Owned devices the plan does not use are retired and cost nothing; owned devices in use cost energy, hosting "
     "and their annualised residual value.",
     "Per-step latency is the slowest config the pool uses, at the step's own prompt and context lengths.",
@@ -47,7 +48,9 @@ def _used(f: Formulation, values: list[float]) -> dict[str, tuple]:
 def step_latencies(f: Formulation, used: dict[str, tuple]) -> dict[StepRef, tuple[float, float, str, str]]:
     """Per step: (latency of all repeats, transfer included, device of its slowest pool, pool ids)."""
     per_pool: dict[tuple[str, StepRef], tuple[float, float, str]] = {}
+    route_of: dict[str, str] = {}
     for pool, c, _r in used.values():
+        route_of[pool.id] = pool.route
         for ref in pool.steps:
             lat = c.latency_s[ref] + c.extra_s.get(ref, 0.0)
             if lat > per_pool.get((pool.id, ref), (-1.0, 0.0, ""))[0]:
@@ -56,11 +59,16 @@ def step_latencies(f: Formulation, used: dict[str, tuple]) -> dict[StepRef, tupl
     for wf in f.workflows:
         for step in wf.steps:
             ref = StepRef(wf.id, step.id)
-            parts = [(p, v) for (p, r), v in per_pool.items() if r == ref]
+            routes: dict[str, list[tuple[str, tuple[float, float, str]]]] = {}
+            for (p, r), v in per_pool.items():
+                if r == ref:
+                    routes.setdefault(route_of[p], []).append((p, v))
+            # With traffic split between routes, the slower route is the step's duration.
+            parts = max(routes.values(), key=lambda ps: sum(v[0] for _, v in ps), default=[])
             lat = sum(v[0] for _, v in parts) * step.repeat
             transfer = sum(v[1] for _, v in parts) * step.repeat
             device = max(parts, key=lambda pv: pv[1][0])[1][2] if parts else ""
-            out[ref] = (lat, transfer, device, "+".join(sorted(p for p, _ in parts)))
+            out[ref] = (lat, transfer, device, "+".join(sorted(p for ps in routes.values() for p, _ in ps)))
     return out
 
 
@@ -126,6 +134,7 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
     pools = []
     for pool, c, r in used.values():
         total = sum(cc.throughput * rr for p, cc, rr in used.values() if p.id == pool.id)
+        served = f.served_demand(pool, values)
         pools.append(
             PoolAssignment(
                 pool=pool.id,
@@ -139,8 +148,8 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
                 devices=r * c.tp,
                 throughput=c.throughput * r,
                 throughput_unit=pool.unit,
-                demand=pool.demand * c.throughput * r / total,
-                utilisation=min(1.0, pool.demand / total),
+                demand=served * c.throughput * r / total,
+                utilisation=min(1.0, served / total),
             )
         )
     workflows_by_id = {wf.id: wf for wf in f.workflows}

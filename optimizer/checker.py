@@ -68,6 +68,8 @@ def _assignment_numbers(
     problems: list[str] = []
     lat: dict[tuple[str, str], float] = {}
     kind, _, rest = a.pool.partition(":")
+    if a.phase == "colocated":
+        return _colocated_numbers(resolved, a)
     if a.phase in ("prefill", "decode"):
         model = cat.model(a.model)
         sh = _llm_shapes(resolved, a.model)
@@ -149,6 +151,64 @@ def _assignment_numbers(
     return float(dev.cores or 0), lat, demand, problems
 
 
+def _colocated_numbers(
+    resolved: ResolvedScenario, a: PoolAssignment
+) -> tuple[float, dict[tuple[str, str], float], float, list[str]]:
+    """A replica running both phases: prefill one prompt at a time (batch 1) first, decode batch `a.batch` waits
+    meanwhile. Throughput in LLM calls / s; decode time per token stretched by 1 / (1 − u_max · prefill share)."""
+    model = resolved.catalog.model(a.model)
+    dev = resolved.catalog.device(a.device)
+    sh = _llm_shapes(resolved, a.model)
+    dt = [Dtype(a.weight_dtype)]
+    tp = [a.tensor_parallel]
+    pre_thr, _, fits_p = _one(
+        evaluate_menu, model, "prefill", [dev], tp, [1], dt, sh["uncached"] + sh["cached"], sh["cached"], 0
+    )
+    dec_thr, _, fits_d = _one(evaluate_menu, model, "decode", [dev], tp, [a.batch], dt, 0, 0, sh["context"])
+    prefill_busy = sh["prefill_demand"] / pre_thr
+    busy = prefill_busy + sh["decode_demand"] / dec_thr
+    stall = 1.0 / (1.0 - resolved.scenario.limits.max_utilisation * prefill_busy / busy)
+    calls = sum(r[2] for r in sh["rows"])
+    lat: dict[tuple[str, str], float] = {}
+    fits = fits_p and fits_d
+    for wf, s, _, unc, cached, ctx in sh["rows"]:
+        _, t_pre, ok_p = _one(evaluate_menu, model, "prefill", [dev], tp, [1], dt, unc + cached, cached, 0)
+        _, t_dec, ok_d = _one(evaluate_menu, model, "decode", [dev], tp, [a.batch], dt, 0, 0, ctx)
+        lat[(wf.id, s.id)] = t_pre + t_dec * s.output_tokens * stall
+        fits = fits and ok_p and ok_d
+    problems = [] if fits else [f"{a.pool} on {a.device} tp={a.tensor_parallel} batch={a.batch}: does not fit"]
+    return calls / busy, lat, calls, problems
+
+
+def _capacity_violations(capacity: dict[str, float], demand: dict[str, float], u_max: float) -> list[str]:
+    """Every pool covers its demand, except that an LLM model may split its traffic: the fraction served
+    disaggregated (the lesser of its prefill and decode coverage) plus the co-located fraction must reach 1."""
+    v: list[str] = []
+    coverage = {p: capacity[p] * u_max / demand[p] if demand[p] > 0 else float("inf") for p in capacity}
+    colocated_models = {p.rpartition(":")[0] for p in capacity if p.endswith(":colocated")}
+    for pool, cap in capacity.items():
+        model, _, phase = pool.rpartition(":")
+        if model in colocated_models and phase in ("prefill", "decode", "colocated"):
+            continue
+        if cap * u_max < demand[pool] * (1 - REL_TOL):
+            v.append(f"pool {pool}: capacity {cap:.4g}/s × max_utilisation {u_max} < demand {demand[pool]:.4g}/s")
+    for model in sorted(colocated_models):
+        disaggregated = min(coverage.get(f"{model}:prefill", 0.0), coverage.get(f"{model}:decode", 0.0))
+        total = disaggregated + coverage[f"{model}:colocated"]
+        if total < 1 - REL_TOL:
+            v.append(
+                f"model {model}: disaggregated pools cover {disaggregated:.4f} and co-located "
+                f"{total - disaggregated:.4f} of its traffic at max_utilisation {u_max}; together < 1"
+            )
+    return v
+
+
+def _step_duration(per_pool: dict[str, float]) -> float:
+    """One execution: disaggregated pools add up; a co-located pool is an alternative route, the slower counts."""
+    colocated = max((t for p, t in per_pool.items() if p.endswith(":colocated")), default=0.0)
+    return max(colocated, sum(t for p, t in per_pool.items() if not p.endswith(":colocated")))
+
+
 def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
     """Every violated constraint, as a readable line (empty list = the plan is valid)."""
     v: list[str] = []
@@ -186,9 +246,7 @@ def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
         demand[a.pool] = dem
         for key, t in lat.items():
             step_lat[key][a.pool] = max(step_lat[key].get(a.pool, 0.0), t)
-    for pool, cap in capacity.items():
-        if cap * u_max < demand[pool] * (1 - REL_TOL):
-            v.append(f"pool {pool}: capacity {cap:.4g}/s × max_utilisation {u_max} < demand {demand[pool]:.4g}/s")
+    v.extend(_capacity_violations(capacity, demand, u_max))
     for dev_id, n in used.items():
         e = fleet.get(dev_id)
         have = (e.owned_used + e.bought + e.rented) if e else 0
@@ -203,7 +261,7 @@ def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
                     key = (wf.id, s.id)
                     if not step_lat.get(key):
                         v.append(f"workflow {wf.id}: step {s.id} is served by no pool")
-                    dur = sum(step_lat.get(key, {}).values()) * s.repeat
+                    dur = _step_duration(step_lat.get(key, {})) * s.repeat
                     finish[s.id] = max((finish[p] for p in s.after), default=0.0) + dur
         path = max(finish.values())
         if path > wf.sla.e2e_latency_s * (1 + REL_TOL):

@@ -6,11 +6,14 @@ Variables
   L_{p,s} ≥ 0  per-execution latency of step s in pool p      S_s ≥ 0  start time of step s
 Constraints
   capacity   Σ_c θ_c r_c ≥ λ_p / u_max                       (utilisation headroom stands in for queueing)
+             an LLM model's traffic splits between disaggregated (prefill + decode pools) and co-located serving:
+             shares s_route ∈ [0,1] with Σ s = 1; each pool covers its route's share s·λ
   link       r_c ≤ U_c x_c,  U_c = min(⌈λ_p / (u_max θ_c)⌉, ⌊available_d / k_c⌋)   (tight big-M)
   choose     Σ_c x_c ≥ 1 per pool
   latency    L_{p,s} ≥ (ℓ_{s,c} + transfer_{s,c}) x_c
   fleet      Σ_c k_c r_c ≤ own_d + buy_d + rent_d;  own_d ≤ owned, buy_d ≤ max, rent_d ≤ max
-  DAG        S_v ≥ S_u + repeat_u · Σ_p L_{p,u} on every edge;  S_s + repeat_s · Σ_p L_{p,s} ≤ SLA
+  duration   D_s ≥ Σ_{p ∈ route} L_{p,s} for each route serving s (one route: D_s is that sum)
+  DAG        S_v ≥ S_u + repeat_u · D_u on every edge;  S_s + repeat_s · D_s ≤ SLA
   power      Σ_d (own_d + buy_d) · TDP · load · PUE ≤ cap;   budgets on purchases and on annual TCO
 Objective: annual TCO = Σ own_d·c_own + buy_d·c_buy + rent_d·c_rent (owned capex sunk by default; an owned device
 left unused is retired and costs nothing).
@@ -25,11 +28,12 @@ from dataclasses import dataclass, field
 from catalogs.schema import Device
 from costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
 from optimizer.linear import LinearModel
-from optimizer.pools import Config, Pool, StepRef, build_pools
+from optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
 from problems.loader import ResolvedScenario
 from problems.schema import Workflow
 
 TIME_RESOLUTION_S = 1e-5  # CP-SAT counts latencies in units of 10 µs
+SHARE_RESOLUTION = 1e-4  # CP-SAT counts traffic shares in units of 0.01 %
 
 
 @dataclass
@@ -62,6 +66,14 @@ class Formulation:
     fleet_vars: dict[str, tuple[int | None, int | None, int | None]] = field(default_factory=dict)
     dropped_configs: int = 0
     power_coeffs: dict[int, float] = field(default_factory=dict)  # facility kW per fleet variable
+    share_vars: dict[str, dict[str, int]] = field(default_factory=dict)  # family -> route -> traffic share
+
+    def served_demand(self, pool: Pool, values: list[float]) -> float:
+        """The part of a pool's demand its route carries in a solution."""
+        shares = self.share_vars.get(pool.family)
+        if shares is None:
+            return pool.demand
+        return pool.demand * min(1.0, max(0.0, values[shares[pool.route]]))
 
 
 UNLIMITED = 100_000  # stands in for "no availability limit" (keeps CP-SAT bounds finite)
@@ -143,10 +155,29 @@ def define_config_variables(f: Formulation) -> None:
 
 
 def define_capacity(f: Formulation) -> None:
-    for pool in f.pools:
-        coeffs = {f.config_vars[c.key][0]: c.throughput for c in pool.configs}
-        f.model.add_row(f"capacity[{pool.id}]", coeffs, ">=", pool.demand / f.max_utilisation)
-        f.model.add_row(f"choose[{pool.id}]", {f.config_vars[c.key][1]: 1.0 for c in pool.configs}, ">=", 1.0)
+    """Each family's traffic is split between its routes: with two routes, share variables s_route ∈ [0, 1]
+    (summing to 1) give each route's fraction, and every pool covers its route's fraction of its demand.
+
+    Rows are written with zero right-hand sides (Σθr − s·need ≥ 0, Σx − s ≥ 0) rather than with 1 − s, so CP-SAT's
+    conservative rounding of the share coefficient costs nothing when a route carries all or none of the traffic."""
+    m = f.model
+    for family, routes in routes_by_family(f.pools).items():
+        shares: dict[str, int] = {}
+        if len(routes) > 1:
+            shares = {r: m.add_var(f"share[{family},{r}]", 0.0, 1.0, False, SHARE_RESOLUTION) for r in routes}
+            m.add_row(f"split[{family}]", dict.fromkeys(shares.values(), 1.0), "==", 1.0)
+            f.share_vars[family] = shares
+        for route, pools in routes.items():
+            for pool in pools:
+                r_coeffs = {f.config_vars[c.key][0]: c.throughput for c in pool.configs}
+                x_coeffs = {f.config_vars[c.key][1]: 1.0 for c in pool.configs}
+                need = pool.demand / f.max_utilisation
+                if route not in shares:
+                    m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", need)
+                    m.add_row(f"choose[{pool.id}]", x_coeffs, ">=", 1.0)
+                else:
+                    m.add_row(f"capacity[{pool.id}]", {**r_coeffs, shares[route]: -need}, ">=", 0.0)
+                    m.add_row(f"choose[{pool.id}]", {**x_coeffs, shares[route]: -1.0}, ">=", 0.0)
 
 
 def define_fleet_balance(f: Formulation) -> None:
@@ -166,13 +197,15 @@ def define_fleet_balance(f: Formulation) -> None:
 
 def define_latency_and_sla(f: Formulation) -> None:
     m = f.model
-    steps_of: dict[StepRef, list[str]] = {}
+    route_pools: dict[StepRef, dict[str, list[str]]] = {}
+    worst_of: dict[tuple[str, StepRef], float] = {}
     for pool in f.pools:
         for ref in pool.steps:
             worst = max(c.latency_s[ref] + c.extra_s.get(ref, 0.0) for c in pool.configs) if pool.configs else 0.0
+            worst_of[(pool.id, ref)] = worst
             lv = m.add_var(f"L[{pool.id},{ref.workflow}.{ref.step}]", 0, worst, False, TIME_RESOLUTION_S)
             f.latency_vars[(pool.id, ref)] = lv
-            steps_of.setdefault(ref, []).append(pool.id)
+            route_pools.setdefault(ref, {}).setdefault(pool.route, []).append(pool.id)
             for c in pool.configs:
                 m.add_row(
                     f"lat[{pool.id},{ref.step},{c.key}]",
@@ -180,6 +213,22 @@ def define_latency_and_sla(f: Formulation) -> None:
                     ">=",
                     0.0,
                 )
+    # Duration of one execution: the route's pool latencies add up; with two routes, the slower route counts.
+    duration: dict[StepRef, dict[int, float]] = {}
+    for ref, routes in route_pools.items():
+        if len(routes) == 1:
+            duration[ref] = {f.latency_vars[(p, ref)]: 1.0 for p in next(iter(routes.values()))}
+            continue
+        worst = max(sum(worst_of[(p, ref)] for p in ps) for ps in routes.values())
+        d = m.add_var(f"D[{ref.workflow}.{ref.step}]", 0, worst, False, TIME_RESOLUTION_S)
+        for route, ps in routes.items():
+            m.add_row(
+                f"duration[{ref.workflow}.{ref.step},{route}]",
+                {d: 1.0, **{f.latency_vars[(p, ref)]: -1.0 for p in ps}},
+                ">=",
+                0.0,
+            )
+        duration[ref] = {d: 1.0}
     for wf in f.workflows:
         sla = wf.sla.e2e_latency_s
         for step in wf.steps:
@@ -187,14 +236,13 @@ def define_latency_and_sla(f: Formulation) -> None:
             f.start_vars[ref] = m.add_var(f"S[{wf.id}.{step.id}]", 0, sla, False, TIME_RESOLUTION_S)
         for step in wf.steps:
             ref = StepRef(wf.id, step.id)
-            dur = {f.latency_vars[(p, ref)]: float(step.repeat) for p in steps_of.get(ref, [])}
+            dur = {i: c * step.repeat for i, c in duration.get(ref, {}).items()}
             m.add_row(f"sla[{wf.id}.{step.id}]", {f.start_vars[ref]: 1.0, **dur}, "<=", sla)
             for pred in step.after:
                 pref = StepRef(wf.id, pred)
-                pred_step = wf.step(pred)
+                pred_repeat = wf.step(pred).repeat
                 row = {f.start_vars[ref]: 1.0, f.start_vars[pref]: -1.0}
-                for p in steps_of.get(pref, []):
-                    row[f.latency_vars[(p, pref)]] = -float(pred_step.repeat)
+                row.update({i: -c * pred_repeat for i, c in duration.get(pref, {}).items()})
                 m.add_row(f"edge[{wf.id}.{pred}->{step.id}]", row, ">=", 0.0)
 
 
@@ -234,10 +282,12 @@ def build_formulation(
     offers = device_offers(resolved, econ)
     if device_filter is not None:
         offers = {d: o for d, o in offers.items() if d in device_filter or o.device.kind.value == "cpu"}
-    pools = build_pools(resolved.workflows, resolved.catalog, sorted(offers))
-    f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, resolved.scenario.limits.max_utilisation)
+    u_max = resolved.scenario.limits.max_utilisation
+    pools = build_pools(resolved.workflows, resolved.catalog, sorted(offers), u_max)
+    f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max)
     if prune is not None:
         f.dropped_configs += prune(pools)
+    f.pools = drop_unusable_routes(pools)
     define_fleet_variables(f)
     define_config_variables(f)
     define_capacity(f)

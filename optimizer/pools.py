@@ -10,6 +10,14 @@ its own work unit and aggregates the demand of every step it serves in that unit
 
 A config is (device, tensor-parallel degree, batch, dtype) with a throughput per replica, devices per replica and
 each served step's latency per execution on it. Only configs that fit and run are kept.
+
+An LLM model can be served two ways (routes), and the optimizer may split its traffic between them:
+
+  disaggregated  a prefill pool and a decode pool on any devices; each execution's KV cache moves from the prefill
+                 replica to the decode replica over the decode device's NIC (a conservative bound);
+  colocated      one pool whose replicas run both phases (unit: LLM calls / s). Prefill is scheduled first, one
+                 prompt at a time (batch 1), and decode iterations wait while it runs, so time per output token is
+                 stretched by 1 / (1 − u_max · φ), φ = the replica's busy-time share spent on prefill. No KV transfer.
 """
 
 from __future__ import annotations
@@ -54,15 +62,43 @@ class Config:
         return f"{self.pool}|{self.device}|tp{self.tp}|b{self.batch}|{self.dtype or '-'}"
 
 
+DISAGGREGATED, COLOCATED, SINGLE = "disaggregated", "colocated", "single"
+
+
 @dataclass
 class Pool:
     id: str
-    phase: str  # prefill | decode | embed | convert | retrieval | tool
+    phase: str  # prefill | decode | colocated | embed | convert | retrieval | tool
     unit: str
     demand: float  # work units per second
     model: str | None
     steps: list[StepRef]
     configs: list[Config] = field(default_factory=list)
+    family: str = ""  # pools serving the same traffic: the LLM model id, else the pool's own id
+    route: str = SINGLE  # one way to serve the family's traffic: all pools of a route together serve it
+
+    def __post_init__(self) -> None:
+        self.family = self.family or self.id
+
+
+def routes_by_family(pools: list[Pool]) -> dict[str, dict[str, list[Pool]]]:
+    """family -> route -> its pools. A family's traffic is split between its routes."""
+    out: dict[str, dict[str, list[Pool]]] = {}
+    for p in pools:
+        out.setdefault(p.family, {}).setdefault(p.route, []).append(p)
+    return out
+
+
+def drop_unusable_routes(pools: list[Pool]) -> list[Pool]:
+    """Remove routes with an empty pool when their family has another, usable route (e.g. no device can run a
+    model co-located but disaggregated serving works). A family with no usable route keeps everything, so the
+    diagnosis can say what is missing."""
+    kept: list[Pool] = []
+    for routes in routes_by_family(pools).values():
+        usable = {r: ps for r, ps in routes.items() if all(p.configs for p in ps)}
+        for ps in (usable or routes).values():
+            kept.extend(ps)
+    return kept
 
 
 def _llm_step_contexts(step: LlmStep) -> tuple[float, float, float]:
@@ -78,8 +114,11 @@ def _devices_for(catalog: Catalog, device_ids: list[str], kinds: set[DeviceKind]
     return [catalog.device(d) for d in device_ids if kinds is None or catalog.device(d).kind in kinds]
 
 
-def build_pools(workflows: list[Workflow], catalog: Catalog, device_ids: list[str]) -> list[Pool]:
-    """Every pool with its demand and its menu of feasible configs on the offered devices."""
+def build_pools(
+    workflows: list[Workflow], catalog: Catalog, device_ids: list[str], max_utilisation: float
+) -> list[Pool]:
+    """Every pool with its demand and its menu of feasible configs on the offered devices. `max_utilisation` is
+    the load pools are sized for; co-located replicas need it for their prefill stall."""
     llm_steps: dict[str, list[tuple[Workflow, LlmStep]]] = {}
     encoder_steps: dict[tuple[str, str], list[tuple[Workflow, EmbedStep | ConvertStep]]] = {}
     pools: list[Pool] = []
@@ -95,7 +134,7 @@ def build_pools(workflows: list[Workflow], catalog: Catalog, device_ids: list[st
             elif isinstance(step, ToolStep):
                 tool_refs.append((wf, step))
     for model_id, uses in llm_steps.items():
-        pools.extend(_llm_pools(model_id, uses, catalog, device_ids))
+        pools.extend(_llm_pools(model_id, uses, catalog, device_ids, max_utilisation))
     for (kind, model_id), uses in encoder_steps.items():
         pools.append(_encoder_pool(kind, model_id, uses, catalog, device_ids))
     if tool_refs:
@@ -104,7 +143,7 @@ def build_pools(workflows: list[Workflow], catalog: Catalog, device_ids: list[st
 
 
 def _llm_pools(
-    model_id: str, uses: list[tuple[Workflow, LlmStep]], catalog: Catalog, device_ids: list[str]
+    model_id: str, uses: list[tuple[Workflow, LlmStep]], catalog: Catalog, device_ids: list[str], u_max: float
 ) -> list[Pool]:
     model = catalog.model(model_id)
     devices = _devices_for(catalog, device_ids)
@@ -119,8 +158,11 @@ def _llm_pools(
     mean_uncached, mean_cached = float(weights_p @ ctx[:, 0]), float(weights_p @ ctx[:, 1])
     mean_context = float(weights_d @ ctx[:, 2])
     dtypes = [model.weight_dtype]
-    pre = Pool(f"{model_id}:prefill", "prefill", "prefill_tokens", prefill_demand, model_id, refs)
-    dec = Pool(f"{model_id}:decode", "decode", "decode_tokens", decode_demand, model_id, refs)
+    pre = Pool(f"{model_id}:prefill", "prefill", "prefill_tokens", prefill_demand, model_id, refs, [], model_id)
+    dec = Pool(f"{model_id}:decode", "decode", "decode_tokens", decode_demand, model_id, refs, [], model_id)
+    pre.route = dec.route = DISAGGREGATED
+    col = Pool(f"{model_id}:colocated", "colocated", "calls", float(execs.sum()), model_id, refs, [], model_id)
+    col.route = COLOCATED
     # Pool throughput at the demand-weighted mean shape; each step's latency at its own shape.
     cap_pre = evaluate_menu(
         model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, mean_uncached + mean_cached, mean_cached, 0
@@ -152,7 +194,38 @@ def _llm_pools(
         cfg = _config(dec.id, cap_dec, i, latency)
         cfg.extra_s = transfer
         dec.configs.append(cfg)
-    return [pre, dec]
+    demands = (prefill_demand, decode_demand)
+    col.configs = _colocated_configs(col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max)
+    return [pre, dec, col]
+
+
+def _colocated_configs(col: Pool, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max: float) -> list[Config]:
+    """Co-located replicas: prefill at batch 1 beside a decode batch on the same devices (see module docstring).
+
+    Throughput is in LLM calls / s: a replica needs prefill_demand/θ_prefill + decode_demand/θ_decode seconds of
+    work per second to serve all of the model's traffic. The stall factor uses u_max, the most load a replica is
+    sized for, so it is an upper bound."""
+    prefill_demand, decode_demand = demands
+    prefill_at_batch1 = {
+        (int(cap_pre.device_index[i]), int(cap_pre.tp[i]), str(cap_pre.weight_dtype[i])): i
+        for i in range(len(cap_pre))
+        if cap_pre.batch[i] == 1 and cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre)
+    }
+    configs = []
+    for i in range(len(cap_dec)):
+        j = prefill_at_batch1.get((int(cap_dec.device_index[i]), int(cap_dec.tp[i]), str(cap_dec.weight_dtype[i])))
+        if j is None or not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
+            continue
+        prefill_busy = prefill_demand / float(cap_pre.throughput[j])
+        busy = prefill_busy + decode_demand / float(cap_dec.throughput[i])
+        stall = 1.0 / (1.0 - u_max * prefill_busy / busy)
+        latency = {
+            r: float(mp.latency_s[j]) + float(md.latency_s[i]) * s.output_tokens * stall
+            for r, mp, md, (_, s) in zip(col.steps, lat_pre, lat_dec, uses, strict=True)
+        }
+        configs.append(_config(col.id, cap_dec, i, latency))
+        configs[-1].throughput = col.demand / busy
+    return configs
 
 
 def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float]) -> Config:

@@ -2,8 +2,8 @@
 
 Every rule here keeps the optimum (tests compare pruned and unpruned solves):
 
-- critical path: a config whose step latency, with every other step of the workflow at its fastest possible
-  config, already breaks the end-to-end SLA can never be in use;
+- critical path: a config whose step latency, with the other pools of its route and every other step of the
+  workflow at their fastest possible configs (over routes), already breaks the end-to-end SLA can never be in use;
 - dominance: on the same device, config `o` dominates `c` when c's tensor-parallel degree is a multiple m of o's,
   m replicas of o deliver at least c's throughput, and o is at least as fast on every served step. Each replica of
   c can then be swapped for m replicas of o on the same devices without raising cost or any latency.
@@ -53,13 +53,41 @@ def prune_dominated(pools: list[Pool]) -> int:
     return dropped
 
 
-def fastest_step_durations(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, dict[str, float]]:
-    """Per step and serving pool: the fastest per-execution latency any config of that pool offers."""
-    out: dict[StepRef, dict[str, float]] = {StepRef(wf.id, s.id): {} for wf in workflows for s in wf.steps}
+def fastest_pool_latencies(pools: list[Pool]) -> dict[tuple[str, StepRef], float]:
+    """Per (pool, served step): the fastest per-execution latency any config of the pool offers."""
+    return {
+        (pool.id, ref): min((step_latency(c, ref) for c in pool.configs), default=float("inf"))
+        for pool in pools
+        for ref in pool.steps
+    }
+
+
+def fastest_routes(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, tuple[float, str]]:
+    """Per step: the fastest possible duration of one execution over the routes that can serve it (a route's
+    pool latencies add up), and the device that dominates it. Steps no pool serves take 0 s."""
+    best_config = {
+        (pool.id, ref): min(pool.configs, key=lambda c, r=ref: step_latency(c, r), default=None)
+        for pool in pools
+        for ref in pool.steps
+    }
+    by_route: dict[StepRef, dict[tuple[str, str], list[tuple[float, str]]]] = {}
     for pool in pools:
         for ref in pool.steps:
-            out[ref][pool.id] = min((step_latency(c, ref) for c in pool.configs), default=float("inf"))
+            c = best_config[(pool.id, ref)]
+            part = (step_latency(c, ref), c.device) if c is not None else (float("inf"), "-")
+            by_route.setdefault(ref, {}).setdefault((pool.family, pool.route), []).append(part)
+    out: dict[StepRef, tuple[float, str]] = {}
+    for wf in workflows:
+        for s in wf.steps:
+            routes = by_route.get(StepRef(wf.id, s.id), {}).values()
+            parts = min(routes, key=lambda ps: sum(t for t, _ in ps), default=[(0.0, "-")])
+            out[StepRef(wf.id, s.id)] = (sum(t for t, _ in parts), max(parts)[1])
     return out
+
+
+def fastest_step_durations(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, float]:
+    """Per step: the fastest possible duration of one execution (see `fastest_routes`)."""
+    return {ref: d for ref, (d, _) in fastest_routes(pools, workflows).items()}
 
 
 def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) -> dict[StepRef, float]:
@@ -86,19 +114,22 @@ def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) ->
 
 def prune_by_critical_path(pools: list[Pool], workflows: list[Workflow]) -> int:
     """Drop configs that break an SLA even when every other step runs at its fastest. Returns how many."""
-    if any(not p.configs for p in pools):
-        return 0  # infeasible anyway; leave the menus whole for the diagnosis
-    fastest = fastest_step_durations(pools, workflows)
+    if any(d == float("inf") for d in fastest_step_durations(pools, workflows).values()):
+        return 0  # some step cannot be served at all: leave the menus whole for the diagnosis
+    fastest = fastest_pool_latencies(pools)
     repeat = {StepRef(wf.id, s.id): s.repeat for wf in workflows for s in wf.steps}
-    duration = {ref: repeat[ref] * sum(per_pool.values()) for ref, per_pool in fastest.items()}
-    margin = path_margins(workflows, duration)
+    durations = fastest_step_durations(pools, workflows)
+    margin = path_margins(workflows, {ref: repeat[ref] * d for ref, d in durations.items()})
+    partners: dict[str, list[Pool]] = {}  # pool id -> the other pools of its route
+    for pool in pools:
+        partners[pool.id] = [p for p in pools if p.family == pool.family and p.route == pool.route and p.id != pool.id]
     dropped = 0
     for pool in pools:
         kept = [
             c
             for c in pool.configs
             if all(
-                repeat[r] * (step_latency(c, r) + sum(v for p, v in fastest[r].items() if p != pool.id))
+                repeat[r] * (step_latency(c, r) + sum(fastest[(p.id, r)] for p in partners[pool.id]))
                 <= margin[r] + 1e-9
                 for r in pool.steps
             )

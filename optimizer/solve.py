@@ -16,7 +16,7 @@ from optimizer.backends import SolveResult, solve
 from optimizer.formulation import Formulation, build_formulation
 from optimizer.plan import Baseline, Plan
 from optimizer.pools import Pool, StepRef
-from optimizer.presolve import prune_by_critical_path, prune_dominated
+from optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
 from problems.loader import ResolvedScenario
 
 
@@ -41,17 +41,20 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
     Works on the unpruned model (every config that fits the available devices), so a pool emptied only by the
     SLA is reported as an SLA problem, not as "nothing can serve it"."""
     f = build_formulation(resolved)
+    repeat = {StepRef(wf.id, s.id): s.repeat for wf in f.workflows for s in wf.steps}
     causes: list[str] = []
     offered = [o.device for o in f.offers.values()]
+    reported: set[str] = set()
     for pool in f.pools:
-        if pool.configs:
+        if pool.configs or pool.family in reported:
             continue
+        reported.add(pool.family)
         if pool.model is not None:
             model = resolved.catalog.model(pool.model)
             precision = Precision(model.weight_dtype, model.kv_dtype)
             needs = []
             for dev in offered:
-                if dev.kind == DeviceKind.cpu and pool.phase in ("prefill", "decode"):
+                if dev.kind == DeviceKind.cpu and pool.phase in ("prefill", "decode", "colocated"):
                     continue
                 k = min_devices_for_weights(model, precision, dev.mem_gb)
                 if k and dev.supports(model.weight_dtype):
@@ -60,18 +63,10 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
             causes.append(f"pool {pool.id}: no offered device can serve model {pool.model} — it needs {detail}")
         else:
             causes.append(f"pool {pool.id}: no offered device can serve it (tools need CPUs; indexes must fit)")
-    # Fastest possible critical path per workflow: every pool at its fastest config.
-    fastest: dict[StepRef, tuple[float, float, str, str]] = {}
-    for wf in f.workflows:
-        for step in wf.steps:
-            ref = StepRef(wf.id, step.id)
-            total, device = 0.0, "-"
-            for pool in f.pools:
-                if ref in pool.steps and pool.configs:
-                    best = min(pool.configs, key=lambda c, r=ref: c.latency_s[r] + c.extra_s.get(r, 0.0))
-                    total += best.latency_s[ref] + best.extra_s.get(ref, 0.0)
-                    device = best.device
-            fastest[ref] = (total * step.repeat, 0.0, device, "")
+    # Fastest possible critical path per workflow: every step on its fastest route and configs.
+    fastest = {
+        ref: (d * repeat[ref], 0.0, device, "") for ref, (d, device) in fastest_routes(f.pools, f.workflows).items()
+    }
     _, paths = critical_paths(f, fastest)
     for wf in f.workflows:
         length, chain = paths[wf.id]

@@ -66,7 +66,12 @@ def _tampered(plan: Plan, mutate) -> Plan:
 @pytest.mark.parametrize(
     ("mutate", "fragment"),
     [
-        (lambda d: next(p for p in d["pools"] if p["phase"] == "decode").update(batch=1), "capacity"),
+        (
+            lambda d: max(
+                (p for p in d["pools"] if p["phase"] in ("decode", "colocated")), key=lambda p: p["batch"]
+            ).update(batch=1),
+            "of its traffic at max_utilisation",
+        ),
         (lambda d: d["workflows"][0].update(critical_path_s=0.1), "plan reports critical path"),
         (lambda d: d["tco"].update(total_usd_per_year=1.0), "tco: plan reports"),
         (lambda d: d["fleet"][0].update(owned_idle=d["fleet"][0]["owned_idle"] + 1), "owned_used + owned_idle"),

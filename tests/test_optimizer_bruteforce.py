@@ -36,7 +36,24 @@ def _replica_vectors(configs, budget: dict[str, int]):
     yield from rec(0, budget)
 
 
+def _pareto(options: list[tuple[dict[str, int], float, float]]) -> list[tuple[dict[str, int], float, float]]:
+    """Drop options another beats on every count: no more devices of any type, no slower, no less coverage
+    (cost rises with device use, so a dropped option is never part of a unique cheapest mix)."""
+
+    def beats(a, b) -> bool:
+        return a is not b and all(a[0][d] <= b[0][d] for d in a[0]) and a[1] <= b[1] and a[2] >= b[2]
+
+    kept: list[tuple[dict[str, int], float, float]] = []
+    for o in options:
+        if not any(beats(k, o) or (k == o) for k in kept):
+            kept = [k for k in kept if not beats(o, k)] + [o]
+    return kept
+
+
 def brute_force(resolved) -> float | None:
+    """Cheapest feasible replica mix. The model's traffic may be split between disaggregated serving (prefill and
+    decode pools) and co-located serving: the disaggregated coverage (the lesser of the two pools') plus the
+    co-located coverage must reach 1, and a step takes as long as its slower route in use."""
     f = formulate(resolved)
     offers = device_offers(resolved, economics_of(resolved))
     budget = {d: o.owned + o.rent_max for d, o in offers.items()}
@@ -46,26 +63,35 @@ def brute_force(resolved) -> float | None:
     for pool in f.pools:
         feasible = []
         for vec in _replica_vectors(pool.configs, budget):
-            if sum(r * c.throughput for r, c in zip(vec, pool.configs, strict=True)) * u < pool.demand:
-                continue
+            coverage = sum(r * c.throughput for r, c in zip(vec, pool.configs, strict=True)) * u / pool.demand
             use = {d: 0 for d in budget}
             for r, c in zip(vec, pool.configs, strict=True):
                 use[c.device] += r * c.tp
-            lat = {
-                ref: max(
-                    c.latency_s[ref] + c.extra_s.get(ref, 0.0) for r, c in zip(vec, pool.configs, strict=True) if r
-                )
-                for ref in pool.steps
-            }
-            feasible.append((use, lat))
-        options.append(feasible)
+            lat = max(
+                (
+                    c.latency_s[ref] + c.extra_s.get(ref, 0.0)
+                    for r, c in zip(vec, pool.configs, strict=True)
+                    if r
+                    for ref in pool.steps
+                ),
+                default=0.0,
+            )
+            feasible.append((use, lat, min(coverage, 1.0)))
+        options.append(_pareto(feasible))
+    phase = [p.phase for p in f.pools]
     best = None
     for combo in itertools.product(*options):
         use = {d: sum(o[0][d] for o in combo) for d in budget}
         if any(use[d] > budget[d] for d in budget):
             continue
-        path = sum(sum(o[1].values()) for o in combo) * wf.steps[0].repeat  # one LLM step: prefill + decode
-        if path > wf.sla.e2e_latency_s:
+        by_phase = dict(zip(phase, combo, strict=True))
+        dis = min((by_phase[p][2] for p in ("prefill", "decode") if p in by_phase), default=0.0)
+        col = by_phase["colocated"][2] if "colocated" in by_phase else 0.0
+        if dis + col < 1 - 1e-9:
+            continue
+        dis_time = sum(by_phase[p][1] for p in ("prefill", "decode") if p in by_phase and dis > 0)
+        col_time = by_phase["colocated"][1] if col > 0 else 0.0
+        if max(dis_time, col_time) * wf.steps[0].repeat > wf.sla.e2e_latency_s:  # one LLM step
             continue
         cost = 0.0
         for d, n in use.items():
@@ -75,9 +101,24 @@ def brute_force(resolved) -> float | None:
     return best
 
 
-@pytest.mark.parametrize(("rate", "sla", "owned_l4"), [(0.5, 20.0, 2), (2.0, 12.0, 1), (1.0, 6.0, 2)])
+@pytest.mark.parametrize(
+    ("rate", "sla", "owned_l4", "prompt", "phases"),
+    [
+        (0.5, 20.0, 2, 1000, {"colocated"}),
+        (2.0, 12.0, 1, 1000, {"colocated"}),
+        (1.0, 6.0, 2, 1000, {"colocated"}),
+        (1.0, 5.0, 3, 1000, {"prefill", "decode"}),  # tight SLA: decode stalled behind prefill would be too slow
+        (3.0, 8.0, 3, 4000, {"prefill", "decode", "colocated"}),  # traffic split between the two routes
+    ],
+)
 def test_milp_matches_brute_force_on_tiny_instances(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float, sla: float, owned_l4: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rate: float,
+    sla: float,
+    owned_l4: int,
+    prompt: int,
+    phases: set[str],
 ) -> None:
     monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
     monkeypatch.setattr(pools_module, "PREFILL_BATCHES", (1, 4))
@@ -91,7 +132,7 @@ def test_milp_matches_brute_force_on_tiny_instances(
             "arrival_rate_rps": rate,
             "sla": {"e2e_latency_s": sla},
             "steps": [
-                {"id": "ask", "kind": "llm", "model": "llama-3.1-8b", "prompt_tokens": 1000, "output_tokens": 100}
+                {"id": "ask", "kind": "llm", "model": "llama-3.1-8b", "prompt_tokens": prompt, "output_tokens": 100}
             ],
         },
     )
@@ -116,5 +157,6 @@ def test_milp_matches_brute_force_on_tiny_instances(
         return
     assert outcome.status == "optimal"
     assert outcome.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-9)
+    assert {p.phase for p in outcome.plan.pools} == phases
     cpsat = solve_scenario(resolved, "cpsat", baselines=False)
     assert cpsat.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-3)
