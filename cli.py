@@ -452,6 +452,11 @@ class Backend(StrEnum):
     cpsat = "cpsat"
 
 
+class Objective(StrEnum):
+    min_tco = "min_tco"
+    min_latency = "min_latency"
+
+
 def _render_plan(plan, outcome_status: str) -> None:
     console = stdout_console()
     t = plan.tco
@@ -462,6 +467,11 @@ def _render_plan(plan, outcome_status: str) -> None:
         f"{t.usd_per_request:.5f} USD/request · {t.usd_per_million_tokens:.4f} USD/1M tokens · "
         f"{s.backend} {s.wall_time_s:.1f} s, gap {gap}"
     )
+    if plan.objective == "min_latency":
+        console.print(
+            f"objective min_latency: arrival-weighted mean critical path {plan.mean_critical_path_s:.3f} s, "
+            "then the cheapest fleet that achieves it"
+        )
     fleet = Table(title="Fleet")
     for col in ("device", "owned used", "owned idle", "bought", "rented", "nodes", "power kW"):
         fleet.add_column(col, justify="left" if col == "device" else "right")
@@ -539,6 +549,18 @@ def solve_cmd(
             "--baselines/--no-baselines", help="Also solve the best single-accelerator fleets for comparison."
         ),
     ] = True,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            "--objective",
+            help="min_tco: cheapest fleet meeting the SLAs. min_latency: lowest mean end-to-end latency within the "
+            "limits (with --budget: fastest under that annual TCO), then the cheapest fleet at that latency.",
+        ),
+    ] = Objective.min_tco,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", min=0.0, help="Annual TCO budget, USD (overrides limits.annual_budget_usd)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the plan here (.json or .yaml), atomically.")
@@ -549,7 +571,11 @@ def solve_cmd(
     from problems.loader import default_scenario_path, load_scenario
 
     resolved = load_scenario(scenario or default_scenario_path())
-    outcome = solve_scenario(resolved, backend.value, time_limit, gap, threads, baselines)
+    if budget is not None:
+        limits = resolved.scenario.limits.model_copy(update={"annual_budget_usd": budget})
+        resolved.scenario = resolved.scenario.model_copy(update={"limits": limits})
+    with_baselines = baselines and objective == Objective.min_tco
+    outcome = solve_scenario(resolved, backend.value, time_limit, gap, threads, with_baselines, objective.value)
     if outcome.status == "infeasible":
         stderr_console().print(f"[bold red]infeasible:[/] {resolved.source}", markup=True)
         for cause in outcome.diagnosis:

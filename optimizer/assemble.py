@@ -217,6 +217,8 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         steps=steps,
         workflows=workflows,
         tco=tco,
+        mean_critical_path_s=sum(w.arrival_rate_rps * w.critical_path_s for w in workflows)
+        / sum(w.arrival_rate_rps for w in workflows),
         solver=solver,
         baselines=baselines or [],
         assumptions=ASSUMPTIONS,

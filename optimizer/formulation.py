@@ -66,7 +66,10 @@ class Formulation:
     fleet_vars: dict[str, tuple[int | None, int | None, int | None]] = field(default_factory=dict)
     dropped_configs: int = 0
     power_coeffs: dict[int, float] = field(default_factory=dict)  # facility kW per fleet variable
+    capex_coeffs: dict[int, float] = field(default_factory=dict)  # up-front USD per fleet variable
     share_vars: dict[str, dict[str, int]] = field(default_factory=dict)  # family -> route -> traffic share
+    duration_terms: dict[StepRef, dict[int, float]] = field(default_factory=dict)  # one execution, as a sum
+    tco_objective: dict[int, float] = field(default_factory=dict)
 
     def served_demand(self, pool: Pool, values: list[float]) -> float:
         """The part of a pool's demand its route carries in a solution."""
@@ -214,7 +217,7 @@ def define_latency_and_sla(f: Formulation) -> None:
                     0.0,
                 )
     # Duration of one execution: the route's pool latencies add up; with two routes, the slower route counts.
-    duration: dict[StepRef, dict[int, float]] = {}
+    duration = f.duration_terms
     for ref, routes in route_pools.items():
         if len(routes) == 1:
             duration[ref] = {f.latency_vars[(p, ref)]: 1.0 for p in next(iter(routes.values()))}
@@ -246,7 +249,12 @@ def define_latency_and_sla(f: Formulation) -> None:
                 m.add_row(f"edge[{wf.id}.{pred}->{step.id}]", row, ">=", 0.0)
 
 
-def define_limits(f: Formulation, resolved: ResolvedScenario, power_cap: bool = True) -> None:
+LIMITS = ("power_cap", "capex_budget", "annual_budget")
+
+
+def define_limits(f: Formulation, resolved: ResolvedScenario, relax: frozenset[str] = frozenset()) -> None:
+    """Power cap and budgets from the scenario, except those named in `relax` (see LIMITS). The per-variable
+    power and capex coefficients are kept on the formulation either way, for diagnosis."""
     limits = resolved.scenario.limits
     m = f.model
     power: dict[int, float] = {}
@@ -261,23 +269,43 @@ def define_limits(f: Formulation, resolved: ResolvedScenario, power_cap: bool = 
             power[nodes] = kw * dpn
             capex[nodes] = off.capex_usd * dpn
     f.power_coeffs = power
-    if power_cap and limits.power_cap_kw is not None:
+    f.capex_coeffs = capex
+    if "power_cap" not in relax and limits.power_cap_kw is not None:
         m.add_row("power_cap", power, "<=", limits.power_cap_kw)
-    if limits.capex_budget_usd is not None:
+    if "capex_budget" not in relax and limits.capex_budget_usd is not None:
         m.add_row("capex_budget", capex, "<=", limits.capex_budget_usd)
-    if limits.annual_budget_usd is not None:
+    if "annual_budget" not in relax and limits.annual_budget_usd is not None:
         m.add_row("annual_budget", dict(m.objective), "<=", limits.annual_budget_usd)
+
+
+def define_latency_objective(f: Formulation) -> dict[str, int]:
+    """Replace the objective by the mean end-to-end latency over requests: makespan T_w ≥ S_s + repeat_s · D_s
+    for every step, weighted by each workflow's share of arrivals. The TCO objective stays in `tco_objective`.
+    Returns workflow -> makespan variable."""
+    m = f.model
+    total_rate = sum(wf.arrival_rate_rps for wf in f.workflows)
+    makespan: dict[str, int] = {}
+    m.objective = {}
+    for wf in f.workflows:
+        t = m.add_var(f"T[{wf.id}]", 0, wf.sla.e2e_latency_s, False, TIME_RESOLUTION_S)
+        makespan[wf.id] = t
+        for step in wf.steps:
+            ref = StepRef(wf.id, step.id)
+            dur = {i: -c * step.repeat for i, c in f.duration_terms.get(ref, {}).items()}
+            m.add_row(f"makespan[{wf.id}.{step.id}]", {t: 1.0, f.start_vars[ref]: -1.0, **dur}, ">=", 0.0)
+        m.add_objective(t, wf.arrival_rate_rps / total_rate)
+    return makespan
 
 
 def build_formulation(
     resolved: ResolvedScenario,
     device_filter: set[str] | None = None,
     prune: Callable[[list[Pool]], int] | None = None,
-    power_cap: bool = True,
+    relax: frozenset[str] = frozenset(),
 ) -> Formulation:
     """The whole model. `device_filter` restricts accelerators to a subset (homogeneous baselines; CPUs stay
-    available for tools); `prune` may drop configs that cannot change the optimum; `power_cap=False` leaves the
-    cap out (diagnosis measures the least power the demand needs)."""
+    available for tools); `prune` may drop configs that cannot change the optimum; `relax` leaves limits out
+    (diagnosis measures the least power, purchases and TCO the demand needs)."""
     econ = economics_of(resolved)
     offers = device_offers(resolved, econ)
     if device_filter is not None:
@@ -293,5 +321,6 @@ def build_formulation(
     define_capacity(f)
     define_fleet_balance(f)
     define_latency_and_sla(f)
-    define_limits(f, resolved, power_cap)
+    define_limits(f, resolved, relax)
+    f.tco_objective = dict(f.model.objective)
     return f

@@ -110,6 +110,9 @@ class Plan(StrictModel):
     steps: list[StepTiming]
     workflows: list[WorkflowTiming]
     tco: TcoBreakdown
+    mean_critical_path_s: NonNegativeFloat | None = Field(
+        default=None, description="Arrival-weighted mean of the workflows' critical paths (what min_latency minimises)."
+    )
     solver: SolverReport
     baselines: list[Baseline] = Field(default_factory=list)
     assumptions: list[str] = Field(

@@ -13,7 +13,13 @@ from costmodels.capacity import min_devices_for_weights
 from costmodels.precision import Precision
 from optimizer.assemble import assemble_plan, critical_paths
 from optimizer.backends import SolveResult, solve
-from optimizer.formulation import Formulation, build_formulation
+from optimizer.formulation import (
+    LIMITS,
+    TIME_RESOLUTION_S,
+    Formulation,
+    build_formulation,
+    define_latency_objective,
+)
 from optimizer.plan import Baseline, Plan
 from optimizer.pools import Pool, StepRef
 from optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
@@ -28,11 +34,43 @@ class SolveOutcome:
     result: SolveResult | None = None
 
 
-def formulate(resolved: ResolvedScenario, device_filter: set[str] | None = None, power_cap: bool = True) -> Formulation:
+def formulate(
+    resolved: ResolvedScenario, device_filter: set[str] | None = None, relax: frozenset[str] = frozenset()
+) -> Formulation:
     def prune(pools: list[Pool]) -> int:
         return prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
 
-    return build_formulation(resolved, device_filter, prune=prune, power_cap=power_cap)
+    return build_formulation(resolved, device_filter, prune=prune, relax=relax)
+
+
+def diagnose_limits(resolved: ResolvedScenario) -> list[str]:
+    """Each limit on its own: the least power, up-front purchase and annual TCO any SLA-feasible fleet needs,
+    against the scenario's cap or budget (the least value is the solver's proven bound, so a reported excess is
+    certain)."""
+    limits = resolved.scenario.limits
+    checks = [
+        ("power_cap", limits.power_cap_kw, "power cap {limit:g} kW < minimum {need:.1f} kW the demand needs"),
+        ("capex_budget", limits.capex_budget_usd, "capex budget {limit:,.0f} USD < minimum purchases {need:,.0f} USD"),
+        (
+            "annual_budget",
+            limits.annual_budget_usd,
+            "annual budget {limit:,.0f} USD < minimum TCO {need:,.0f} USD/year",
+        ),
+    ]
+    causes = []
+    for name, limit, message in checks:
+        if limit is None:
+            continue
+        relaxed = formulate(resolved, relax=frozenset(LIMITS))
+        relaxed.model.objective = {
+            "power_cap": relaxed.power_coeffs,
+            "capex_budget": relaxed.capex_coeffs,
+            "annual_budget": relaxed.tco_objective,
+        }[name]
+        res = solve(relaxed.model, "highs", time_limit_s=60)
+        if res.best_bound is not None and res.best_bound > limit * (1 + 1e-9):
+            causes.append(message.format(limit=limit, need=res.best_bound))
+    return causes
 
 
 def diagnose(resolved: ResolvedScenario) -> list[str]:
@@ -77,19 +115,18 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
                 f"workflow {wf.id}: fastest possible critical path {length:.2f} s > SLA "
                 f"{wf.sla.e2e_latency_s:g} s (step {slowest}: {fastest[ref][0]:.2f} s on {fastest[ref][2]})"
             )
-    limits = resolved.scenario.limits
-    if not causes and limits.power_cap_kw is not None:
-        relaxed = formulate(resolved, power_cap=False)
-        relaxed.model.objective = dict(relaxed.power_coeffs)
-        res = solve(relaxed.model, "highs", time_limit_s=60)
-        if res.objective is not None and res.best_bound is not None and res.best_bound > limits.power_cap_kw:
-            causes.append(f"power cap {limits.power_cap_kw:g} kW < minimum {res.best_bound:.1f} kW the demand needs")
+    if not causes:
+        causes.extend(diagnose_limits(resolved))
     if not causes:
         causes.append(
-            "infeasible, but no single cause was isolated (inventory, availability or budget limits "
-            "combined); try raising max_count, budgets or the power cap"
+            "infeasible, but no single cause was isolated: every pool has configs, every critical path can meet "
+            "its SLA and each limit alone can be met, so limits combine (inventory, availability, power cap, "
+            "budgets); try raising max_count, budgets or the power cap"
         )
     return causes
+
+
+OBJECTIVES = ("min_tco", "min_latency")
 
 
 def solve_scenario(
@@ -99,10 +136,18 @@ def solve_scenario(
     gap: float = 1e-4,
     threads: int = 1,
     baselines: bool = True,
+    objective: str = "min_tco",
 ) -> SolveOutcome:
+    """min_tco: the cheapest fleet meeting every SLA and limit. min_latency: the lowest arrival-weighted mean
+    end-to-end latency within the limits (set limits.annual_budget_usd for "fastest under a budget"), then the
+    cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO comparisons, min_tco only."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     f = formulate(resolved)
     if any(not p.configs for p in f.pools):
         return SolveOutcome("infeasible", None, diagnose(resolved))
+    if objective == "min_latency":
+        return _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
     res = solve(f.model, backend, time_limit_s, gap, threads)
     if res.status == "infeasible":
         return SolveOutcome("infeasible", None, diagnose(resolved), res)
@@ -110,6 +155,32 @@ def solve_scenario(
         return SolveOutcome("no_solution", None, [], res)
     base = homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective) if baselines else []
     return SolveOutcome(res.status, assemble_plan(f, res, resolved.scenario.id, base), [], res)
+
+
+def _solve_min_latency(
+    resolved: ResolvedScenario, f: Formulation, backend: str, time_limit_s: float | None, gap: float, threads: int
+) -> SolveOutcome:
+    define_latency_objective(f)
+    first = solve(f.model, backend, time_limit_s, gap, threads)
+    if first.status == "infeasible":
+        return SolveOutcome("infeasible", None, diagnose(resolved), first)
+    if first.values is None:
+        return SolveOutcome("no_solution", None, [], first)
+    # Second stage: hold the mean latency (with a few CP-SAT time units of slack) and minimise TCO.
+    weights = dict(f.model.objective)
+    f.model.add_row("latency_target", weights, "<=", first.objective + 1e-6 * first.objective + 5 * TIME_RESOLUTION_S)
+    f.model.objective = dict(f.tco_objective)
+    second = solve(f.model, backend, time_limit_s, gap, threads)
+    if second.values is None:  # keep the first stage's plan (fastest, not necessarily cheapest)
+        second = first
+        second.objective = f.model.evaluate_objective(first.values)
+        second.best_bound = None
+    second.wall_time_s = first.wall_time_s + (second.wall_time_s if second is not first else 0.0)
+    if first.status != "optimal":
+        second.status = "feasible"
+    plan = assemble_plan(f, second, resolved.scenario.id)
+    plan.objective = "min_latency"
+    return SolveOutcome(second.status, plan, [], second)
 
 
 def homogeneous_baselines(

@@ -122,3 +122,68 @@ def test_diagnosis_power_cap(tmp_path: Path) -> None:
     outcome = solve_scenario(load_scenario(_scenario_variant(tmp_path, change)), baselines=False)
     assert outcome.status == "infeasible"
     assert any(c.startswith("power cap 0.2 kW < minimum") for c in outcome.diagnosis), outcome.diagnosis
+
+
+@pytest.fixture(scope="module")
+def latency_plans() -> dict[str, Any]:
+    """min_latency plans on the small scenario without a budget and under two annual budgets."""
+    resolved = load_scenario(SMALL)
+    out = {}
+    for budget in (None, 80_000.0, 40_000.0):
+        scenario = resolved.scenario.model_copy(
+            update={"limits": resolved.scenario.limits.model_copy(update={"annual_budget_usd": budget})}
+        )
+        variant = copy.copy(resolved)
+        variant.scenario = scenario
+        out[budget] = (variant, solve_scenario(variant, baselines=False, objective="min_latency"))
+    return out
+
+
+def test_min_latency_trades_cost_for_speed(small_plans: dict[str, Any], latency_plans: dict[str, Any]) -> None:
+    cheapest = small_plans["highs"].plan
+    previous_latency = 0.0
+    for budget in (None, 80_000.0, 40_000.0):  # tighter budgets: slower, never dearer than the budget
+        resolved, outcome = latency_plans[budget]
+        plan = outcome.plan
+        assert outcome.status == "optimal" and plan.objective == "min_latency"
+        assert check_plan(resolved, plan) == []
+        assert plan.mean_critical_path_s >= previous_latency - 1e-9
+        previous_latency = plan.mean_critical_path_s
+        assert plan.mean_critical_path_s < cheapest.mean_critical_path_s
+        assert plan.tco.total_usd_per_year >= cheapest.tco.total_usd_per_year * (1 - 1e-9)
+        if budget is not None:
+            assert plan.tco.total_usd_per_year <= budget * (1 + 1e-9)
+    # one workflow: the mean critical path is that workflow's critical path
+    plan = latency_plans[None][1].plan
+    assert plan.mean_critical_path_s == pytest.approx(plan.workflows[0].critical_path_s)
+
+
+def test_min_latency_backends_agree(latency_plans: dict[str, Any]) -> None:
+    resolved, highs = latency_plans[40_000.0]
+    cpsat = solve_scenario(resolved, "cpsat", time_limit_s=30, baselines=False, objective="min_latency")
+    assert check_plan(resolved, cpsat.plan) == []
+    # CP-SAT counts time in 10 µs units and rounds rows conservatively
+    assert cpsat.plan.mean_critical_path_s == pytest.approx(highs.plan.mean_critical_path_s, rel=1e-3)
+    assert cpsat.plan.tco.total_usd_per_year == pytest.approx(highs.plan.tco.total_usd_per_year, rel=1e-3)
+
+
+def test_diagnosis_annual_budget_names_the_minimum_tco(tmp_path: Path, small_plans: dict[str, Any]) -> None:
+    def change(sc, wf):
+        sc["limits"]["annual_budget_usd"] = 1000
+
+    outcome = solve_scenario(load_scenario(_scenario_variant(tmp_path, change)), baselines=False)
+    assert outcome.status == "infeasible"
+    minimum = small_plans["highs"].plan.tco.total_usd_per_year  # the unconstrained optimum is the least TCO
+    assert outcome.diagnosis == [f"annual budget 1,000 USD < minimum TCO {minimum:,.0f} USD/year"]
+
+
+def test_diagnosis_capex_budget(tmp_path: Path) -> None:
+    def change(sc, wf):
+        sc["limits"]["capex_budget_usd"] = 100
+        sc["hardware"]["rentable"] = []  # tools need a CPU, and CPUs can only be bought here
+        sc["hardware"]["owned"][0]["count"] = 32  # plenty of owned L4s: no accelerator needs buying
+
+    outcome = solve_scenario(load_scenario(_scenario_variant(tmp_path, change)), baselines=False)
+    assert outcome.status == "infeasible"
+    # the least purchase is one dual-socket Xeon 6980P node: 2 × 12,460 USD (catalog price)
+    assert outcome.diagnosis == ["capex budget 100 USD < minimum purchases 24,920 USD"]
