@@ -172,9 +172,11 @@ def define_capacity(f: Formulation) -> None:
             f.share_vars[family] = shares
         for route, pools in routes.items():
             for pool in pools:
-                r_coeffs = {f.config_vars[c.key][0]: c.throughput for c in pool.configs}
-                x_coeffs = {f.config_vars[c.key][1]: 1.0 for c in pool.configs}
                 need = pool.demand / f.max_utilisation
+                # One replica that alone covers the need counts as exactly the need (valid for integer replicas,
+                # and it tightens the relaxation: a fraction of a big replica no longer passes for capacity).
+                r_coeffs = {f.config_vars[c.key][0]: min(c.throughput, need) for c in pool.configs}
+                x_coeffs = {f.config_vars[c.key][1]: 1.0 for c in pool.configs}
                 if route not in shares:
                     m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", need)
                     m.add_row(f"choose[{pool.id}]", x_coeffs, ">=", 1.0)
