@@ -5,7 +5,7 @@ Variables
   own_d, rent_d ∈ ℤ≥0, buy_d = node_d · devices_per_node with node_d ∈ ℤ≥0  (purchases come in whole nodes)
   L_{p,s} ≥ 0  per-execution latency of step s in pool p      S_s ≥ 0  start time of step s
 Constraints
-  capacity   Σ_c θ_c r_c ≥ λ_p / u_max                       (utilisation headroom stands in for queueing)
+  capacity   Σ_c min(θ_c / N_p, 1) r_c ≥ 1,  N_p = λ_p / u_max   (utilisation headroom stands in for queueing)
              an LLM model's traffic splits between disaggregated (prefill + decode pools) and co-located serving:
              shares s_route ∈ [0,1] with Σ s = 1; each pool covers its route's share s·λ
   link       r_c ≤ U_c x_c,  U_c = min(⌈λ_p / (u_max θ_c)⌉, ⌊available_d / k_c⌋)   (tight big-M)
@@ -173,15 +173,16 @@ def define_capacity(f: Formulation) -> None:
         for route, pools in routes.items():
             for pool in pools:
                 need = pool.demand / f.max_utilisation
-                # One replica that alone covers the need counts as exactly the need (valid for integer replicas,
-                # and it tightens the relaxation: a fraction of a big replica no longer passes for capacity).
-                r_coeffs = {f.config_vars[c.key][0]: min(c.throughput, need) for c in pool.configs}
+                # Rows are in units of the need (coverage). One replica that alone covers the need counts as exactly
+                # 1: valid for integer replicas, and it tightens the relaxation (a sliver of a big replica no longer
+                # passes for capacity). Exact coefficients of 1 also survive CP-SAT's integer scaling unrounded.
+                r_coeffs = {f.config_vars[c.key][0]: min(c.throughput / need, 1.0) for c in pool.configs}
                 x_coeffs = {f.config_vars[c.key][1]: 1.0 for c in pool.configs}
                 if route not in shares:
-                    m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", need)
+                    m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", 1.0)
                     m.add_row(f"choose[{pool.id}]", x_coeffs, ">=", 1.0)
                 else:
-                    m.add_row(f"capacity[{pool.id}]", {**r_coeffs, shares[route]: -need}, ">=", 0.0)
+                    m.add_row(f"capacity[{pool.id}]", {**r_coeffs, shares[route]: -1.0}, ">=", 0.0)
                     m.add_row(f"choose[{pool.id}]", {**x_coeffs, shares[route]: -1.0}, ">=", 0.0)
 
 
