@@ -145,6 +145,27 @@ def _conservative_row(coeffs: dict[int, float], sense: str, rhs: float, scale: f
     return {i: round(c * scale) for i, c in coeffs.items()}, round(rhs * scale)
 
 
+def _indicator_split(model: LinearModel, row) -> tuple[int, dict[int, float], dict[int, float | None]] | None:
+    """A ≤/≥ row with exactly one binary b and other terms is two implications: b = 0 ⇒ rest ⋚ rhs and
+    b = 1 ⇒ rest ⋚ rhs − coeff_b. CP-SAT propagates enforced constraints far better than big-M rows (L ≥ ℓ·x,
+    r ≤ U·x). Returns (b, rest, {0: rhs or None, 1: rhs or None}), None where a branch is implied by the bounds."""
+    if row.sense == "==" or len(row.coeffs) < 2:
+        return None
+    binaries = [i for i in row.coeffs if model.vars[i].integer and model.vars[i].lb == 0 and model.vars[i].ub == 1]
+    if len(binaries) != 1:
+        return None
+    b = binaries[0]
+    rest = {i: c for i, c in row.coeffs.items() if i != b}
+    lo = sum(c * (model.vars[i].lb if c > 0 else model.vars[i].ub) for i, c in rest.items())
+    hi = sum(c * (model.vars[i].ub if c > 0 else model.vars[i].lb) for i, c in rest.items())
+    out: dict[int, float | None] = {}
+    for value in (0, 1):
+        rhs = row.rhs - row.coeffs[b] * value
+        implied = (row.sense == ">=" and lo >= rhs) or (row.sense == "<=" and hi <= rhs)
+        out[value] = None if implied else rhs
+    return b, rest, out
+
+
 def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
     from ortools.sat.python import cp_model
 
@@ -158,16 +179,24 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
             hi = math.ceil(v.ub / v.resolution - 1e-9) if not math.isinf(v.ub) else 10**12
         xs.append(cp.new_int_var(lo, hi, v.name))
     unit = [1.0 if v.integer else v.resolution for v in model.vars]
-    for r in model.rows:
-        eff = {i: c * unit[i] for i, c in r.coeffs.items()}
-        icoeffs, irhs = _conservative_row(eff, r.sense, r.rhs, _row_scale(list(eff.values())))
+
+    def add(coeffs: dict[int, float], sense: str, rhs: float, literal=None) -> None:
+        eff = {i: c * unit[i] for i, c in coeffs.items()}
+        icoeffs, irhs = _conservative_row(eff, sense, rhs, _row_scale(list(eff.values())))
         expr = sum(c * xs[i] for i, c in icoeffs.items())
-        if r.sense == "<=":
-            cp.add(expr <= irhs)
-        elif r.sense == ">=":
-            cp.add(expr >= irhs)
-        else:
-            cp.add(expr == irhs)
+        ct = cp.add(expr <= irhs) if sense == "<=" else cp.add(expr >= irhs) if sense == ">=" else cp.add(expr == irhs)
+        if literal is not None:
+            ct.only_enforce_if(literal)
+
+    for r in model.rows:
+        split = _indicator_split(model, r)
+        if split is None:
+            add(r.coeffs, r.sense, r.rhs)
+            continue
+        b, rest, rhs_if = split
+        for value, literal in ((0, xs[b].Not()), (1, xs[b])):
+            if rhs_if[value] is not None:
+                add(rest, r.sense, rhs_if[value], literal)
     # Objective coefficients are scaled like rows (smallest ≥ 1000) and rounded to nearest, so the bound CP-SAT
     # proves is within 0.05 % of the true objective's; dollars per year and mean latencies alike.
     obj = {i: c * unit[i] for i, c in model.objective.items()}

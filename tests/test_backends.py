@@ -1,0 +1,60 @@
+"""Backend translation details: CP-SAT's indicator split and conservative integer rows, checked by hand."""
+
+from __future__ import annotations
+
+from optimizer.backends import _conservative_row, _indicator_split, solve
+from optimizer.linear import LinearModel
+
+
+def _model() -> tuple[LinearModel, int, int, int, int]:
+    m = LinearModel()
+    latency = m.add_var("L", 0, 10.0, False, 1e-5)
+    replicas = m.add_var("r", 0, 7, True)
+    used = m.add_var("x", 0, 1, True)
+    other = m.add_var("y", 0, 1, True)
+    return m, latency, replicas, used, other
+
+
+def test_latency_row_becomes_x_implies_bound() -> None:
+    m, latency, _, used, _ = _model()
+    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
+    b, rest, rhs = _indicator_split(m, m.rows[0])
+    assert (b, rest) == (used, {latency: 1.0})
+    assert rhs == {0: None, 1: 2.5}  # x = 0 leaves L ≥ 0, implied by its bound
+
+
+def test_link_row_becomes_not_x_implies_zero() -> None:
+    m, _, replicas, used, _ = _model()
+    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
+    _, _, rhs = _indicator_split(m, m.rows[0])
+    assert rhs == {0: 0.0, 1: None}  # x = 1 leaves r ≤ 7, implied by its bound
+
+
+def test_rows_with_two_binaries_or_equalities_stay_linear() -> None:
+    m, latency, _, used, other = _model()
+    m.add_row("choose", {used: 1.0, other: 1.0}, ">=", 1.0)
+    m.add_row("eq", {latency: 1.0, used: -1.0}, "==", 0.0)
+    assert _indicator_split(m, m.rows[0]) is None
+    assert _indicator_split(m, m.rows[1]) is None
+
+
+def test_conservative_rounding_keeps_every_integer_solution_feasible() -> None:
+    # 0.3337 a + 0.6663 b ≥ 1.0001 at scale 1e4: coefficients round down, the right-hand side up
+    coeffs, rhs = _conservative_row({0: 0.3337, 1: 0.6663}, ">=", 1.0001, 1e4)
+    assert (coeffs, rhs) == ({0: 3337, 1: 6663}, 10001)
+    coeffs, rhs = _conservative_row({0: 0.33371}, "<=", 2.00009, 1e4)
+    assert (coeffs, rhs) == ({0: 3338}, 20000)
+
+
+def test_cpsat_honours_the_implications() -> None:
+    """min r + 100·L with r ≥ 3 forcing x = 1 (link), hence L ≥ 2.5: optimum 3 + 250 on every backend."""
+    m, latency, replicas, used, _ = _model()
+    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
+    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
+    m.add_row("need", {replicas: 1.0}, ">=", 3.0)
+    m.add_objective(replicas, 1.0)
+    m.add_objective(latency, 100.0)
+    for backend in ("highs", "cbc", "cpsat"):
+        res = solve(m, backend)
+        assert res.status == "optimal", backend
+        assert abs(res.objective - 253.0) < 1e-6, (backend, res.objective)
