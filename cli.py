@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 infeasible, 2 invalid input (file + field path, no traceback
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
@@ -575,7 +576,14 @@ def solve_cmd(
         limits = resolved.scenario.limits.model_copy(update={"annual_budget_usd": budget})
         resolved.scenario = resolved.scenario.model_copy(update={"limits": limits})
     with_baselines = baselines and objective == Objective.min_tco
-    outcome = solve_scenario(resolved, backend.value, time_limit, gap, threads, with_baselines, objective.value)
+    err = stderr_console()
+    what = "plan and single-accelerator baselines" if with_baselines else "plan"
+    with (
+        err.status(f"solving {resolved.scenario.id} with {backend.value}: {what}…", spinner="dots")
+        if (err.is_terminal and not as_json)
+        else contextlib.nullcontext()
+    ):
+        outcome = solve_scenario(resolved, backend.value, time_limit, gap, threads, with_baselines, objective.value)
     if outcome.status == "infeasible":
         stderr_console().print(f"[bold red]infeasible:[/] {resolved.source}", markup=True)
         for cause in outcome.diagnosis:

@@ -14,8 +14,12 @@ deterministic for any thread count.
 from __future__ import annotations
 
 import math
+import os
+import re
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from optimizer.linear import LinearModel
 
@@ -97,9 +101,15 @@ def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, ga
         opts = {"threads": threads, "random_seed": 0}
         solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=gap, **opts)
     else:
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads)
+        # CBC's bound only reaches us through its log; it is read back below.
+        fd, log_path = tempfile.mkstemp(prefix="hetplace-cbc-", suffix=".log")
+        os.close(fd)
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, logPath=log_path)
     t0 = time.perf_counter()
-    prob.solve(solver)
+    try:
+        prob.solve(solver)
+    finally:
+        cbc_bound = _cbc_log_bound(log_path) if backend == "cbc" else None
     wall = time.perf_counter() - t0
     status_text = pulp.LpStatus[prob.status]
     values = [x.value() if x.value() is not None else 0.0 for x in xs]
@@ -112,14 +122,28 @@ def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, ga
         return SolveResult(backend, "optimal", obj, _pulp_bound(solver, prob, obj), wall, values, time_limit_s, threads)
     if has_values and sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal):
         obj = model.evaluate_objective(values)
-        return SolveResult(
-            backend, "feasible", obj, _pulp_bound(solver, prob, None), wall, values, time_limit_s, threads
-        )
+        bound = cbc_bound if backend == "cbc" else _pulp_bound(solver, prob, None)
+        return SolveResult(backend, "feasible", obj, bound, wall, values, time_limit_s, threads)
     return SolveResult(backend, "no_solution", None, None, wall, None, time_limit_s, threads)
 
 
+def _cbc_log_bound(path: str) -> float | None:
+    """The 'Lower bound:' CBC prints when it stops early (then delete the log)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+        Path(path).unlink()
+    except OSError:
+        return None
+    found = re.findall(r"^Lower bound:\s+(\S+)", text, flags=re.MULTILINE)
+    try:
+        return float(found[-1]) if found else None
+    except ValueError:
+        return None
+
+
 def _pulp_bound(solver, prob, objective: float | None) -> float | None:
-    """Best bound: HiGHS reports it; CBC via PuLP does not, so an optimal CBC run reports its objective."""
+    """Best bound: HiGHS reports it; an optimal CBC run reports its objective (its early-stop bound comes from
+    its log, see `_cbc_log_bound`)."""
     model = getattr(solver, "_highs_model", None) or getattr(prob, "solverModel", None)
     try:
         if model is not None and hasattr(model, "getInfo"):

@@ -58,3 +58,16 @@ def test_cpsat_honours_the_implications() -> None:
         res = solve(m, backend)
         assert res.status == "optimal", backend
         assert abs(res.objective - 253.0) < 1e-6, (backend, res.objective)
+
+
+def test_cbc_bound_is_read_from_its_log_and_the_log_removed(tmp_path) -> None:
+    from optimizer.backends import _cbc_log_bound
+
+    log = tmp_path / "cbc.log"
+    log.write_text(
+        "Result - Stopped on time limit\n\nObjective value:                720333.42512000\n"
+        "Lower bound:                    658188.210\nGap:                            0.09\n"
+    )
+    assert _cbc_log_bound(str(log)) == 658188.21
+    assert not log.exists()
+    assert _cbc_log_bound(str(log)) is None  # no log, no bound
