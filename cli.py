@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from catalogs.hf_import import import_hf_config
@@ -604,6 +605,114 @@ def solve_cmd(
         _render_plan(outcome.plan, outcome.status)
         if out_file is not None:
             stderr_console().print(f"wrote {out_file}")
+
+
+class Executor(StrEnum):
+    process = "process"
+    ray = "ray"
+
+
+@app.command("whatif")
+@guarded
+def whatif_cmd(
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: the bundled default).")] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="SPEC=VALUE applied to every point (repeatable).")
+    ] = None,
+    sweeps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="SPEC=V1,V2,… (repeatable; several form a grid). SPEC is a PATH such as limits.power_cap_kw or "
+            "hardware.purchasable[device=h100-sxm].capex_usd, or a question: price:DEVICE (factor), demand:WF|* "
+            "(factor), sla:WF|* (factor), owned:DEVICE (count), offer:DEVICE (count), power_cap (kW).",
+        ),
+    ] = None,
+    sweep_file: Annotated[
+        Path | None, typer.Option("--sweep-file", help="YAML with 'set: {SPEC: value}' and 'sweep: {SPEC: [values]}'.")
+    ] = None,
+    backend: Annotated[Backend, typer.Option("--backend")] = Backend.highs,
+    objective: Annotated[Objective, typer.Option("--objective")] = Objective.min_tco,
+    gap: Annotated[
+        float, typer.Option("--gap", min=0.0, max=1.0, help="Relative optimality gap per point (reproducible).")
+    ] = 0.005,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", min=0.1, help="Seconds per point (results then depend on speed).")
+    ] = None,
+    executor: Annotated[Executor, typer.Option("--executor", help="Local process pool or a Ray cluster.")] = (
+        Executor.process
+    ),
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Parallel points (default: the CPUs available).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster to join (default: start a local one).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the rows as JSON (no table, no progress bar).")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for points.csv, points.json and the PNG charts.")
+    ] = None,
+) -> None:
+    """Procurement what-ifs: solve a grid of scenario variants and compare their plans (exit 2 on bad input)."""
+    from problems.loader import default_scenario_path
+    from whatif.executors import run_points
+    from whatif.outputs import write_outputs
+    from whatif.overrides import parse_value
+    from whatif.sweep import SolveOptions, build_tasks, parse_axis, parse_sweep_file, split_assignment
+
+    path = scenario or default_scenario_path()
+    fixed: list[tuple[str, object]] = []
+    axes = []
+    if sweep_file is not None:
+        fixed, axes = parse_sweep_file(sweep_file)
+    for text in sets or []:
+        spec, value = split_assignment(text, "--set")
+        fixed.append((spec, parse_value(value)))
+    axes += [parse_axis(t) for t in sweeps or []]
+    options = SolveOptions(backend.value, gap, time_limit, objective.value)
+    tasks = build_tasks(path, fixed, axes, options)
+    err = stderr_console()
+    show_progress = err.is_terminal and not as_json
+    with Progress(console=err, disable=not show_progress, transient=True) as progress:
+        bar = progress.add_task(f"{len(tasks)} points on {executor.value}", total=len(tasks))
+        try:
+            results = run_points(tasks, executor.value, workers, address, on_done=lambda _r: progress.advance(bar))
+        except RuntimeError as exc:  # e.g. the ray extra is not installed
+            err.print(f"[bold red]error:[/] {exc}", markup=True)
+            raise typer.Exit(EXIT_INVALID_INPUT) from None
+    written = write_outputs(results, axes, out_dir) if out_dir is not None else []
+    if as_json:
+        echo_json([r.model_dump(mode="json") for r in results])
+    else:
+        stdout_console().print(_sweep_table(results, axes))
+        for f in written:
+            err.print(f"wrote {f}")
+
+
+def _sweep_table(results, axes) -> Table:
+    table = Table(title="What-if points")
+    for a in axes:
+        table.add_column(a.spec)
+    for col in ("status", "TCO USD/yr", "vs first", "mean path s", "bought", "rented", "gap", "s"):
+        table.add_column(col, justify="right" if col not in ("status", "bought", "rented") else "left")
+    first = next((r.total_usd_per_year for r in results if r.total_usd_per_year is not None), None)
+    for r in results:
+        tco = r.total_usd_per_year
+        status = r.status if not (r.diagnosis or r.error) else f"{r.status}: {(r.diagnosis or [r.error])[0]}"
+        table.add_row(
+            *[str(r.params.get(a.spec)) for a in axes],
+            status,
+            "—" if tco is None else f"{tco:,.0f}",
+            "—" if tco is None or not first else f"{tco / first - 1:+.1%}",
+            "—" if r.mean_critical_path_s is None else f"{r.mean_critical_path_s:.2f}",
+            " ".join(f"{k}×{v}" for k, v in r.bought.items()),
+            " ".join(f"{k}×{v}" for k, v in r.rented.items()),
+            "—" if r.gap is None else f"{r.gap:.2%}",
+            f"{r.wall_time_s:.1f}",
+        )
+    return table
 
 
 @app.command("check")

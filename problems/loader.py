@@ -134,8 +134,15 @@ def _hardware_reference_problems(scenario: Scenario, catalog: Catalog) -> list[I
 def load_scenario(path: Path) -> ResolvedScenario:
     """Parse a scenario, load its workflows and extension catalogs, and check every cross-reference."""
     path = Path(path)
-    src = str(path)
-    scenario = parse_model(Scenario, load_mapping(path), src)
+    return resolve_scenario_mapping(load_mapping(path), path)
+
+
+def resolve_scenario_mapping(data: dict, path: Path, source: str | None = None) -> ResolvedScenario:
+    """Validate a scenario given as a mapping (e.g. a what-if variant of a file). Relative paths resolve against
+    `path`'s folder; errors name `source` (default: the path)."""
+    path = Path(path)
+    src = source or str(path)
+    scenario = parse_model(Scenario, data, src)
     base = path.parent
     for kind in ("devices", "models"):
         for i, rel in enumerate(getattr(scenario.catalog, kind)):

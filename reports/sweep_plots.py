@@ -1,0 +1,114 @@
+"""Charts of a what-if sweep: TCO against each swept parameter, and the latency–TCO Pareto front.
+
+Infeasible and failed points are drawn (as crosses on the x axis), never dropped, so a gap in a curve is visible.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from common.io import atomic_write_bytes
+from whatif.sweep import PointResult
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path) -> None:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(out, buf.getvalue())
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def plot_tco_vs_axis(results: Sequence[PointResult], axis: str, out: Path) -> None:
+    """TCO per year against one swept parameter; one line per combination of the other parameters."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    series: dict[str, list[PointResult]] = {}
+    for r in results:
+        others = ", ".join(f"{k}={v}" for k, v in r.params.items() if k != axis)
+        series.setdefault(others, []).append(r)
+    xs_all = [r.params[axis] for r in results]
+    numeric = _numeric(xs_all)
+    categories = list(dict.fromkeys(str(x) for x in xs_all))
+
+    def pos(x):
+        return x if numeric else categories.index(str(x))
+
+    for label, rows in series.items():
+        ok = [r for r in rows if r.total_usd_per_year is not None]
+        ok.sort(key=lambda r: pos(r.params[axis]))
+        ax.plot(
+            [pos(r.params[axis]) for r in ok], [r.total_usd_per_year / 1e3 for r in ok], marker="o", label=label or None
+        )
+        bad = [r for r in rows if r.total_usd_per_year is None]
+        if bad:
+            ax.scatter([pos(r.params[axis]) for r in bad], [0] * len(bad), marker="x", color="red", zorder=3)
+    if any(r.total_usd_per_year is None for r in results):
+        ax.scatter([], [], marker="x", color="red", label="infeasible / no plan")
+    if not numeric:
+        ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlabel(axis)
+    ax.set_ylabel("TCO, thousand USD / year")
+    ax.set_title(f"TCO vs {axis}")
+    ax.grid(alpha=0.3)
+    if len(series) > 1 or any(r.total_usd_per_year is None for r in results):
+        ax.legend(fontsize=7)
+    _save(fig, out)
+    plt.close(fig)
+
+
+def pareto_front(results: Sequence[PointResult]) -> list[PointResult]:
+    """Feasible points no other point beats on both mean critical path and TCO, fastest first."""
+    ok = [r for r in results if r.total_usd_per_year is not None and r.mean_critical_path_s is not None]
+    ok.sort(key=lambda r: (r.mean_critical_path_s, r.total_usd_per_year))
+    front, best = [], float("inf")
+    for r in ok:
+        if r.total_usd_per_year < best:
+            front.append(r)
+            best = r.total_usd_per_year
+    return front
+
+
+def plot_pareto(results: Sequence[PointResult], out: Path) -> None:
+    """Every feasible point at (mean critical path, TCO), the Pareto front joined."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    ok = [r for r in results if r.total_usd_per_year is not None and r.mean_critical_path_s is not None]
+    ax.scatter([r.mean_critical_path_s for r in ok], [r.total_usd_per_year / 1e3 for r in ok], color="0.6", s=18)
+    front = pareto_front(results)
+    ax.plot(
+        [r.mean_critical_path_s for r in front],
+        [r.total_usd_per_year / 1e3 for r in front],
+        marker="o",
+        color="tab:blue",
+        label="Pareto front",
+    )
+    for r in front:
+        ax.annotate(
+            ", ".join(f"{v}" for v in r.params.values()),
+            (r.mean_critical_path_s, r.total_usd_per_year / 1e3),
+            fontsize=6,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("arrival-weighted mean critical path, s")
+    ax.set_ylabel("TCO, thousand USD / year")
+    ax.set_title("Latency vs TCO")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, out)
+    plt.close(fig)
