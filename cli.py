@@ -715,6 +715,62 @@ def _sweep_table(results, axes) -> Table:
     return table
 
 
+@app.command("schedule")
+@guarded
+def schedule_cmd(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML with a `horizon:` section.")],
+    backend: Annotated[Backend, typer.Option("--backend")] = Backend.highs,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", min=0.1, help="Seconds per solve.")] = None,
+    gap: Annotated[float, typer.Option("--gap", min=0.0, max=1.0)] = 1e-4,
+    threads: Annotated[int, typer.Option("--threads", min=1)] = 1,
+    greedy: Annotated[
+        bool, typer.Option("--greedy/--no-greedy", help="Also plan period by period, to show what foresight saves.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the schedule as JSON.")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the schedule (.json or .yaml), atomically.")
+    ] = None,
+) -> None:
+    """Multi-period plan: one solve over all periods; purchases stay in the fleet (exit 1 infeasible, 3 no plan)."""
+    from optimizer.multiperiod import solve_schedule
+    from problems.loader import load_scenario
+
+    resolved = load_scenario(scenario)
+    status, schedule = solve_schedule(resolved, backend.value, time_limit, gap, threads, greedy)
+    if schedule is None:
+        stderr_console().print(f"[bold red]{status}:[/] no schedule for {scenario}", markup=True)
+        raise typer.Exit(EXIT_INFEASIBLE if status == "infeasible" else EXIT_NO_PLAN)
+    data = schedule.model_dump(mode="json")
+    if out_file is not None:
+        atomic_write_text(out_file, dump_yaml(data) if out_file.suffix in (".yaml", ".yml") else dump_json(data))
+    if as_json:
+        echo_json(data)
+        return
+    table = Table(title=f"{schedule.scenario}: purchase schedule ({schedule.period_years:g}-year periods)")
+    for col in ("period", "demand ×", "bought", "bought so far", "rented", "cost USD"):
+        table.add_column(col, justify="right" if col in ("period", "demand ×", "cost USD") else "left")
+    for p in schedule.periods:
+        table.add_row(
+            str(p.period),
+            f"{p.demand_factor:.2f}",
+            " ".join(f"{d}×{n}" for d, n in p.bought.items()) or "—",
+            " ".join(f"{d}×{n}" for d, n in p.held.items()) or "—",
+            " ".join(f"{e.device}×{e.rented}" for e in p.plan.fleet if e.rented) or "—",
+            f"{p.cost_usd:,.0f}",
+        )
+    console = stdout_console()
+    console.print(table)
+    line = f"horizon cost {schedule.total_usd:,.0f} USD ({status}); purchases {schedule.purchases_usd:,.0f} USD"
+    if schedule.greedy_total_usd is not None:
+        line += (
+            f"; period-by-period (greedy) {schedule.greedy_total_usd:,.0f} USD, "
+            f"{schedule.greedy_excess_fraction:+.1%} against planning the horizon at once"
+        )
+    console.print(line)
+    if out_file is not None:
+        stderr_console().print(f"wrote {out_file}")
+
+
 @app.command("check")
 @guarded
 def check_cmd(

@@ -262,6 +262,28 @@ class CatalogExtensions(StrictModel):
     models: list[str] = Field(default_factory=list, description="Extra model YAML files (relative paths).")
 
 
+class Horizon(StrictModel):
+    """Several planning periods solved together (`hetplace schedule`): demand grows, prices move, and devices
+    bought in one period stay in the fleet for the later ones."""
+
+    periods: int = Field(ge=2, le=16, description="Number of periods, e.g. 4 quarters.")
+    period_years: PositiveFloat = Field(default=0.25, le=5, description="Length of one period in years.")
+    demand_growth_per_period: float = Field(
+        default=0.0, ge=-0.9, le=10, description="Arrival rates grow by this fraction each period (0.1 = +10 %)."
+    )
+    price_factors: dict[Identifier, list[PositiveFloat]] = Field(
+        default_factory=dict,
+        description="Per device, one factor per period on its purchase and rental price (1.0 = today's price).",
+    )
+
+    @model_validator(mode="after")
+    def _one_factor_per_period(self) -> Horizon:
+        for device, factors in self.price_factors.items():
+            if len(factors) != self.periods:
+                raise ValueError(f"price_factors.{device}: {len(factors)} factors for {self.periods} periods")
+        return self
+
+
 class Scenario(StrictModel):
     """What to plan: workflows with demand and SLAs, the hardware on offer, economics and limits."""
 
@@ -278,6 +300,7 @@ class Scenario(StrictModel):
         description="Fitted efficiency factors: a bundled calibration id (e.g. 'vidur-gemm-fp16') or a "
         "`hetplace calibrate` YAML file relative to the scenario.",
     )
+    horizon: Horizon | None = Field(default=None, description="Multi-period planning (`hetplace schedule`).")
     allowed_weight_dtypes: list[Dtype] | None = Field(
         default=None,
         description="Weight quantisations the planner may choose for every model; none = each model's own dtype.",

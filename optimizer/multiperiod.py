@@ -1,0 +1,248 @@
+"""Multi-period capacity plans: one model over all periods, and the myopic period-by-period plan to compare.
+
+Each period is the single-period model of a scaled scenario (arrival rates × (1 + growth)^t, prices × the
+period's factor), its variables copied into one joint model with a `p<t>:` prefix. Purchases link the periods:
+
+  H_{d,t} = H_{d,t−1} + N_{d,t},  N ≥ 0        nodes held in period t = held before + bought in t (no selling)
+
+The period models' node variables become H_{d,t}. Costs over the horizon (each period lasting `period_years`):
+owned and rented devices and the running cost (energy + hosting) of held nodes per period, and a purchase in
+period τ amortised for the periods it is held inside the horizon: N_{d,τ} · price_{d,τ} · (T − τ) · period_years /
+amortisation_years. So buying early costs more amortisation, buying late needs the capacity to wait.
+
+The capex budget bounds all purchases over the horizon; the annual budget is not applied per period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from common.errors import InputError
+from common.schema_base import StrictModel
+from costmodels.tco import energy_usd_per_year, hosting_usd_per_year
+from optimizer.assemble import assemble_plan
+from optimizer.backends import SolveResult, solve
+from optimizer.formulation import Formulation
+from optimizer.linear import LinearModel
+from optimizer.plan import Plan, SolverReport
+from optimizer.solve import formulate
+from problems.loader import ResolvedScenario
+
+
+class PeriodPlan(StrictModel):
+    period: int
+    demand_factor: float
+    cost_usd: float = Field(description="Cost of this period (owned, rented, running and amortised purchases).")
+    bought: dict[str, int] = Field(description="Devices bought at the start of this period.")
+    held: dict[str, int] = Field(description="Bought devices in the fleet this period (this and earlier purchases).")
+    plan: Plan
+
+
+class SchedulePlan(StrictModel):
+    scenario: str
+    period_years: float
+    periods: list[PeriodPlan]
+    total_usd: float = Field(description="Cost over the whole horizon, USD.")
+    purchases_usd: float
+    greedy_total_usd: float | None = Field(description="The same horizon planned one period at a time, myopically.")
+    greedy_excess_fraction: float | None = Field(description="(greedy − joint) / joint.")
+    solver: SolverReport
+    greedy_wall_time_s: float | None = None
+
+
+@dataclass
+class _Joint:
+    model: LinearModel
+    periods: list[tuple[ResolvedScenario, Formulation, int]]  # scaled scenario, its formulation, variable offset
+    new_nodes: dict[tuple[str, int], int]  # (device, period) -> N variable
+    capex_per_node: dict[tuple[str, int], float]
+
+
+def scaled_scenario(resolved: ResolvedScenario, t: int) -> ResolvedScenario:
+    """Period t's scenario: demand grown, prices moved by the horizon's factors."""
+    h = resolved.scenario.horizon
+    growth = (1.0 + h.demand_growth_per_period) ** t
+    hw = resolved.scenario.hardware
+    purchasable = []
+    for p in hw.purchasable:
+        factor = h.price_factors.get(p.device, [1.0] * h.periods)[t]
+        price = p.capex_usd if p.capex_usd is not None else resolved.catalog.device(p.device).capex_usd
+        purchasable.append(p.model_copy(update={"capex_usd": None if price is None else price * factor}))
+    rentable = []
+    for q in hw.rentable:
+        factor = h.price_factors.get(q.device, [1.0] * h.periods)[t]
+        price = q.usd_per_hour if q.usd_per_hour is not None else resolved.catalog.device(q.device).cloud_usd_per_hour
+        rentable.append(q.model_copy(update={"usd_per_hour": None if price is None else price * factor}))
+    scenario = resolved.scenario.model_copy(
+        update={"hardware": hw.model_copy(update={"purchasable": purchasable, "rentable": rentable})}
+    )
+    workflows = [wf.model_copy(update={"arrival_rate_rps": wf.arrival_rate_rps * growth}) for wf in resolved.workflows]
+    return ResolvedScenario(scenario, workflows, resolved.catalog, resolved.source)
+
+
+def _check_horizon(resolved: ResolvedScenario) -> None:
+    h = resolved.scenario.horizon
+    if h is None:
+        raise InputError.single(
+            resolved.source, "horizon", "missing: add horizon: {periods: 4, period_years: 0.25, ...} to plan periods"
+        )
+    priced = {p.device for p in resolved.scenario.hardware.purchasable} | {
+        q.device for q in resolved.scenario.hardware.rentable
+    }
+    for device in h.price_factors:
+        if device not in priced:
+            raise InputError.single(
+                resolved.source, f"horizon.price_factors.{device}", "device is neither purchasable nor rentable"
+            )
+
+
+def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Joint:
+    """The joint model over the first `periods` periods (all by default)."""
+    h = resolved.scenario.horizon
+    total_periods = h.periods
+    count = total_periods if periods is None else periods
+    m = LinearModel()
+    joint = _Joint(m, [], {}, {})
+    for t in range(count):
+        rs = scaled_scenario(resolved, t)
+        f = formulate(rs, relax=frozenset({"capex_budget", "annual_budget"}))
+        offset = len(m.vars)
+        for v in f.model.vars:
+            m.add_var(f"p{t}:{v.name}", v.lb, v.ub, v.integer, v.resolution)
+        for r in f.model.rows:
+            m.add_row(f"p{t}:{r.name}", {i + offset: c for i, c in r.coeffs.items()}, r.sense, r.rhs)
+        held_vars = {nodes for (_own, nodes, _rent) in f.fleet_vars.values() if nodes is not None}
+        for i, c in f.model.objective.items():
+            if i not in held_vars:
+                m.add_objective(i + offset, c * h.period_years)
+        for dev_id, (_own, nodes, _rent) in f.fleet_vars.items():
+            if nodes is None:
+                continue
+            off = f.offers[dev_id]
+            dpn = off.device.devices_per_node
+            running = energy_usd_per_year(off.device.tdp_w, f.econ) + hosting_usd_per_year(off.device.tdp_w, f.econ)
+            m.add_objective(nodes + offset, running * dpn * h.period_years)
+            n = m.add_var(f"p{t}:new_nodes[{dev_id}]", 0, f.model.vars[nodes].ub, True)
+            joint.new_nodes[(dev_id, t)] = n
+            joint.capex_per_node[(dev_id, t)] = off.capex_usd * dpn
+            amortised = (total_periods - t) * h.period_years / f.econ.amortisation_years
+            m.add_objective(n, off.capex_usd * dpn * amortised)
+            link = {nodes + offset: 1.0, n: -1.0}
+            if t > 0:
+                prev_f, prev_off = joint.periods[t - 1][1], joint.periods[t - 1][2]
+                prev_nodes = prev_f.fleet_vars[dev_id][1]
+                link[prev_nodes + prev_off] = -1.0
+            m.add_row(f"p{t}:hold[{dev_id}]", link, "==", 0.0)
+        joint.periods.append((rs, f, offset))
+    budget = resolved.scenario.limits.capex_budget_usd
+    if budget is not None:
+        m.add_row("capex_budget", {n: joint.capex_per_node[k] for k, n in joint.new_nodes.items()}, "<=", budget)
+    return joint
+
+
+def _period_result(res: SolveResult, f: Formulation, offset: int) -> SolveResult:
+    values = res.values[offset : offset + len(f.model.vars)]
+    return SolveResult(res.backend, res.status, None, None, res.wall_time_s, values, res.time_limit_s, res.threads)
+
+
+def _assemble(resolved: ResolvedScenario, joint: _Joint, res: SolveResult) -> list[PeriodPlan]:
+    h = resolved.scenario.horizon
+    out = []
+    for t, (_scaled, f, offset) in enumerate(joint.periods):
+        part = _period_result(res, f, offset)
+        plan = assemble_plan(f, part, resolved.scenario.id)
+        cost = sum(
+            c * res.values[i] for i, c in joint.model.objective.items() if joint.model.vars[i].name.startswith(f"p{t}:")
+        )
+        # Replace the purchase term (charged once, for all remaining periods) by this period's amortisation share.
+        bought, held = {}, {}
+        for (dev_id, tau), n in joint.new_nodes.items():
+            dpn = f.offers[dev_id].device.devices_per_node
+            count = round(res.values[n])
+            share = h.period_years / f.econ.amortisation_years * joint.capex_per_node[(dev_id, tau)] * count
+            if tau == t:
+                cost -= (h.periods - t) * share
+                if count:
+                    bought[dev_id] = count * dpn
+            if tau <= t:
+                cost += share
+                if count:
+                    held[dev_id] = held.get(dev_id, 0) + count * dpn
+        growth = (1.0 + h.demand_growth_per_period) ** t
+        out.append(PeriodPlan(period=t, demand_factor=growth, cost_usd=cost, bought=bought, held=held, plan=plan))
+    return out
+
+
+def _solver_report(res: SolveResult) -> SolverReport:
+    return SolverReport(
+        backend=res.backend,
+        status=res.status,
+        objective=res.objective,
+        best_bound=res.best_bound,
+        gap=res.gap,
+        wall_time_s=res.wall_time_s,
+        time_limit_s=res.time_limit_s,
+        threads=res.threads,
+    )
+
+
+def greedy_total(
+    resolved: ResolvedScenario, backend: str, time_limit_s: float | None, gap: float, threads: int
+) -> tuple[float | None, float]:
+    """The myopic planner: plan period 0 as a one-period plan (a purchase charged one period's amortisation), then
+    each next period the same way with the earlier decisions fixed (purchases stay). Returns the horizon cost of
+    that sequence under the joint model's accounting, and the wall time. With constant demand and prices it buys
+    what the joint plan buys; it loses when demand grows or prices move."""
+    fixed: list[float] = []
+    wall = 0.0
+    result = None
+    for t in range(resolved.scenario.horizon.periods):
+        joint = build_joint(resolved, t + 1)
+        m = joint.model
+        for i, value in enumerate(fixed):  # earlier decisions stay; their times are free to re-settle
+            if m.vars[i].integer:
+                m.vars[i].lb = m.vars[i].ub = value
+        h = resolved.scenario.horizon
+        econ_years = joint.periods[t][1].econ.amortisation_years
+        for (dev_id, tau), n in joint.new_nodes.items():
+            if tau == t:  # myopic: this period's share only (the last period's true coefficient anyway)
+                m.objective[n] = joint.capex_per_node[(dev_id, t)] * h.period_years / econ_years
+        result = solve(m, backend, time_limit_s, gap, threads)
+        wall += result.wall_time_s
+        if result.values is None:
+            return None, wall
+        fixed = [float(round(v)) if m.vars[i].integer else v for i, v in enumerate(result.values)]
+    return result.objective, wall
+
+
+def solve_schedule(
+    resolved: ResolvedScenario,
+    backend: str = "highs",
+    time_limit_s: float | None = None,
+    gap: float = 1e-4,
+    threads: int = 1,
+    greedy: bool = True,
+) -> tuple[str, SchedulePlan | None]:
+    """(status, schedule). Status as for `solve`: optimal | feasible | infeasible | no_solution."""
+    _check_horizon(resolved)
+    joint = build_joint(resolved)
+    res = solve(joint.model, backend, time_limit_s, gap, threads)
+    if res.values is None:
+        return res.status, None
+    periods = _assemble(resolved, joint, res)
+    greedy_cost, greedy_wall = greedy_total(resolved, backend, time_limit_s, gap, threads) if greedy else (None, None)
+    excess = (greedy_cost - res.objective) / res.objective if greedy_cost is not None and res.objective else None
+    schedule = SchedulePlan(
+        scenario=resolved.scenario.id,
+        period_years=resolved.scenario.horizon.period_years,
+        periods=periods,
+        total_usd=res.objective,
+        purchases_usd=sum(joint.capex_per_node[k] * round(res.values[n]) for k, n in joint.new_nodes.items()),
+        greedy_total_usd=greedy_cost,
+        greedy_excess_fraction=excess,
+        solver=_solver_report(res),
+        greedy_wall_time_s=greedy_wall,
+    )
+    return res.status, schedule
