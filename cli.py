@@ -771,6 +771,51 @@ def schedule_cmd(
         stderr_console().print(f"wrote {out_file}")
 
 
+@app.command("report")
+@guarded
+def report_cmd(
+    scenarios: Annotated[list[Path], typer.Argument(help="One or more scenario YAML files.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and the charts.")],
+    sweeps: Annotated[
+        list[str] | None, typer.Option("--sweep", help="What-if axis run on every scenario (as in `whatif`).")
+    ] = None,
+    backend: Annotated[Backend, typer.Option("--backend")] = Backend.highs,
+    gap: Annotated[float, typer.Option("--gap", min=0.0, max=1.0)] = 1e-4,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", min=0.1, help="Seconds per solve.")] = None,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines")] = True,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel what-if points.")] = None,
+) -> None:
+    """Batch report: plan every scenario (with its schedule if it has a horizon) and write HTML + Markdown."""
+    from optimizer.multiperiod import solve_schedule
+    from optimizer.solve import solve_scenario
+    from problems.loader import load_scenario
+    from reports.report import ScenarioSection, unique_folders, write_report
+    from whatif.executors import run_points
+    from whatif.outputs import write_outputs
+    from whatif.sweep import SolveOptions, build_tasks, parse_axis
+
+    resolved_all = [load_scenario(p) for p in scenarios]  # every input checked before any solve
+    axes = [parse_axis(t) for t in sweeps or []]
+    tasks_all = [build_tasks(p, [], axes, SolveOptions(backend.value, max(gap, 0.005), time_limit)) for p in scenarios]
+    sections = []
+    err = stderr_console()
+    folders = unique_folders([r.scenario.id for r in resolved_all])
+    for path, resolved, tasks, folder in zip(scenarios, resolved_all, tasks_all, folders, strict=True):
+        with err.status(f"planning {resolved.scenario.id}…") if err.is_terminal else contextlib.nullcontext():
+            outcome = solve_scenario(resolved, backend.value, time_limit, gap, 1, baselines)
+            section = ScenarioSection(resolved, outcome.plan, outcome.status, outcome.diagnosis, folder=folder)
+            if resolved.scenario.horizon is not None:
+                _, section.schedule = solve_schedule(resolved, backend.value, time_limit, gap)
+            if axes:
+                section.sweep = run_points(tasks, "process", workers)
+                written = write_outputs(section.sweep, axes, out_dir / folder / "whatif")
+                section.sweep_charts = [f for f in written if f.suffix == ".png"]
+        sections.append(section)
+        err.print(f"{path}: {outcome.status}")
+    for page in write_report(sections, out_dir):
+        err.print(f"wrote {page}")
+
+
 @app.command("check")
 @guarded
 def check_cmd(

@@ -1,0 +1,167 @@
+"""Charts of one plan for the batch report: fleet, TCO breakdown, utilisation, SLA slack, placement roofline.
+
+Each function writes one PNG atomically. Numbers come from the Plan (and, for the roofline, the cost models at
+each LLM pool's chosen config), never from the solver's internal model.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from common.io import atomic_write_bytes
+from costmodels.analysis import analyze_llm
+from optimizer.plan import Plan
+from problems.loader import ResolvedScenario
+from problems.schema import LlmStep
+from reports.roofline_plot import attainable_flops
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path) -> None:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(out, buf.getvalue())
+    _pyplot().close(fig)
+
+
+def device_utilisation(plan: Plan) -> dict[str, float]:
+    """Per device type: load-weighted share of the devices in use that the pools keep busy."""
+    busy: dict[str, float] = {}
+    for a in plan.pools:
+        busy[a.device] = busy.get(a.device, 0.0) + a.devices * a.utilisation
+    out = {}
+    for e in plan.fleet:
+        in_use = e.owned_used + e.bought + e.rented
+        if in_use:
+            out[e.device] = busy.get(e.device, 0.0) / in_use
+    return out
+
+
+def fleet_chart(plan: Plan, out: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    names = [e.device for e in plan.fleet]
+    left = np.zeros(len(names))
+    for label, attr, color in (
+        ("owned, used", "owned_used", "tab:green"),
+        ("bought", "bought", "tab:blue"),
+        ("rented", "rented", "tab:orange"),
+        ("owned, idle", "owned_idle", "0.8"),
+    ):
+        vals = np.array([getattr(e, attr) for e in plan.fleet], dtype=float)
+        ax.barh(names, vals, left=left, label=label, color=color)
+        left += vals
+    ax.set_xlabel("devices")
+    ax.set_title("Fleet composition")
+    ax.legend(fontsize=8)
+    ax.invert_yaxis()
+    _save(fig, out)
+
+
+def tco_chart(plan: Plan, out: Path) -> None:
+    plt = _pyplot()
+    t = plan.tco
+    parts = {
+        "capex (amortised)": t.capex_usd_per_year,
+        "energy": t.energy_usd_per_year,
+        "hosting": t.hosting_usd_per_year,
+        "rental": t.rental_usd_per_year,
+    }
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
+    ax.bar(list(parts), [v / 1e3 for v in parts.values()], color=["tab:blue", "tab:red", "tab:purple", "tab:orange"])
+    ax.set_ylabel("thousand USD / year")
+    ax.set_title(f"TCO breakdown: {t.total_usd_per_year:,.0f} USD / year")
+    _save(fig, out)
+
+
+def utilisation_chart(plan: Plan, out: Path) -> None:
+    plt = _pyplot()
+    util = device_utilisation(plan)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
+    ax.bar(list(util), [100 * u for u in util.values()], color="tab:green")
+    ax.set_ylabel("% of devices in use kept busy")
+    ax.set_ylim(0, 100)
+    ax.set_title("Utilisation per device type")
+    ax.tick_params(axis="x", rotation=30)
+    _save(fig, out)
+
+
+def sla_chart(plan: Plan, out: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
+    names = [w.workflow for w in plan.workflows]
+    ax.barh(names, [w.sla_s for w in plan.workflows], color="0.85", label="SLA")
+    ax.barh(names, [w.critical_path_s for w in plan.workflows], color="tab:blue", height=0.5, label="critical path")
+    ax.set_xlabel("seconds")
+    ax.set_title("Critical path vs SLA per workflow")
+    ax.legend(fontsize=8)
+    ax.invert_yaxis()
+    _save(fig, out)
+
+
+def _llm_shape(resolved: ResolvedScenario, model: str) -> tuple[int, int]:
+    """A representative call of the model: the busiest step's prompt and mean decode context."""
+    steps = [(wf.arrival_rate_rps * s.repeat, s) for wf in resolved.workflows for s in wf.steps]
+    calls = [(w, s) for w, s in steps if isinstance(s, LlmStep) and s.model == model]
+    _, step = max(calls, key=lambda ws: ws[0])
+    return step.prompt_tokens, step.prompt_tokens + step.output_tokens // 2
+
+
+def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int:
+    """Every LLM pool's operators on the roofline of the device it was placed on, coloured by device; marker by
+    phase. Returns how many operators were drawn."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    colors: dict[str, str] = {}
+    dtypes: dict[str, str | None] = {}  # the roof drawn is the peak of the dtype placed on the device
+    drawn = 0
+    markers = {"prefill": "o", "decode": "s", "colocated": "D"}
+    for a in plan.pools:
+        if a.phase not in markers or a.model is None:
+            continue
+        model = resolved.catalog.model(a.model)
+        device = resolved.catalog.device(a.device)
+        prompt, context = _llm_shape(resolved, a.model)
+        phase = "prefill" if a.phase == "prefill" else "decode"  # a co-located pool is drawn at its decode step
+        result = analyze_llm(model, device, a.tensor_parallel, phase, a.batch, prompt, context, a.weight_dtype)
+        color = colors.setdefault(a.device, f"C{len(colors) % 10}")
+        dtypes.setdefault(a.device, a.weight_dtype)
+        ops = [o for o in result["operators"] if o["flops"] > 0 and o["latency_s"] > 0 and o["oi"] > 0]
+        ax.scatter(
+            [o["oi"] for o in ops],
+            [o["flops"] / o["latency_s"] for o in ops],
+            color=color,
+            marker=markers[a.phase],
+            s=14,
+            alpha=0.7,
+        )
+        drawn += len(ops)
+    grid = np.logspace(-1, 4.5, 200)
+    for dev_id, color in colors.items():
+        dev = resolved.catalog.device(dev_id)
+        placed = next((d for d in dev.peak_tflops if d.value == dtypes.get(dev_id)), None)
+        dtype = placed or max(dev.peak_tflops, key=dev.peak_tflops.get)
+        ax.plot(grid, attainable_flops(dev, dtype, grid), color=color, label=f"{dev_id} roof ({dtype.value})")
+    for phase, m in markers.items():
+        ax.scatter([], [], marker=m, color="0.3", label=phase)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (FLOPs / byte)")
+    ax.set_ylabel("FLOP/s (roofs: datasheet; points: modelled operators)")
+    ax.set_title("LLM operators on the roofline of their placement")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, out)
+    return drawn
