@@ -314,7 +314,9 @@ def build_formulation(
     if device_filter is not None:
         offers = {d: o for d, o in offers.items() if d in device_filter or o.device.kind.value == "cpu"}
     u_max = resolved.scenario.limits.max_utilisation
-    pools = build_pools(resolved.workflows, resolved.catalog, sorted(offers), u_max)
+    pools = build_pools(
+        resolved.workflows, resolved.catalog, sorted(offers), u_max, resolved.scenario.allowed_weight_dtypes
+    )
     f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max)
     if prune is not None:
         f.dropped_configs += prune(pools)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from catalogs.loader import Catalog
-from catalogs.schema import Device, DeviceKind
+from catalogs.schema import Device, DeviceKind, Dtype
 from costmodels.llm_ops import kv_bytes_per_token
 from costmodels.llm_perf import evaluate_menu
 from costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
@@ -115,10 +115,16 @@ def _devices_for(catalog: Catalog, device_ids: list[str], kinds: set[DeviceKind]
 
 
 def build_pools(
-    workflows: list[Workflow], catalog: Catalog, device_ids: list[str], max_utilisation: float
+    workflows: list[Workflow],
+    catalog: Catalog,
+    device_ids: list[str],
+    max_utilisation: float,
+    weight_dtypes: list[Dtype] | None = None,
 ) -> list[Pool]:
     """Every pool with its demand and its menu of feasible configs on the offered devices. `max_utilisation` is
-    the load pools are sized for; co-located replicas need it for their prefill stall."""
+    the load pools are sized for; co-located replicas need it for their prefill stall. `weight_dtypes` lets LLM
+    weights be served in other quantisations too (the scenario's allowed_weight_dtypes); the model's own dtype is
+    always on the menu."""
     llm_steps: dict[str, list[tuple[Workflow, LlmStep]]] = {}
     encoder_steps: dict[tuple[str, str], list[tuple[Workflow, EmbedStep | ConvertStep]]] = {}
     pools: list[Pool] = []
@@ -134,7 +140,7 @@ def build_pools(
             elif isinstance(step, ToolStep):
                 tool_refs.append((wf, step))
     for model_id, uses in llm_steps.items():
-        pools.extend(_llm_pools(model_id, uses, catalog, device_ids, max_utilisation))
+        pools.extend(_llm_pools(model_id, uses, catalog, device_ids, max_utilisation, weight_dtypes))
     for (kind, model_id), uses in encoder_steps.items():
         pools.append(_encoder_pool(kind, model_id, uses, catalog, device_ids))
     if tool_refs:
@@ -143,7 +149,12 @@ def build_pools(
 
 
 def _llm_pools(
-    model_id: str, uses: list[tuple[Workflow, LlmStep]], catalog: Catalog, device_ids: list[str], u_max: float
+    model_id: str,
+    uses: list[tuple[Workflow, LlmStep]],
+    catalog: Catalog,
+    device_ids: list[str],
+    u_max: float,
+    weight_dtypes: list[Dtype] | None = None,
 ) -> list[Pool]:
     model = catalog.model(model_id)
     devices = _devices_for(catalog, device_ids)
@@ -157,7 +168,7 @@ def _llm_pools(
     weights_d = execs * outputs / max(decode_demand, 1e-12)
     mean_uncached, mean_cached = float(weights_p @ ctx[:, 0]), float(weights_p @ ctx[:, 1])
     mean_context = float(weights_d @ ctx[:, 2])
-    dtypes = [model.weight_dtype]
+    dtypes = list(dict.fromkeys([model.weight_dtype, *(weight_dtypes or [])]))
     pre = Pool(f"{model_id}:prefill", "prefill", "prefill_tokens", prefill_demand, model_id, refs, [], model_id)
     dec = Pool(f"{model_id}:decode", "decode", "decode_tokens", decode_demand, model_id, refs, [], model_id)
     pre.route = dec.route = DISAGGREGATED

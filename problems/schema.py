@@ -303,5 +303,6 @@ class Scenario(StrictModel):
     horizon: Horizon | None = Field(default=None, description="Multi-period planning (`hetplace schedule`).")
     allowed_weight_dtypes: list[Dtype] | None = Field(
         default=None,
-        description="Weight quantisations the planner may choose for every model; none = each model's own dtype.",
+        description="Weight quantisations the planner may also choose for every LLM (besides the model's own dtype, "
+        "e.g. [fp8, int4]); none = each model's own dtype only. Accuracy effects are the user's call.",
     )

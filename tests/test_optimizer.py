@@ -187,3 +187,16 @@ def test_diagnosis_capex_budget(tmp_path: Path) -> None:
     assert outcome.status == "infeasible"
     # the least purchase is one dual-socket Xeon 6980P node: 2 × 12,460 USD (catalog price)
     assert outcome.diagnosis == ["capex budget 100 USD < minimum purchases 24,920 USD"]
+
+
+def test_allowed_weight_dtypes_widen_the_menu(tmp_path: Path, small_plans: dict[str, Any]) -> None:
+    def change(sc, wf):
+        sc["allowed_weight_dtypes"] = ["int4"]
+
+    resolved = load_scenario(_scenario_variant(tmp_path, change))
+    outcome = solve_scenario(resolved, baselines=False)
+    base = small_plans["highs"].plan.tco.total_usd_per_year
+    # int4 weight-only quantisation is a superset menu: never dearer, and here it halves the fleet cost
+    assert outcome.plan.tco.total_usd_per_year < 0.6 * base
+    assert "int4" in {a.weight_dtype for a in outcome.plan.pools}
+    assert check_plan(resolved, outcome.plan) == []
