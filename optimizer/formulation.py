@@ -70,6 +70,7 @@ class Formulation:
     share_vars: dict[str, dict[str, int]] = field(default_factory=dict)  # family -> route -> traffic share
     duration_terms: dict[StepRef, dict[int, float]] = field(default_factory=dict)  # one execution, as a sum
     tco_objective: dict[int, float] = field(default_factory=dict)
+    tighten: bool = True  # valid strengthening rows (benchmarks switch them off to measure what they buy)
 
     def served_demand(self, pool: Pool, values: list[float]) -> float:
         """The part of a pool's demand its route carries in a solution."""
@@ -152,7 +153,8 @@ def define_config_variables(f: Formulation) -> None:
             m.add_row(f"link[{cfg.key}]", {r: 1.0, x: -float(bound)}, "<=", 0.0)
             # A config in use has a replica (valid: x = 1 with no replica only adds latency). With `choose` this
             # makes the relaxation pay for at least one whole replica per pool instead of a sliver of one.
-            m.add_row(f"used[{cfg.key}]", {r: 1.0, x: -1.0}, ">=", 0.0)
+            if f.tighten:
+                m.add_row(f"used[{cfg.key}]", {r: 1.0, x: -1.0}, ">=", 0.0)
             kept.append(cfg)
         pool.configs = kept
 
@@ -176,7 +178,8 @@ def define_capacity(f: Formulation) -> None:
                 # Rows are in units of the need (coverage). One replica that alone covers the need counts as exactly
                 # 1: valid for integer replicas, and it tightens the relaxation (a sliver of a big replica no longer
                 # passes for capacity). Exact coefficients of 1 also survive CP-SAT's integer scaling unrounded.
-                r_coeffs = {f.config_vars[c.key][0]: min(c.throughput / need, 1.0) for c in pool.configs}
+                cap = 1.0 if f.tighten else float("inf")
+                r_coeffs = {f.config_vars[c.key][0]: min(c.throughput / need, cap) for c in pool.configs}
                 x_coeffs = {f.config_vars[c.key][1]: 1.0 for c in pool.configs}
                 if route not in shares:
                     m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", 1.0)
@@ -305,10 +308,12 @@ def build_formulation(
     device_filter: set[str] | None = None,
     prune: Callable[[list[Pool]], int] | None = None,
     relax: frozenset[str] = frozenset(),
+    tighten: bool = True,
 ) -> Formulation:
     """The whole model. `device_filter` restricts accelerators to a subset (homogeneous baselines; CPUs stay
     available for tools); `prune` may drop configs that cannot change the optimum; `relax` leaves limits out
-    (diagnosis measures the least power, purchases and TCO the demand needs)."""
+    (diagnosis measures the least power, purchases and TCO the demand needs); `tighten=False` leaves out the
+    valid strengthening (r ≥ x rows, coverage clipped at 1) — the plain formulation benchmarks compare with."""
     econ = economics_of(resolved)
     offers = device_offers(resolved, econ)
     if device_filter is not None:
@@ -317,7 +322,7 @@ def build_formulation(
     pools = build_pools(
         resolved.workflows, resolved.catalog, sorted(offers), u_max, resolved.scenario.allowed_weight_dtypes
     )
-    f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max)
+    f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max, tighten=tighten)
     if prune is not None:
         f.dropped_configs += prune(pools)
     f.pools = drop_unusable_routes(pools)

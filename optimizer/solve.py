@@ -35,12 +35,18 @@ class SolveOutcome:
 
 
 def formulate(
-    resolved: ResolvedScenario, device_filter: set[str] | None = None, relax: frozenset[str] = frozenset()
+    resolved: ResolvedScenario,
+    device_filter: set[str] | None = None,
+    relax: frozenset[str] = frozenset(),
+    plain: bool = False,
 ) -> Formulation:
+    """The model as solved: presolved and tightened. `plain=True` gives the untightened, unpruned model with the
+    same optimum (benchmarks measure the difference)."""
+
     def prune(pools: list[Pool]) -> int:
         return prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
 
-    return build_formulation(resolved, device_filter, prune=prune, relax=relax)
+    return build_formulation(resolved, device_filter, prune=None if plain else prune, relax=relax, tighten=not plain)
 
 
 def diagnose_limits(resolved: ResolvedScenario) -> list[str]:

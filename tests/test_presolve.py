@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from optimizer.backends import solve
-from optimizer.formulation import build_formulation
 from optimizer.pools import Config, Pool, StepRef
 from optimizer.presolve import path_margins, prune_by_critical_path, prune_dominated
 from optimizer.solve import formulate
@@ -129,11 +128,11 @@ def chained_scenarios(draw) -> dict:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chained_scenarios())
-def test_pruning_keeps_the_optimum(case: dict) -> None:
+def test_presolve_and_tightening_keep_the_optimum(case: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_yaml(Path(tmp) / "w.yaml", case["workflow"])
         resolved = load_scenario(write_yaml(Path(tmp) / "s.yaml", case["scenario"]))
-    full = build_formulation(resolved)
+    full = formulate(resolved, plain=True)  # unpruned, untightened
     pruned = formulate(resolved)
     if any(not p.configs for p in full.pools):
         assert any(not p.configs for p in pruned.pools)
