@@ -209,6 +209,7 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         wall_time_s=res.wall_time_s,
         time_limit_s=res.time_limit_s,
         threads=res.threads,
+        first_solution_s=res.first_solution_s,
     )
     return Plan(
         scenario=scenario_id,

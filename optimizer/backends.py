@@ -36,6 +36,7 @@ class SolveResult:
     values: list[float] | None
     time_limit_s: float | None
     threads: int
+    first_solution_s: float | None = None  # seconds to the first feasible plan (HiGHS, CP-SAT; CBC does not say)
 
     @property
     def gap(self) -> float | None:
@@ -97,9 +98,19 @@ def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, ga
             prob += expr >= r.rhs, f"c{k}"
         else:
             prob += expr == r.rhs, f"c{k}"
+    found: list[float] = []
     if backend == "highs":
+        import highspy
+
         opts = {"threads": threads, "random_seed": 0}
-        solver = pulp.HiGHS(msg=False, timeLimit=time_limit_s, gapRel=gap, **opts)
+        solver = pulp.HiGHS(
+            msg=False,
+            timeLimit=time_limit_s,
+            gapRel=gap,
+            callbackTuple=(lambda *_args: found.append(time.perf_counter()), None),
+            callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipImprovingSolution],
+            **opts,
+        )
     else:
         # CBC's bound only reaches us through its log; it is read back below.
         fd, log_path = tempfile.mkstemp(prefix="hetplace-cbc-", suffix=".log")
@@ -111,6 +122,7 @@ def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, ga
     finally:
         cbc_bound = _cbc_log_bound(log_path) if backend == "cbc" else None
     wall = time.perf_counter() - t0
+    first = found[0] - t0 if found else None
     status_text = pulp.LpStatus[prob.status]
     values = [x.value() if x.value() is not None else 0.0 for x in xs]
     has_values = all(x.value() is not None for x in xs) and status_text in ("Optimal", "Not Solved")
@@ -119,11 +131,12 @@ def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, ga
         return SolveResult(backend, "infeasible", None, None, wall, None, time_limit_s, threads)
     if status_text == "Optimal" and sol_status in (None, pulp.LpSolutionOptimal):
         obj = model.evaluate_objective(values)
-        return SolveResult(backend, "optimal", obj, _pulp_bound(solver, prob, obj), wall, values, time_limit_s, threads)
+        bound = _pulp_bound(solver, prob, obj)
+        return SolveResult(backend, "optimal", obj, bound, wall, values, time_limit_s, threads, first)
     if has_values and sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal):
         obj = model.evaluate_objective(values)
         bound = cbc_bound if backend == "cbc" else _pulp_bound(solver, prob, None)
-        return SolveResult(backend, "feasible", obj, bound, wall, values, time_limit_s, threads)
+        return SolveResult(backend, "feasible", obj, bound, wall, values, time_limit_s, threads, first)
     return SolveResult(backend, "no_solution", None, None, wall, None, time_limit_s, threads)
 
 
@@ -235,9 +248,16 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
     solver.parameters.relative_gap_limit = gap
     if time_limit_s is not None:
         solver.parameters.max_time_in_seconds = time_limit_s
+    found: list[float] = []
+
+    class _FirstSolution(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            found.append(time.perf_counter())
+
     t0 = time.perf_counter()
-    status = solver.solve(cp)
+    status = solver.solve(cp, _FirstSolution())
     wall = time.perf_counter() - t0
+    first = found[0] - t0 if found else None
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         values = [solver.value(x) * unit[i] for i, x in enumerate(xs)]
         obj = model.evaluate_objective(values)
@@ -251,6 +271,7 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
             values,
             time_limit_s,
             threads,
+            first,
         )
     if status == cp_model.INFEASIBLE:
         return SolveResult("cpsat", "infeasible", None, None, wall, None, time_limit_s, threads)

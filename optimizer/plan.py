@@ -88,6 +88,7 @@ class SolverReport(StrictModel):
     wall_time_s: NonNegativeFloat
     time_limit_s: float | None = None
     threads: PositiveInt = 1
+    first_solution_s: NonNegativeFloat | None = Field(default=None, description="Seconds to the first feasible plan.")
 
 
 class Baseline(StrictModel):

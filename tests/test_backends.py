@@ -71,3 +71,15 @@ def test_cbc_bound_is_read_from_its_log_and_the_log_removed(tmp_path) -> None:
     assert _cbc_log_bound(str(log)) == 658188.21
     assert not log.exists()
     assert _cbc_log_bound(str(log)) is None  # no log, no bound
+
+
+def test_time_to_first_plan_is_reported_where_the_solver_tells_it() -> None:
+    m, latency, replicas, used, _ = _model()
+    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
+    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
+    m.add_row("need", {replicas: 1.0}, ">=", 3.0)
+    m.add_objective(replicas, 1.0)
+    for backend in ("highs", "cpsat"):
+        res = solve(m, backend)
+        assert res.first_solution_s is not None and 0 <= res.first_solution_s <= res.wall_time_s, backend
+    assert solve(m, "cbc").first_solution_s is None  # CBC through PuLP gives no incumbent callback
