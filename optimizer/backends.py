@@ -40,11 +40,11 @@ class SolveResult:
 
     @property
     def gap(self) -> float | None:
+        """Proven relative gap. "optimal" means within the requested gap, not necessarily 0, so it is computed from
+        the bound whenever the solver gives one."""
         if self.objective is None or self.best_bound is None:
             return None
-        if self.status == "optimal":
-            return 0.0
-        return abs(self.objective - self.best_bound) / max(abs(self.objective), 1e-9)
+        return max(0.0, self.objective - self.best_bound) / max(abs(self.objective), 1e-9)
 
 
 def solve(

@@ -25,7 +25,7 @@ def test_solve_json_is_a_valid_plan_and_checks_out(tmp_path: Path) -> None:
     result = run("solve", str(SMALL), "--json", "--no-baselines", "--out", str(out))
     assert result.exit_code == 0, result.output
     plan = Plan.model_validate(json.loads(result.stdout))
-    assert plan.solver.status == "optimal" and plan.solver.gap == 0.0
+    assert plan.solver.status == "optimal" and plan.solver.gap <= 1e-4  # within the requested gap
     assert Plan.model_validate(yaml.safe_load(out.read_text())) == plan
     check = run("check", str(SMALL), str(out))
     assert check.exit_code == 0, check.output
