@@ -1,4 +1,4 @@
-"""Solver backends behind one interface: PuLP with HiGHS (default) or CBC, and OR-Tools CP-SAT.
+"""Solver backends behind one interface: HiGHS (default, via highspy), CBC (via PuLP) and OR-Tools CP-SAT.
 
 Each takes the solver-neutral LinearModel and returns a SolveResult with status, objective, best bound, gap and
 wall time. Single-threaded by default so results are reproducible; `threads` opts in to more.
@@ -47,11 +47,70 @@ class SolveResult:
         return max(0.0, self.objective - self.best_bound) / max(abs(self.objective), 1e-9)
 
 
+def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
+    """HiGHS through highspy directly: the model goes in as CSR arrays, which on a 200k-row instance saves the
+    ~8 s PuLP spends building and writing expressions. (CBC still goes through PuLP.)"""
+    import highspy
+    import numpy as np
+
+    h = highspy.Highs()
+    for name, value in (("output_flag", False), ("threads", threads), ("random_seed", 0), ("mip_rel_gap", gap)):
+        h.setOptionValue(name, value)
+    if time_limit_s is not None:
+        h.setOptionValue("time_limit", float(time_limit_s))
+    n = len(model.vars)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, len(model.rows)
+    cost = np.zeros(n)
+    for i, c in model.objective.items():
+        cost[i] = c
+    lp.col_cost_ = cost
+    lp.offset_ = model.objective_constant
+    lp.col_lower_ = np.array([v.lb for v in model.vars], dtype=float)
+    lp.col_upper_ = np.array([v.ub if not math.isinf(v.ub) else highspy.kHighsInf for v in model.vars], dtype=float)
+    inf = highspy.kHighsInf
+    lp.row_lower_ = np.array([r.rhs if r.sense in (">=", "==") else -inf for r in model.rows], dtype=float)
+    lp.row_upper_ = np.array([r.rhs if r.sense in ("<=", "==") else inf for r in model.rows], dtype=float)
+    starts, index, value = [0], [], []
+    for r in model.rows:
+        index.extend(r.coeffs.keys())
+        value.extend(r.coeffs.values())
+        starts.append(len(index))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value, dtype=float)
+    lp.integrality_ = [
+        highspy.HighsVarType.kInteger if v.integer else highspy.HighsVarType.kContinuous for v in model.vars
+    ]
+    h.passModel(lp)
+    found: list[float] = []
+    h.setCallback(lambda *_args: found.append(time.perf_counter()), None)
+    h.startCallback(highspy.cb.HighsCallbackType.kCallbackMipImprovingSolution)
+    t0 = time.perf_counter()
+    h.run()
+    wall = time.perf_counter() - t0
+    first = found[0] - t0 if found else None
+    status = h.getModelStatus()
+    info = h.getInfo()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return SolveResult("highs", "infeasible", None, None, wall, None, time_limit_s, threads, first)
+    if info.primal_solution_status != 2:  # kSolutionStatusFeasible
+        return SolveResult("highs", "no_solution", None, None, wall, None, time_limit_s, threads, first)
+    values = list(h.getSolution().col_value)
+    obj = model.evaluate_objective(values)
+    bound = float(info.mip_dual_bound) if any(v.integer for v in model.vars) else obj
+    state = "optimal" if status == highspy.HighsModelStatus.kOptimal else "feasible"
+    return SolveResult("highs", state, obj, bound, wall, values, time_limit_s, threads, first)
+
+
 def solve(
     model: LinearModel, backend: str = "highs", time_limit_s: float | None = None, gap: float = 1e-4, threads: int = 1
 ) -> SolveResult:
-    if backend in ("highs", "cbc"):
-        return _solve_pulp(model, backend, time_limit_s, gap, threads)
+    if backend == "highs":
+        return _solve_highs(model, time_limit_s, gap, threads)
+    if backend == "cbc":
+        return _solve_cbc(model, time_limit_s, gap, threads)
     if backend == "cpsat":
         return _solve_cpsat(model, time_limit_s, gap, threads)
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -76,7 +135,8 @@ def available_backends() -> dict[str, bool]:
     return out
 
 
-def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
+def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
+    """CBC through PuLP (bundled binary). Its bound on an early stop is read from its log."""
     import pulp
 
     prob = pulp.LpProblem("hetplace", pulp.LpMinimize)
@@ -98,46 +158,28 @@ def _solve_pulp(model: LinearModel, backend: str, time_limit_s: float | None, ga
             prob += expr >= r.rhs, f"c{k}"
         else:
             prob += expr == r.rhs, f"c{k}"
-    found: list[float] = []
-    if backend == "highs":
-        import highspy
-
-        opts = {"threads": threads, "random_seed": 0}
-        solver = pulp.HiGHS(
-            msg=False,
-            timeLimit=time_limit_s,
-            gapRel=gap,
-            callbackTuple=(lambda *_args: found.append(time.perf_counter()), None),
-            callbacksToActivate=[highspy.cb.HighsCallbackType.kCallbackMipImprovingSolution],
-            **opts,
-        )
-    else:
-        # CBC's bound only reaches us through its log; it is read back below.
-        fd, log_path = tempfile.mkstemp(prefix="hetplace-cbc-", suffix=".log")
-        os.close(fd)
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, logPath=log_path)
+    fd, log_path = tempfile.mkstemp(prefix="hetplace-cbc-", suffix=".log")
+    os.close(fd)
+    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, logPath=log_path)
     t0 = time.perf_counter()
     try:
         prob.solve(solver)
     finally:
-        cbc_bound = _cbc_log_bound(log_path) if backend == "cbc" else None
+        log_bound = _cbc_log_bound(log_path)
     wall = time.perf_counter() - t0
-    first = found[0] - t0 if found else None
     status_text = pulp.LpStatus[prob.status]
     values = [x.value() if x.value() is not None else 0.0 for x in xs]
     has_values = all(x.value() is not None for x in xs) and status_text in ("Optimal", "Not Solved")
     sol_status = getattr(prob, "sol_status", None)
     if status_text == "Infeasible":
-        return SolveResult(backend, "infeasible", None, None, wall, None, time_limit_s, threads)
+        return SolveResult("cbc", "infeasible", None, None, wall, None, time_limit_s, threads)
     if status_text == "Optimal" and sol_status in (None, pulp.LpSolutionOptimal):
-        obj = model.evaluate_objective(values)
-        bound = _pulp_bound(solver, prob, obj)
-        return SolveResult(backend, "optimal", obj, bound, wall, values, time_limit_s, threads, first)
+        obj = model.evaluate_objective(values)  # CBC reports no bound when it finishes: within the gap asked for
+        return SolveResult("cbc", "optimal", obj, obj, wall, values, time_limit_s, threads)
     if has_values and sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal):
         obj = model.evaluate_objective(values)
-        bound = cbc_bound if backend == "cbc" else _pulp_bound(solver, prob, None)
-        return SolveResult(backend, "feasible", obj, bound, wall, values, time_limit_s, threads, first)
-    return SolveResult(backend, "no_solution", None, None, wall, None, time_limit_s, threads)
+        return SolveResult("cbc", "feasible", obj, log_bound, wall, values, time_limit_s, threads)
+    return SolveResult("cbc", "no_solution", None, None, wall, None, time_limit_s, threads)
 
 
 def _cbc_log_bound(path: str) -> float | None:
@@ -152,18 +194,6 @@ def _cbc_log_bound(path: str) -> float | None:
         return float(found[-1]) if found else None
     except ValueError:
         return None
-
-
-def _pulp_bound(solver, prob, objective: float | None) -> float | None:
-    """Best bound: HiGHS reports it; an optimal CBC run reports its objective (its early-stop bound comes from
-    its log, see `_cbc_log_bound`)."""
-    model = getattr(solver, "_highs_model", None) or getattr(prob, "solverModel", None)
-    try:
-        if model is not None and hasattr(model, "getInfo"):
-            return float(model.getInfo().mip_dual_bound)
-    except Exception:
-        pass
-    return objective
 
 
 def _row_scale(coeffs: list[float]) -> float:

@@ -70,7 +70,7 @@ def _tampered(plan: Plan, mutate) -> Plan:
             lambda d: max(
                 (p for p in d["pools"] if p["phase"] in ("decode", "colocated")), key=lambda p: p["batch"]
             ).update(batch=1),
-            "of its traffic at max_utilisation",
+            "max_utilisation",  # pool capacity or, for a model split between routes, its coverage
         ),
         (lambda d: d["workflows"][0].update(critical_path_s=0.1), "plan reports critical path"),
         (lambda d: d["tco"].update(total_usd_per_year=1.0), "tco: plan reports"),

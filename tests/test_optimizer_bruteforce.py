@@ -108,7 +108,7 @@ def brute_force(resolved) -> float | None:
         (2.0, 12.0, 1, 1000, {"colocated"}),
         (1.0, 6.0, 2, 1000, {"colocated"}),
         (1.0, 5.0, 3, 1000, {"prefill", "decode"}),  # tight SLA: decode stalled behind prefill would be too slow
-        (3.0, 8.0, 3, 4000, {"prefill", "decode", "colocated"}),  # traffic split between the two routes
+        (3.0, 8.0, 3, 4000, None),  # optimum tied between a split and a disaggregated-only plan
     ],
 )
 def test_milp_matches_brute_force_on_tiny_instances(
@@ -118,7 +118,7 @@ def test_milp_matches_brute_force_on_tiny_instances(
     sla: float,
     owned_l4: int,
     prompt: int,
-    phases: set[str],
+    phases: set[str] | None,
 ) -> None:
     monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
     monkeypatch.setattr(pools_module, "PREFILL_BATCHES", (1, 4))
@@ -157,6 +157,7 @@ def test_milp_matches_brute_force_on_tiny_instances(
         return
     assert outcome.status == "optimal"
     assert outcome.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-9)
-    assert {p.phase for p in outcome.plan.pools} == phases
+    if phases is not None:
+        assert {p.phase for p in outcome.plan.pools} == phases
     cpsat = solve_scenario(resolved, "cpsat", baselines=False)
     assert cpsat.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-3)
