@@ -734,6 +734,7 @@ def schedule_cmd(
     """Multi-period plan: one solve over all periods; purchases stay in the fleet (exit 1 infeasible, 3 no plan)."""
     from optimizer.multiperiod import solve_schedule
     from problems.loader import load_scenario
+    from reports.report import schedule_rows
 
     resolved = load_scenario(scenario)
     status, schedule = solve_schedule(resolved, backend.value, time_limit, gap, threads, greedy)
@@ -746,18 +747,12 @@ def schedule_cmd(
     if as_json:
         echo_json(data)
         return
+    head, *rows = schedule_rows(schedule)
     table = Table(title=f"{schedule.scenario}: purchase schedule ({schedule.period_years:g}-year periods)")
-    for col in ("period", "demand ×", "bought", "bought so far", "rented", "cost USD"):
+    for col in head:
         table.add_column(col, justify="right" if col in ("period", "demand ×", "cost USD") else "left")
-    for p in schedule.periods:
-        table.add_row(
-            str(p.period),
-            f"{p.demand_factor:.2f}",
-            " ".join(f"{d}×{n}" for d, n in p.bought.items()) or "—",
-            " ".join(f"{d}×{n}" for d, n in p.held.items()) or "—",
-            " ".join(f"{e.device}×{e.rented}" for e in p.plan.fleet if e.rented) or "—",
-            f"{p.cost_usd:,.0f}",
-        )
+    for row in rows:
+        table.add_row(*row)
     console = stdout_console()
     console.print(table)
     line = f"horizon cost {schedule.total_usd:,.0f} USD ({status}); purchases {schedule.purchases_usd:,.0f} USD"

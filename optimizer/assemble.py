@@ -97,6 +97,20 @@ def critical_paths(f: Formulation, lat: dict[StepRef, tuple]) -> tuple[dict[Step
     return starts, result
 
 
+def solver_report(res: SolveResult) -> SolverReport:
+    return SolverReport(
+        backend=res.backend,
+        status=res.status,
+        objective=res.objective,
+        best_bound=res.best_bound,
+        gap=res.gap,
+        wall_time_s=res.wall_time_s,
+        time_limit_s=res.time_limit_s,
+        threads=res.threads,
+        first_solution_s=res.first_solution_s,
+    )
+
+
 def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines: list[Baseline] | None = None) -> Plan:
     values = res.values or []
     used = _used(f, values)
@@ -200,17 +214,6 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         usd_per_million_tokens=total_y / tokens * 1e6 if tokens else 0.0,
         purchases_usd=purchases,
     )
-    solver = SolverReport(
-        backend=res.backend,
-        status=res.status,
-        objective=res.objective,
-        best_bound=res.best_bound,
-        gap=res.gap,
-        wall_time_s=res.wall_time_s,
-        time_limit_s=res.time_limit_s,
-        threads=res.threads,
-        first_solution_s=res.first_solution_s,
-    )
     return Plan(
         scenario=scenario_id,
         fleet=fleet,
@@ -220,7 +223,7 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         tco=tco,
         mean_critical_path_s=sum(w.arrival_rate_rps * w.critical_path_s for w in workflows)
         / sum(w.arrival_rate_rps for w in workflows),
-        solver=solver,
+        solver=solver_report(res),
         baselines=baselines or [],
         assumptions=ASSUMPTIONS,
     )

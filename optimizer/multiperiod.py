@@ -22,7 +22,7 @@ from pydantic import Field
 from common.errors import InputError
 from common.schema_base import StrictModel
 from costmodels.tco import energy_usd_per_year, hosting_usd_per_year
-from optimizer.assemble import assemble_plan
+from optimizer.assemble import assemble_plan, solver_report
 from optimizer.backends import SolveResult, solve
 from optimizer.formulation import Formulation
 from optimizer.linear import LinearModel
@@ -175,19 +175,6 @@ def _assemble(resolved: ResolvedScenario, joint: _Joint, res: SolveResult) -> li
     return out
 
 
-def _solver_report(res: SolveResult) -> SolverReport:
-    return SolverReport(
-        backend=res.backend,
-        status=res.status,
-        objective=res.objective,
-        best_bound=res.best_bound,
-        gap=res.gap,
-        wall_time_s=res.wall_time_s,
-        time_limit_s=res.time_limit_s,
-        threads=res.threads,
-    )
-
-
 def greedy_total(
     resolved: ResolvedScenario, backend: str, time_limit_s: float | None, gap: float, threads: int
 ) -> tuple[float | None, float]:
@@ -242,7 +229,7 @@ def solve_schedule(
         purchases_usd=sum(joint.capex_per_node[k] * round(res.values[n]) for k, n in joint.new_nodes.items()),
         greedy_total_usd=greedy_cost,
         greedy_excess_fraction=excess,
-        solver=_solver_report(res),
+        solver=solver_report(res),
         greedy_wall_time_s=greedy_wall,
     )
     return res.status, schedule

@@ -6,34 +6,16 @@ each LLM pool's chosen config), never from the solver's internal model.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from common.io import atomic_write_bytes
 from costmodels.analysis import analyze_llm
 from optimizer.plan import Plan
 from problems.loader import ResolvedScenario
 from problems.schema import LlmStep
+from reports.figures import pyplot, save_png
 from reports.roofline_plot import attainable_flops
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out: Path) -> None:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(out, buf.getvalue())
-    _pyplot().close(fig)
 
 
 def device_utilisation(plan: Plan) -> dict[str, float]:
@@ -50,7 +32,7 @@ def device_utilisation(plan: Plan) -> dict[str, float]:
 
 
 def fleet_chart(plan: Plan, out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     names = [e.device for e in plan.fleet]
     left = np.zeros(len(names))
@@ -67,11 +49,11 @@ def fleet_chart(plan: Plan, out: Path) -> None:
     ax.set_title("Fleet composition")
     ax.legend(fontsize=8)
     ax.invert_yaxis()
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def tco_chart(plan: Plan, out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     t = plan.tco
     parts = {
         "capex (amortised)": t.capex_usd_per_year,
@@ -83,11 +65,11 @@ def tco_chart(plan: Plan, out: Path) -> None:
     ax.bar(list(parts), [v / 1e3 for v in parts.values()], color=["tab:blue", "tab:red", "tab:purple", "tab:orange"])
     ax.set_ylabel("thousand USD / year")
     ax.set_title(f"TCO breakdown: {t.total_usd_per_year:,.0f} USD / year")
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def utilisation_chart(plan: Plan, out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     util = device_utilisation(plan)
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
     ax.bar(list(util), [100 * u for u in util.values()], color="tab:green")
@@ -95,11 +77,11 @@ def utilisation_chart(plan: Plan, out: Path) -> None:
     ax.set_ylim(0, 100)
     ax.set_title("Utilisation per device type")
     ax.tick_params(axis="x", rotation=30)
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def sla_chart(plan: Plan, out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
     names = [w.workflow for w in plan.workflows]
     ax.barh(names, [w.sla_s for w in plan.workflows], color="0.85", label="SLA")
@@ -108,7 +90,7 @@ def sla_chart(plan: Plan, out: Path) -> None:
     ax.set_title("Critical path vs SLA per workflow")
     ax.legend(fontsize=8)
     ax.invert_yaxis()
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def _llm_shape(resolved: ResolvedScenario, model: str) -> tuple[int, int]:
@@ -122,7 +104,7 @@ def _llm_shape(resolved: ResolvedScenario, model: str) -> tuple[int, int]:
 def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int:
     """Every LLM pool's operators on the roofline of the device it was placed on, coloured by device; marker by
     phase. Returns how many operators were drawn."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     colors: dict[str, str] = {}
     dtypes: dict[str, str | None] = {}  # the roof drawn is the peak of the dtype placed on the device
@@ -163,5 +145,5 @@ def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int
     ax.set_title("LLM operators on the roofline of their placement")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    _save(fig, out)
+    save_png(fig, out)
     return drawn

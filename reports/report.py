@@ -145,10 +145,9 @@ def _sweep_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
     return blocks
 
 
-def _schedule_blocks(schedule: SchedulePlan | None) -> list[Block]:
-    if schedule is None:
-        return []
-    rows = [["period", "demand ×", "bought", "bought so far", "cost USD"]]
+def schedule_rows(schedule: SchedulePlan) -> list[list[str]]:
+    """The purchase schedule as text rows (first row = header), for the report and the CLI table."""
+    rows = [["period", "demand ×", "bought", "bought so far", "rented", "cost USD"]]
     for p in schedule.periods:
         rows.append(
             [
@@ -156,9 +155,17 @@ def _schedule_blocks(schedule: SchedulePlan | None) -> list[Block]:
                 f"{p.demand_factor:.2f}",
                 " ".join(f"{d}×{n}" for d, n in p.bought.items()) or "—",
                 " ".join(f"{d}×{n}" for d, n in p.held.items()) or "—",
+                " ".join(f"{e.device}×{e.rented}" for e in p.plan.fleet if e.rented) or "—",
                 f"{p.cost_usd:,.0f}",
             ]
         )
+    return rows
+
+
+def _schedule_blocks(schedule: SchedulePlan | None) -> list[Block]:
+    if schedule is None:
+        return []
+    rows = schedule_rows(schedule)
     text = f"Horizon cost {schedule.total_usd:,.0f} USD, purchases {schedule.purchases_usd:,.0f} USD."
     if schedule.greedy_total_usd is not None:
         text += (

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from catalogs.schema import Device, Dtype
-from common.io import atomic_write_bytes
+from reports.figures import pyplot, save_png
 
 
 def attainable_flops(device: Device, dtype: Dtype, oi: np.ndarray) -> np.ndarray:
@@ -21,11 +21,7 @@ def plot_roofline(
     devices: Sequence[Device], dtype: Dtype, operators: Sequence[dict[str, Any]], out: Path, title: str = ""
 ) -> None:
     """Write a log-log roofline PNG; each operator is drawn at (OI, achieved FLOP/s = flops / latency)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     ois = [o["oi"] for o in operators if o["oi"] > 0]
     lo = min([0.1, *ois]) / 2
@@ -48,10 +44,4 @@ def plot_roofline(
     ax.set_title(title or "Roofline")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
+    save_png(fig, out)

@@ -5,28 +5,11 @@ Infeasible and failed points are drawn (as crosses on the x axis), never dropped
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.io import atomic_write_bytes
+from reports.figures import pyplot, save_png
 from whatif.sweep import PointResult
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out: Path) -> None:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(out, buf.getvalue())
 
 
 def _numeric(values) -> bool:
@@ -35,7 +18,7 @@ def _numeric(values) -> bool:
 
 def plot_tco_vs_axis(results: Sequence[PointResult], axis: str, out: Path) -> None:
     """TCO per year against one swept parameter; one line per combination of the other parameters."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     series: dict[str, list[PointResult]] = {}
     for r in results:
@@ -67,8 +50,7 @@ def plot_tco_vs_axis(results: Sequence[PointResult], axis: str, out: Path) -> No
     ax.grid(alpha=0.3)
     if len(series) > 1 or any(r.total_usd_per_year is None for r in results):
         ax.legend(fontsize=7)
-    _save(fig, out)
-    plt.close(fig)
+    save_png(fig, out)
 
 
 def pareto_front(results: Sequence[PointResult]) -> list[PointResult]:
@@ -85,7 +67,7 @@ def pareto_front(results: Sequence[PointResult]) -> list[PointResult]:
 
 def plot_pareto(results: Sequence[PointResult], out: Path) -> None:
     """Every feasible point at (mean critical path, TCO), the Pareto front joined."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     ok = [r for r in results if r.total_usd_per_year is not None and r.mean_critical_path_s is not None]
     ax.scatter([r.mean_critical_path_s for r in ok], [r.total_usd_per_year / 1e3 for r in ok], color="0.6", s=18)
@@ -110,5 +92,4 @@ def plot_pareto(results: Sequence[PointResult], out: Path) -> None:
     ax.set_title("Latency vs TCO")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    _save(fig, out)
-    plt.close(fig)
+    save_png(fig, out)
