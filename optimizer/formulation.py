@@ -306,7 +306,7 @@ def define_latency_objective(f: Formulation) -> dict[str, int]:
 def build_formulation(
     resolved: ResolvedScenario,
     device_filter: set[str] | None = None,
-    prune: Callable[[list[Pool]], int] | None = None,
+    prune: Callable[[list[Pool], dict[str, DeviceOffer]], int] | None = None,
     relax: frozenset[str] = frozenset(),
     tighten: bool = True,
 ) -> Formulation:
@@ -324,7 +324,7 @@ def build_formulation(
     )
     f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max, tighten=tighten)
     if prune is not None:
-        f.dropped_configs += prune(pools)
+        f.dropped_configs += prune(pools, offers)
     f.pools = drop_unusable_routes(pools)
     define_fleet_variables(f)
     define_config_variables(f)

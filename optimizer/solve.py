@@ -6,6 +6,7 @@ the time limit → 3.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from catalogs.schema import DeviceKind
@@ -16,6 +17,7 @@ from optimizer.backends import SolveResult, solve
 from optimizer.formulation import (
     LIMITS,
     TIME_RESOLUTION_S,
+    DeviceOffer,
     Formulation,
     build_formulation,
     define_latency_objective,
@@ -23,6 +25,7 @@ from optimizer.formulation import (
 from optimizer.plan import Baseline, Plan
 from optimizer.pools import Pool, StepRef
 from optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
+from optimizer.warmstart import WARM_START_KEEP, restrict_menus, solve_with_warm_start
 from problems.loader import ResolvedScenario
 
 
@@ -39,12 +42,15 @@ def formulate(
     device_filter: set[str] | None = None,
     relax: frozenset[str] = frozenset(),
     plain: bool = False,
+    restrict: Callable[[list[Pool], dict[str, DeviceOffer]], int] | None = None,
 ) -> Formulation:
     """The model as solved: presolved and tightened. `plain=True` gives the untightened, unpruned model with the
-    same optimum (benchmarks measure the difference)."""
+    same optimum (benchmarks measure the difference); `restrict` may drop more configs after the exact presolve
+    (a restricted model for warm starts — its optimum can be worse)."""
 
-    def prune(pools: list[Pool]) -> int:
-        return prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
+    def prune(pools: list[Pool], offers: dict[str, DeviceOffer]) -> int:
+        dropped = prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
+        return dropped + (restrict(pools, offers) if restrict is not None else 0)
 
     return build_formulation(resolved, device_filter, prune=None if plain else prune, relax=relax, tighten=not plain)
 
@@ -154,13 +160,26 @@ def solve_scenario(
         return SolveOutcome("infeasible", None, diagnose(resolved))
     if objective == "min_latency":
         return _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
-    res = solve(f.model, backend, time_limit_s, gap, threads)
+    res = solve_model(resolved, f, backend, time_limit_s, gap, threads)
     if res.status == "infeasible":
         return SolveOutcome("infeasible", None, diagnose(resolved), res)
     if res.values is None:
         return SolveOutcome("no_solution", None, [], res)
     base = homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective) if baselines else []
     return SolveOutcome(res.status, assemble_plan(f, res, resolved.scenario.id, base), [], res)
+
+
+def solve_model(
+    resolved: ResolvedScenario, f: Formulation, backend: str, time_limit_s: float | None, gap: float, threads: int
+) -> SolveResult:
+    """Solve a min-TCO formulation; large models on HiGHS start from a restricted model's plan (warmstart.py)."""
+    if backend != "highs":
+        return solve(f.model, backend, time_limit_s, gap, threads)
+
+    def restricted() -> Formulation:
+        return formulate(resolved, restrict=lambda pools, offers: restrict_menus(pools, offers, WARM_START_KEEP))
+
+    return solve_with_warm_start(f, restricted, time_limit_s, gap, threads)
 
 
 def _solve_min_latency(
