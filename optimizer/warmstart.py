@@ -42,13 +42,21 @@ def restrict_menus(pools: list[Pool], offers: dict[str, DeviceOffer], keep: int)
             return c.tp * device_year_price(offers[c.device]) / max(c.throughput, 1e-12)
 
         chosen = {id(c) for c in sorted(pool.configs, key=cost)[:keep]}
+        fastest = {ref: min(step_latency(c, ref) for c in pool.configs) for ref in pool.steps}
         chosen |= {id(min(pool.configs, key=lambda c, r=ref: step_latency(c, r))) for ref in pool.steps}
+        # A latency ladder: the cheapest config within 1.25×, 1.5×, 2×, 4× of the fastest on every served step, so
+        # the restricted model can trade speed for cost where an SLA leaves room.
+        for factor in LADDER:
+            within = [c for c in pool.configs if all(step_latency(c, r) <= factor * t for r, t in fastest.items())]
+            if within:
+                chosen.add(id(min(within, key=cost)))
         kept = [c for c in pool.configs if id(c) in chosen]
         dropped += len(pool.configs) - len(kept)
         pool.configs = kept
     return dropped
 
 
+LADDER = (1.25, 1.5, 2.0, 4.0)
 WARM_START_MIN_VARS = 20_000  # below this HiGHS finds good plans on its own within seconds
 WARM_START_KEEP = 6  # configs per pool in the restricted model (plus each step's fastest)
 

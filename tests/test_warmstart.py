@@ -26,9 +26,14 @@ def test_restricted_menus_keep_the_cheapest_and_the_fastest(catalog) -> None:
         for b, thr, lat in [(1, 10, 0.1), (4, 30, 0.3), (16, 80, 0.9), (64, 100, 2.0)]
     ]
     pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], list(configs))
-    # cost per coverage ∝ 1 / throughput: b64 then b16 are cheapest; b1 is the fastest
+    # cost per coverage ∝ 1 / throughput: b64 then b16 are cheapest; b1 is the fastest; on the latency ladder
+    # b4 (0.3 s) is the cheapest within 4× of the fastest 0.1 s, b1 within 1.25–2×
+    assert restrict_menus([pool], offers, keep=2) == 0
+    assert [c.batch for c in pool.configs] == [1, 4, 16, 64]
+    five = [*configs, Config("p", "l4", 1, 256, "bf16", 70.0, {A: 3.0})]  # dearer and slower than b16, b64: dropped
+    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], five)
     assert restrict_menus([pool], offers, keep=2) == 1
-    assert [c.batch for c in pool.configs] == [1, 16, 64]
+    assert [c.batch for c in pool.configs] == [1, 4, 16, 64]
 
 
 def test_lifted_restricted_plan_is_feasible_for_the_full_model() -> None:
