@@ -29,7 +29,7 @@ from catalogs.schema import Device
 from costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
 from optimizer.linear import LinearModel
 from optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
-from problems.loader import ResolvedScenario
+from problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
 from problems.schema import Workflow
 
 TIME_RESOLUTION_S = 1e-5  # CP-SAT counts latencies in units of 10 µs
@@ -104,16 +104,14 @@ def device_offers(resolved: ResolvedScenario, econ: EconomicsInputs) -> dict[str
         off.owned = o.count
         off.owned_cost = owned_device_year(dev.tdp_w, econ, o.sunk, dev.capex_usd, o.residual_value_usd).total_usd
     for p in hw.purchasable:
-        dev = resolved.catalog.device(p.device)
         off = offer(p.device)
-        off.capex_usd = p.capex_usd if p.capex_usd is not None else float(dev.capex_usd or 0.0)
+        off.capex_usd = float(purchase_price_usd(p, resolved.catalog) or 0.0)
         off.buy_max = p.max_count if p.max_count is not None else UNLIMITED
-        off.buy_cost = bought_device_year(off.capex_usd, dev.tdp_w, econ).total_usd
+        off.buy_cost = bought_device_year(off.capex_usd, off.device.tdp_w, econ).total_usd
     for q in hw.rentable:
-        dev = resolved.catalog.device(q.device)
         off = offer(q.device)
         off.rent_max = q.max_count if q.max_count is not None else UNLIMITED
-        price = q.usd_per_hour if q.usd_per_hour is not None else float(dev.cloud_usd_per_hour or 0.0)
+        price = float(rental_usd_per_hour(q, resolved.catalog) or 0.0)
         off.rent_cost = rented_device_year(price).total_usd
     return offers
 
@@ -284,23 +282,19 @@ def define_limits(f: Formulation, resolved: ResolvedScenario, relax: frozenset[s
         m.add_row("annual_budget", dict(m.objective), "<=", limits.annual_budget_usd)
 
 
-def define_latency_objective(f: Formulation) -> dict[str, int]:
+def define_latency_objective(f: Formulation) -> None:
     """Replace the objective by the mean end-to-end latency over requests: makespan T_w ≥ S_s + repeat_s · D_s
-    for every step, weighted by each workflow's share of arrivals. The TCO objective stays in `tco_objective`.
-    Returns workflow -> makespan variable."""
+    for every step, weighted by each workflow's share of arrivals. The TCO objective stays in `tco_objective`."""
     m = f.model
     total_rate = sum(wf.arrival_rate_rps for wf in f.workflows)
-    makespan: dict[str, int] = {}
     m.objective = {}
     for wf in f.workflows:
         t = m.add_var(f"T[{wf.id}]", 0, wf.sla.e2e_latency_s, False, TIME_RESOLUTION_S)
-        makespan[wf.id] = t
         for step in wf.steps:
             ref = StepRef(wf.id, step.id)
             dur = {i: -c * step.repeat for i, c in f.duration_terms.get(ref, {}).items()}
             m.add_row(f"makespan[{wf.id}.{step.id}]", {t: 1.0, f.start_vars[ref]: -1.0, **dur}, ">=", 0.0)
         m.add_objective(t, wf.arrival_rate_rps / total_rate)
-    return makespan
 
 
 def build_formulation(

@@ -28,7 +28,7 @@ from optimizer.formulation import Formulation
 from optimizer.linear import LinearModel
 from optimizer.plan import Plan, SolverReport
 from optimizer.solve import formulate
-from problems.loader import ResolvedScenario
+from problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
 
 
 class PeriodPlan(StrictModel):
@@ -68,12 +68,12 @@ def scaled_scenario(resolved: ResolvedScenario, t: int) -> ResolvedScenario:
     purchasable = []
     for p in hw.purchasable:
         factor = h.price_factors.get(p.device, [1.0] * h.periods)[t]
-        price = p.capex_usd if p.capex_usd is not None else resolved.catalog.device(p.device).capex_usd
+        price = purchase_price_usd(p, resolved.catalog)
         purchasable.append(p.model_copy(update={"capex_usd": None if price is None else price * factor}))
     rentable = []
     for q in hw.rentable:
         factor = h.price_factors.get(q.device, [1.0] * h.periods)[t]
-        price = q.usd_per_hour if q.usd_per_hour is not None else resolved.catalog.device(q.device).cloud_usd_per_hour
+        price = rental_usd_per_hour(q, resolved.catalog)
         rentable.append(q.model_copy(update={"usd_per_hour": None if price is None else price * factor}))
     scenario = resolved.scenario.model_copy(
         update={"hardware": hw.model_copy(update={"purchasable": purchasable, "rentable": rentable})}

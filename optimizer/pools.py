@@ -169,11 +169,36 @@ def _llm_pools(
     mean_uncached, mean_cached = float(weights_p @ ctx[:, 0]), float(weights_p @ ctx[:, 1])
     mean_context = float(weights_d @ ctx[:, 2])
     dtypes = list(dict.fromkeys([model.weight_dtype, *(weight_dtypes or [])]))
-    pre = Pool(f"{model_id}:prefill", "prefill", "prefill_tokens", prefill_demand, model_id, refs, [], model_id)
-    dec = Pool(f"{model_id}:decode", "decode", "decode_tokens", decode_demand, model_id, refs, [], model_id)
-    pre.route = dec.route = DISAGGREGATED
-    col = Pool(f"{model_id}:colocated", "colocated", "calls", float(execs.sum()), model_id, refs, [], model_id)
-    col.route = COLOCATED
+    pre = Pool(
+        f"{model_id}:prefill",
+        "prefill",
+        "prefill_tokens",
+        prefill_demand,
+        model_id,
+        refs,
+        family=model_id,
+        route=DISAGGREGATED,
+    )
+    dec = Pool(
+        f"{model_id}:decode",
+        "decode",
+        "decode_tokens",
+        decode_demand,
+        model_id,
+        refs,
+        family=model_id,
+        route=DISAGGREGATED,
+    )
+    col = Pool(
+        f"{model_id}:colocated",
+        "colocated",
+        "calls",
+        float(execs.sum()),
+        model_id,
+        refs,
+        family=model_id,
+        route=COLOCATED,
+    )
     # Pool throughput at the demand-weighted mean shape; each step's latency at its own shape.
     cap_pre = evaluate_menu(
         model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, mean_uncached + mean_cached, mean_cached, 0

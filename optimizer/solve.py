@@ -70,10 +70,11 @@ def diagnose_limits(resolved: ResolvedScenario) -> list[str]:
         ),
     ]
     causes = []
+    relaxed = None
     for name, limit, message in checks:
         if limit is None:
             continue
-        relaxed = formulate(resolved, relax=frozenset(LIMITS))
+        relaxed = relaxed or formulate(resolved, relax=frozenset(LIMITS))  # one model; only the objective changes
         relaxed.model.objective = {
             "power_cap": relaxed.power_coeffs,
             "capex_budget": relaxed.capex_coeffs,

@@ -14,7 +14,16 @@ from catalogs.loader import Catalog, load_catalog, resolve_calibration
 from catalogs.schema import ModelKind
 from common.errors import InputError, InputProblem
 from common.io import load_mapping, parse_model
-from problems.schema import ConvertStep, EmbedStep, LlmStep, Scenario, Sla, Workflow
+from problems.schema import (
+    ConvertStep,
+    EmbedStep,
+    LlmStep,
+    PurchasableDevices,
+    RentableDevices,
+    Scenario,
+    Sla,
+    Workflow,
+)
 
 STEP_MODEL_KIND = {LlmStep: ModelKind.decoder, EmbedStep: ModelKind.embedding, ConvertStep: ModelKind.encoder}
 
@@ -81,6 +90,16 @@ class ResolvedScenario:
     workflows: list[Workflow]  # overrides (rate, SLA) applied, in scenario order
     catalog: Catalog
     source: str
+
+
+def purchase_price_usd(entry: PurchasableDevices, catalog: Catalog) -> float | None:
+    """What one device costs to buy: the scenario's capex_usd, else the catalog's (None if neither has one)."""
+    return entry.capex_usd if entry.capex_usd is not None else catalog.device(entry.device).capex_usd
+
+
+def rental_usd_per_hour(entry: RentableDevices, catalog: Catalog) -> float | None:
+    """What one device costs to rent: the scenario's usd_per_hour, else the catalog's cloud price."""
+    return entry.usd_per_hour if entry.usd_per_hour is not None else catalog.device(entry.device).cloud_usd_per_hour
 
 
 def _resolve_workflow(scenario_path: Path, index: int, demand, catalog: Catalog) -> Workflow:

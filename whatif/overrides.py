@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from problems.loader import ResolvedScenario
+from problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
 
 QUESTIONS = ("price", "demand", "sla", "owned", "offer", "power_cap")
 
@@ -134,20 +134,17 @@ def _scale_price(hw: dict, base: ResolvedScenario, device: str, factor: float) -
     rent = _entry(hw.get("rentable", []), "device", device)
     if buy is None and rent is None:
         raise OverrideError(f"price:{device}: the scenario neither sells nor rents {device}")
-    dev = base.catalog.device(device)
     base_hw = base.scenario.hardware
-    if buy is not None:
-        spec = next(p for p in base_hw.purchasable if p.device == device)
-        price = spec.capex_usd if spec.capex_usd is not None else dev.capex_usd
+    for entry, specs, field, read, kind in (
+        (buy, base_hw.purchasable, "capex_usd", purchase_price_usd, "purchase"),
+        (rent, base_hw.rentable, "usd_per_hour", rental_usd_per_hour, "rental"),
+    ):
+        if entry is None:
+            continue
+        price = read(next(e for e in specs if e.device == device), base.catalog)
         if price is None:
-            raise OverrideError(f"price:{device}: no purchase price in the scenario or the catalog to scale")
-        buy["capex_usd"] = price * factor
-    if rent is not None:
-        spec = next(q for q in base_hw.rentable if q.device == device)
-        price = spec.usd_per_hour if spec.usd_per_hour is not None else dev.cloud_usd_per_hour
-        if price is None:
-            raise OverrideError(f"price:{device}: no rental price in the scenario or the catalog to scale")
-        rent["usd_per_hour"] = price * factor
+            raise OverrideError(f"price:{device}: no {kind} price in the scenario or the catalog to scale")
+        entry[field] = price * factor
 
 
 def _scale_workflows(data: dict, base: ResolvedScenario, question: str, target: str, factor: float) -> None:
