@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
-from optimizer.pools import Config, Pool, StepRef
+from optimizer.pools import Config, Pool, StepRef, routes_by_family
 from problems.schema import Workflow
 
 
@@ -114,15 +114,17 @@ def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) ->
 
 def prune_by_critical_path(pools: list[Pool], workflows: list[Workflow]) -> int:
     """Drop configs that break an SLA even when every other step runs at its fastest. Returns how many."""
-    if any(d == float("inf") for d in fastest_step_durations(pools, workflows).values()):
+    durations = fastest_step_durations(pools, workflows)
+    if any(d == float("inf") for d in durations.values()):
         return 0  # some step cannot be served at all: leave the menus whole for the diagnosis
     fastest = fastest_pool_latencies(pools)
     repeat = {StepRef(wf.id, s.id): s.repeat for wf in workflows for s in wf.steps}
-    durations = fastest_step_durations(pools, workflows)
     margin = path_margins(workflows, {ref: repeat[ref] * d for ref, d in durations.items()})
     partners: dict[str, list[Pool]] = {}  # pool id -> the other pools of its route
-    for pool in pools:
-        partners[pool.id] = [p for p in pools if p.family == pool.family and p.route == pool.route and p.id != pool.id]
+    for routes in routes_by_family(pools).values():
+        for route_pools in routes.values():
+            for pool in route_pools:
+                partners[pool.id] = [p for p in route_pools if p is not pool]
     dropped = 0
     for pool in pools:
         kept = [
