@@ -48,7 +48,11 @@ class SolveResult:
 
 
 def _solve_highs(
-    model: LinearModel, time_limit_s: float | None, gap: float, threads: int, start: list[float] | None = None
+    model: LinearModel,
+    time_limit_s: float | None,
+    gap: float,
+    threads: int,
+    start: list[float] | dict[int, float] | None = None,
 ) -> SolveResult:
     """HiGHS through highspy directly: the model goes in as CSR arrays, which on a 200k-row instance saves the
     ~8 s PuLP spends building and writing expressions. (CBC still goes through PuLP.)"""
@@ -86,7 +90,10 @@ def _solve_highs(
         highspy.HighsVarType.kInteger if v.integer else highspy.HighsVarType.kContinuous for v in model.vars
     ]
     h.passModel(lp)
-    if start is not None:
+    if isinstance(start, dict):  # partial start: HiGHS fixes these values and completes the rest by a small MIP
+        idx = np.array(sorted(start), dtype=np.int32)
+        h.setSolution(len(idx), idx, np.array([start[i] for i in idx], dtype=float))
+    elif start is not None:
         sol = highspy.HighsSolution()
         sol.col_value = list(start)
         sol.value_valid = True
@@ -117,9 +124,10 @@ def solve(
     time_limit_s: float | None = None,
     gap: float = 1e-4,
     threads: int = 1,
-    start: list[float] | None = None,
+    start: list[float] | dict[int, float] | None = None,
 ) -> SolveResult:
-    """`start`: a feasible assignment HiGHS begins from (other backends ignore it)."""
+    """`start`: an assignment HiGHS begins from, whole (list) or partial (index -> value, the rest completed by
+    HiGHS); other backends ignore it."""
     if backend == "highs":
         return _solve_highs(model, time_limit_s, gap, threads, start)
     if backend == "cbc":

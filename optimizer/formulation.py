@@ -51,6 +51,17 @@ class DeviceOffer:
     def available(self) -> int:
         return self.owned + self.buy_max + self.rent_max
 
+    @property
+    def cheapest_year_usd(self) -> float:
+        """The cheapest way to have one more device of this type for a year (owned if any are owned): every device
+        in use costs at least this, which makes it the price to rank configs by."""
+        prices = [
+            p
+            for p, n in ((self.owned_cost, self.owned), (self.buy_cost, self.buy_max), (self.rent_cost, self.rent_max))
+            if n
+        ]
+        return min(prices) if prices else float("inf")
+
 
 @dataclass
 class Formulation:
@@ -316,9 +327,23 @@ def build_formulation(
     pools = build_pools(
         resolved.workflows, resolved.catalog, sorted(offers), u_max, resolved.scenario.allowed_weight_dtypes
     )
+    dropped = prune(pools, offers) if prune is not None else 0
+    return formulation_from_pools(resolved, pools, offers, relax, tighten, dropped)
+
+
+def formulation_from_pools(
+    resolved: ResolvedScenario,
+    pools: list[Pool],
+    offers: dict[str, DeviceOffer],
+    relax: frozenset[str] = frozenset(),
+    tighten: bool = True,
+    dropped_configs: int = 0,
+) -> Formulation:
+    """The model over given pools and menus (building the menus is the slow part; a restricted model reuses them)."""
+    econ = economics_of(resolved)
+    u_max = resolved.scenario.limits.max_utilisation
     f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max, tighten=tighten)
-    if prune is not None:
-        f.dropped_configs += prune(pools, offers)
+    f.dropped_configs = dropped_configs
     f.pools = drop_unusable_routes(pools)
     define_fleet_variables(f)
     define_config_variables(f)

@@ -7,7 +7,7 @@ the time limit → 3.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from catalogs.schema import DeviceKind
 from costmodels.capacity import min_devices_for_weights
@@ -21,6 +21,7 @@ from optimizer.formulation import (
     Formulation,
     build_formulation,
     define_latency_objective,
+    formulation_from_pools,
 )
 from optimizer.plan import Baseline, Plan
 from optimizer.pools import Pool, StepRef
@@ -177,8 +178,10 @@ def solve_model(
     if backend != "highs":
         return solve(f.model, backend, time_limit_s, gap, threads)
 
-    def restricted() -> Formulation:
-        return formulate(resolved, restrict=lambda pools, offers: restrict_menus(pools, offers, WARM_START_KEEP))
+    def restricted(must_keep: frozenset[str]) -> Formulation:
+        pools = [replace(p, configs=list(p.configs)) for p in f.pools]  # the menus are reused, not rebuilt
+        restrict_menus(pools, f.offers, WARM_START_KEEP, must_keep)
+        return formulation_from_pools(resolved, pools, f.offers)
 
     return solve_with_warm_start(f, restricted, time_limit_s, gap, threads)
 

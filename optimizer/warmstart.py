@@ -13,35 +13,26 @@ from collections.abc import Callable
 
 from optimizer.backends import SolveResult, solve
 from optimizer.formulation import DeviceOffer, Formulation
+from optimizer.heuristic import budget_plan
 from optimizer.pools import Config, Pool
 from optimizer.presolve import step_latency
 
 
-def device_year_price(offer: DeviceOffer) -> float:
-    """The cheapest way to have one more device of this type for a year (owned if any are owned)."""
-    prices = [
-        p
-        for p, n in (
-            (offer.owned_cost, offer.owned),
-            (offer.buy_cost, offer.buy_max),
-            (offer.rent_cost, offer.rent_max),
-        )
-        if n
-    ]
-    return min(prices) if prices else float("inf")
-
-
-def restrict_menus(pools: list[Pool], offers: dict[str, DeviceOffer], keep: int) -> int:
-    """Keep `keep` cheapest-per-coverage configs and the fastest config per served step in every pool."""
+def restrict_menus(
+    pools: list[Pool], offers: dict[str, DeviceOffer], keep: int, must_keep: frozenset[str] = frozenset()
+) -> int:
+    """Keep `keep` cheapest-per-coverage configs, the fastest config per served step, a latency ladder and the
+    configs named in `must_keep` (those of a heuristic plan, so it stays feasible) in every pool."""
     dropped = 0
     for pool in pools:
         if len(pool.configs) <= keep:
             continue
 
         def cost(c: Config) -> float:
-            return c.tp * device_year_price(offers[c.device]) / max(c.throughput, 1e-12)
+            return c.tp * offers[c.device].cheapest_year_usd / max(c.throughput, 1e-12)
 
         chosen = {id(c) for c in sorted(pool.configs, key=cost)[:keep]}
+        chosen |= {id(c) for c in pool.configs if c.key in must_keep}
         fastest = {ref: min(step_latency(c, ref) for c in pool.configs) for ref in pool.steps}
         chosen |= {id(min(pool.configs, key=lambda c, r=ref: step_latency(c, r))) for ref in pool.steps}
         # A latency ladder: the cheapest config within 1.25×, 1.5×, 2×, 4× of the fastest on every served step, so
@@ -63,26 +54,39 @@ WARM_START_KEEP = 6  # configs per pool in the restricted model (plus each step'
 
 def solve_with_warm_start(
     full: Formulation,
-    build_restricted: Callable[[], Formulation],
+    build_restricted: Callable[[frozenset[str]], Formulation],
     time_limit_s: float | None,
     gap: float,
     threads: int,
 ) -> SolveResult:
-    """HiGHS on `full`, started from the restricted model's plan when the model is large. The restricted solve gets
-    a third of the time limit (20 s without one); the reported wall time covers both solves."""
-    if len(full.model.vars) < WARM_START_MIN_VARS:
-        return solve(full.model, "highs", time_limit_s, gap, threads)
+    """HiGHS on `full`, started from a plan. Every model first gets the budget heuristic's plan (heuristic.py).
+    Large models then solve a restricted model (small menus plus the heuristic's configs) from that plan, with a
+    third of the time limit (20 s without one), and its plan, lifted, starts the full solve. The reported wall
+    time covers everything after the model is built."""
     t0 = time.perf_counter()
-    restricted = build_restricted()
-    first = solve(restricted.model, "highs", (time_limit_s or 60.0) / 3, max(gap, 0.01), threads)
-    start = _lift(first.values, restricted, full) if first.values is not None else None
+    plan = budget_plan(full)
+    if len(full.model.vars) >= WARM_START_MIN_VARS:
+        in_plan = frozenset(c for c, (r, _) in full.config_vars.items() if plan is not None and plan.get(r, 0.0) > 0)
+        restricted = build_restricted(in_plan)
+        restricted_start = _rename(plan, full, restricted) if plan is not None else None
+        limit = (time_limit_s or 60.0) / 3
+        first = solve(restricted.model, "highs", limit, max(gap, 0.01), threads, start=restricted_start)
+        if first.values is not None:
+            plan = _lift(first.values, restricted, full)
     spent = time.perf_counter() - t0
     remaining = None if time_limit_s is None else max(1.0, time_limit_s - spent)
-    res = solve(full.model, "highs", remaining, gap, threads, start=start)
+    res = solve(full.model, "highs", remaining, gap, threads, start=plan)
     res.wall_time_s += spent
-    if start is not None:
-        res.first_solution_s = spent if res.first_solution_s is None else min(spent, spent + res.first_solution_s)
+    if res.first_solution_s is not None:
+        res.first_solution_s += spent
     return res
+
+
+def _rename(plan: dict[int, float], full: Formulation, restricted: Formulation) -> dict[int, float]:
+    """A partial start of the full model as one of the restricted model (same variable names)."""
+    index = restricted.model._index
+    names = full.model.vars
+    return {index[names[i].name]: v for i, v in plan.items() if names[i].name in index}
 
 
 def _lift(values: list[float], restricted: Formulation, full: Formulation) -> list[float] | None:

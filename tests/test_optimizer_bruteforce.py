@@ -50,10 +50,11 @@ def _pareto(options: list[tuple[dict[str, int], float, float]]) -> list[tuple[di
     return kept
 
 
-def brute_force(resolved) -> float | None:
-    """Cheapest feasible replica mix. The model's traffic may be split between disaggregated serving (prefill and
-    decode pools) and co-located serving: the disaggregated coverage (the lesser of the two pools') plus the
-    co-located coverage must reach 1, and a step takes as long as its slower route in use."""
+def brute_force(resolved) -> tuple[float, set[frozenset[str]]] | None:
+    """Cheapest feasible replica mix, and every set of phases an optimal mix uses (ties happen). The model's
+    traffic may be split between disaggregated serving (prefill and decode pools) and co-located serving: the
+    disaggregated coverage (the lesser of the two pools') plus the co-located coverage must reach 1, and a step
+    takes as long as its slower route in use."""
     f = formulate(resolved)
     offers = device_offers(resolved, economics_of(resolved))
     budget = {d: o.owned + o.rent_max for d, o in offers.items()}
@@ -97,7 +98,11 @@ def brute_force(resolved) -> float | None:
         for d, n in use.items():
             owned = min(n, offers[d].owned)
             cost += owned * offers[d].owned_cost + (n - owned) * offers[d].rent_cost
-        best = cost if best is None else min(best, cost)
+        used = frozenset(({"prefill", "decode"} if dis > 0 else set()) | ({"colocated"} if col > 0 else set()))
+        if best is None or cost < best[0] - 1e-9 * cost:
+            best = (cost, {used})
+        elif cost <= best[0] + 1e-9 * cost:
+            best[1].add(used)
     return best
 
 
@@ -156,8 +161,10 @@ def test_milp_matches_brute_force_on_tiny_instances(
         assert outcome.status == "infeasible"
         return
     assert outcome.status == "optimal"
-    assert outcome.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-9)
-    if phases is not None:
-        assert {p.phase for p in outcome.plan.pools} == phases
+    cost, optimal_phase_sets = expected
+    assert outcome.plan.tco.total_usd_per_year == pytest.approx(cost, rel=1e-9)
+    assert frozenset(p.phase for p in outcome.plan.pools) in optimal_phase_sets
+    if phases is not None:  # the serving mode this case is about is among the optimal ones
+        assert frozenset(phases) in optimal_phase_sets
     cpsat = solve_scenario(resolved, "cpsat", baselines=False)
-    assert cpsat.plan.tco.total_usd_per_year == pytest.approx(expected, rel=1e-3)
+    assert cpsat.plan.tco.total_usd_per_year == pytest.approx(cost, rel=1e-3)

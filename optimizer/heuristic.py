@@ -1,0 +1,258 @@
+"""A fast primal heuristic: split each workflow's SLA into per-step latency budgets, then plan every model family on
+its own as the cheapest single-config choice that meets its steps' budgets.
+
+Why: on large models (hundreds of pools) HiGHS's own heuristics find poor plans late. Budgets decouple the pools:
+with every step within its budget, every path of a workflow is within its SLA, so the per-family choices together
+form a feasible plan, found in about a second. The plan is handed to the solver as a start (only the integer replica
+and in-use values plus the route shares; the solver completes the rest), so it can only help: the optimum is that
+of the full model.
+
+Budgets: a workflow's steps run at their fastest possible durations scaled by one factor per workflow, the largest
+that keeps its longest path within the SLA. Tool calls take a fixed time on every CPU, so only steps whose duration
+depends on the hardware (LLM, embedding, conversion, retrieval) are scaled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+
+import numpy as np
+
+from optimizer.formulation import DeviceOffer, Formulation
+from optimizer.pools import Config, Pool, StepRef, routes_by_family
+from optimizer.presolve import fastest_step_durations, path_margins, step_latency
+from problems.schema import ToolStep, Workflow
+
+
+def _longest_path_s(wf: Workflow, duration_s: dict[str, float]) -> float:
+    order = TopologicalSorter({s.id: set(s.after) for s in wf.steps}).static_order()
+    finish: dict[str, float] = {}
+    for sid in order:
+        finish[sid] = max((finish[p] for p in wf.step(sid).after), default=0.0) + duration_s[sid]
+    return max(finish.values(), default=0.0)
+
+
+def step_budgets(workflows: list[Workflow], fastest_s: dict[StepRef, float]) -> dict[StepRef, float]:
+    """Per step: the most one execution may take (see module docstring). Bisection on the scale factor; a workflow
+    that cannot meet its SLA even at the fastest gets factor 1 (the solver will report it)."""
+    budgets: dict[StepRef, float] = {}
+    for wf in workflows:
+        fixed = {s.id: isinstance(s, ToolStep) for s in wf.steps}
+
+        def path_at(scale: float, wf: Workflow = wf, fixed: dict[str, bool] = fixed) -> float:
+            return _longest_path_s(
+                wf,
+                {s.id: s.repeat * fastest_s[StepRef(wf.id, s.id)] * (1.0 if fixed[s.id] else scale) for s in wf.steps},
+            )
+
+        lo, hi = 1.0, 1.0
+        while path_at(hi * 2) <= wf.sla.e2e_latency_s and hi < 1e6:
+            hi *= 2
+        hi *= 2
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if path_at(mid) <= wf.sla.e2e_latency_s else (lo, mid)
+        for s in wf.steps:
+            ref = StepRef(wf.id, s.id)
+            budgets[ref] = fastest_s[ref] * (1.0 if fixed[s.id] else lo * (1 - 1e-9))
+    return budgets
+
+
+@dataclass
+class _Ledger:
+    """Devices still available per source (owned, then the cheaper of buying and renting, then the other), so
+    owned devices are used first and every limit is kept."""
+
+    offers: dict[str, DeviceOffer]
+
+    def __post_init__(self) -> None:
+        self.left: dict[str, list[list[float]]] = {}  # device -> [[price, devices left], ...] in order of use
+        for d, o in self.offers.items():
+            whole_nodes = o.buy_max // o.device.devices_per_node * o.device.devices_per_node  # purchases: nodes
+            extra = sorted([[o.buy_cost, whole_nodes], [o.rent_cost, o.rent_max]])
+            self.left[d] = [[o.owned_cost, o.owned], *extra]
+
+    def cost_usd(self, device: str, count: int) -> float:
+        """Yearly cost of `count` more devices (inf when fewer are left)."""
+        return float(self.costs_usd(device, np.array([count]))[0])
+
+    def costs_usd(self, device: str, counts: np.ndarray) -> np.ndarray:
+        """`cost_usd` for an array of counts."""
+        rest = counts.astype(float)
+        cost = np.zeros(len(rest))
+        for price, n in self.left[device]:
+            used = np.minimum(rest, n)
+            cost += np.where(used > 0, used * price, 0.0)
+            rest = rest - used
+        return np.where(rest > 0, math.inf, cost)
+
+    def take(self, device: str, count: int) -> list[tuple[str, int, int]]:
+        """Use `count` devices in order of price; returns what to give back to release them."""
+        taken = []
+        for k, source in enumerate(self.left[device]):
+            used = int(min(count, source[1]))
+            source[1] -= used
+            count -= used
+            if used:
+                taken.append((device, k, used))
+        return taken
+
+    def release(self, taken: list[tuple[str, int, int]]) -> None:
+        for device, k, used in taken:
+            self.left[device][k][1] += used
+
+
+def _replicas(pool: Pool, c: Config, u_max: float) -> int:
+    return max(1, math.ceil(pool.demand / u_max / c.throughput - 1e-9))
+
+
+def _cheapest(
+    pools: list[Pool], budgets: dict[StepRef, float], ledger: _Ledger, u_max: float
+) -> tuple[float, list[tuple[Config, int]]] | None:
+    """Cheapest choice of one config per pool of a route with the route's latencies adding up within budget."""
+    steps = pools[0].steps
+    budget = np.array([budgets[r] for r in steps])
+    menus = []
+    for p in pools:
+        lat = np.array([[step_latency(c, r) for r in steps] for c in p.configs]).reshape(len(p.configs), len(steps))
+        reps = [_replicas(p, c, u_max) for c in p.configs]
+        cost = np.array([ledger.cost_usd(c.device, c.tp * n) for c, n in zip(p.configs, reps, strict=True)])
+        # (a cost of inf marks a config needing more devices than are left)
+        ok = (lat <= budget[None, :] + 1e-12).all(axis=1) & np.isfinite(cost)
+        menus.append((lat, cost, ok, reps))
+    if len(pools) == 1:
+        lat, cost, ok, reps = menus[0]
+        if not ok.any():
+            return None
+        i = int(np.argmin(np.where(ok, cost, np.inf)))
+        return float(cost[i]), [(pools[0].configs[i], reps[i])]
+    (lat_a, cost_a, ok_a, reps_a), (lat_b, cost_b, ok_b, reps_b) = menus
+    fits = ((lat_a[:, None, :] + lat_b[None, :, :]) <= budget[None, None, :] + 1e-12).all(axis=2)
+    fits &= ok_a[:, None] & ok_b[None, :]
+    total = cost_a[:, None] + cost_b[None, :]
+    # Both pools on one device type draw on the same owned devices and limits: price those pairs together.
+    dev_a = np.array([c.device for c in pools[0].configs])
+    dev_b = np.array([c.device for c in pools[1].configs])
+    use_a = np.array([c.tp * n for c, n in zip(pools[0].configs, reps_a, strict=True)])
+    use_b = np.array([c.tp * n for c, n in zip(pools[1].configs, reps_b, strict=True)])
+    for device in set(dev_a) & set(dev_b):
+        ia, ib = np.flatnonzero(dev_a == device), np.flatnonzero(dev_b == device)
+        joint = ledger.costs_usd(device, (use_a[ia][:, None] + use_b[ib][None, :]).ravel())
+        total[np.ix_(ia, ib)] = joint.reshape(len(ia), len(ib))
+    total = np.where(fits, total, np.inf)
+    if not np.isfinite(total).any():
+        return None
+    i, j = np.unravel_index(int(np.argmin(total)), total.shape)
+    return float(total[i, j]), [(pools[0].configs[i], reps_a[i]), (pools[1].configs[j], reps_b[j])]
+
+
+Choice = tuple[float, str, list[tuple[Config, int]]]  # (yearly cost, route, configs with replica counts)
+
+
+def _best_choice(routes: dict[str, list[Pool]], budgets: dict[StepRef, float], ledger: _Ledger, u_max: float):
+    best: Choice | None = None
+    for route, pools in routes.items():
+        if any(not p.configs for p in pools):
+            continue
+        found = _cheapest(pools, budgets, ledger, u_max)
+        if found is not None and (best is None or found[0] < best[0] - 1e-9):
+            best = (found[0], route, found[1])
+    return best
+
+
+def _durations(chosen: dict[str, Choice]) -> dict[StepRef, float]:
+    """Per step: one execution's duration under the chosen configs (a route's pools add up)."""
+    out: dict[StepRef, float] = {}
+    for _, _, configs in chosen.values():
+        for c, _ in configs:
+            for ref in c.latency_s:
+                out[ref] = out.get(ref, 0.0) + step_latency(c, ref)
+    return out
+
+
+def _slack_budgets(
+    family_steps: list[StepRef], workflows: dict[str, Workflow], durations: dict[StepRef, float]
+) -> dict[StepRef, float]:
+    """Budgets for one family's steps with every other step held at its current duration: each step may grow by
+    its path slack shared evenly among the family's steps in the same workflow, so that even a path through all of
+    them stays within the SLA."""
+    repeat = {StepRef(w.id, s.id): s.repeat for w in workflows.values() for s in w.steps}
+    touched = [workflows[w] for w in dict.fromkeys(r.workflow for r in family_steps)]
+    margin = path_margins(
+        touched,
+        {
+            StepRef(w.id, s.id): repeat[StepRef(w.id, s.id)] * durations.get(StepRef(w.id, s.id), 0.0)
+            for w in touched
+            for s in w.steps
+        },
+    )
+    per_workflow = {w.id: sum(1 for r in family_steps if r.workflow == w.id) for w in touched}
+    return {
+        r: durations[r] + max(0.0, margin[r] - repeat[r] * durations[r]) / (per_workflow[r.workflow] * repeat[r])
+        for r in family_steps
+    }
+
+
+LOCAL_SEARCH_ROUNDS = 3
+
+
+def budget_plan(f: Formulation) -> dict[int, float] | None:
+    """Values for the replica, in-use and share variables of a feasible plan, or None when some family has no
+    choice within its budgets. Families are planned largest first, so they get the owned devices; then a few
+    rounds re-plan each family within the slack the others leave (a choice is only replaced by a cheaper one, and
+    the current choice always fits its budgets, so every round keeps the plan feasible)."""
+    budgets = step_budgets(f.workflows, fastest_step_durations(f.pools, f.workflows))
+    ledger = _Ledger(f.offers)
+    families = routes_by_family(f.pools)
+    u_max = f.max_utilisation
+
+    def size(routes: dict[str, list[Pool]]) -> float:
+        return max(
+            (
+                min((p.demand / c.throughput * c.tp for c in p.configs), default=0.0)
+                for ps in routes.values()
+                for p in ps
+            ),
+            default=0.0,
+        )
+
+    order = sorted(families, key=lambda fam: -size(families[fam]))
+    chosen: dict[str, Choice] = {}
+    taken: dict[str, list[tuple[str, int, int]]] = {}
+    for family in order:
+        best = _best_choice(families[family], budgets, ledger, u_max)
+        if best is None:
+            return None
+        chosen[family] = best
+        taken[family] = [t for c, n in best[2] for t in ledger.take(c.device, c.tp * n)]
+    workflows = {w.id: w for w in f.workflows}
+    for _ in range(LOCAL_SEARCH_ROUNDS):
+        improved = False
+        for family in order:
+            current = chosen[family]
+            ledger.release(taken[family])
+            steps = next(iter(families[family].values()))[0].steps
+            slack = _slack_budgets(steps, workflows, _durations(chosen))
+            best = _best_choice(families[family], slack, ledger, u_max)
+            # price the current choice with the same ledger, so the comparison is like for like
+            now = sum(ledger.cost_usd(c.device, c.tp * n) for c, n in current[2])
+            if best is not None and best[0] < now - 1e-6:
+                chosen[family] = best
+                improved = True
+            taken[family] = [t for c, n in chosen[family][2] for t in ledger.take(c.device, c.tp * n)]
+        if not improved:
+            break
+    values: dict[int, float] = {}
+    for pool in f.pools:
+        for c in pool.configs:
+            r, x = f.config_vars[c.key]
+            values[r] = values[x] = 0.0
+    for family, (_, route, configs) in chosen.items():
+        for c, n in configs:
+            r, x = f.config_vars[c.key]
+            values[r], values[x] = float(n), 1.0
+        for name, share in f.share_vars.get(family, {}).items():
+            values[share] = 1.0 if name == route else 0.0
+    return values
