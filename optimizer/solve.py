@@ -23,6 +23,7 @@ from optimizer.formulation import (
     define_latency_objective,
     formulation_from_pools,
 )
+from optimizer.heuristic import budget_plan
 from optimizer.plan import Baseline, Plan
 from optimizer.pools import Pool, StepRef
 from optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
@@ -176,7 +177,7 @@ def solve_model(
 ) -> SolveResult:
     """Solve a min-TCO formulation; large models on HiGHS start from a restricted model's plan (warmstart.py)."""
     if backend != "highs":
-        return solve(f.model, backend, time_limit_s, gap, threads)
+        return solve(f.model, backend, time_limit_s, gap, threads, start=budget_plan(f))
 
     def restricted(must_keep: frozenset[str]) -> Formulation:
         pools = [replace(p, configs=list(p.configs)) for p in f.pools]  # the menus are reused, not rebuilt
