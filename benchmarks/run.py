@@ -6,8 +6,9 @@
 For every instance it reports the model size after presolve, time to the first plan, wall time, status, objective,
 proven bound and gap, for the plain formulation (no presolve pruning, no strengthening rows, no start) and the
 improved one as `hetplace solve` runs it (presolve, strengthening, the budget heuristic's start and, on large
-models, the restricted warm start) in the same run, the ratios between them, and the budget heuristic alone. The default scenario is included as a row of its own. Cost-model
-throughput (`benchmarks.costmodel_throughput`) is appended. Timings are from this machine and single-threaded.
+models, the restricted warm start) in the same run, the ratios between them, and the budget heuristic alone. The
+default scenario is included as a row of its own. Cost-model throughput (`benchmarks.costmodel_throughput`) is
+appended. Timings are from this machine and single-threaded.
 """
 
 from __future__ import annotations

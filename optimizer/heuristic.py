@@ -108,67 +108,86 @@ def _replicas(pool: Pool, c: Config, u_max: float) -> int:
     return max(1, math.ceil(pool.demand / u_max / c.throughput - 1e-9))
 
 
+@dataclass
+class _Menu:
+    """A pool's configs as arrays: latency per served step, replicas needed alone, devices they take."""
+
+    pool: Pool
+    latency_s: np.ndarray  # configs × pool.steps
+    replicas: list[int]
+    devices: np.ndarray
+    device_count: np.ndarray
+
+    @classmethod
+    def of(cls, pool: Pool, u_max: float) -> _Menu:
+        lat = np.array([[step_latency(c, r) for r in pool.steps] for c in pool.configs]).reshape(
+            len(pool.configs), len(pool.steps)
+        )
+        reps = [_replicas(pool, c, u_max) for c in pool.configs]
+        devices = np.array([c.device for c in pool.configs])
+        count = np.array([c.tp * n for c, n in zip(pool.configs, reps, strict=True)])
+        return cls(pool, lat, reps, devices, count)
+
+    def costs_usd(self, ledger: _Ledger) -> np.ndarray:
+        """Yearly cost of each config's replicas from the ledger (inf where too few devices are left)."""
+        cost = np.empty(len(self.replicas))
+        for device in set(self.devices.tolist()):
+            idx = np.flatnonzero(self.devices == device)
+            cost[idx] = ledger.costs_usd(device, self.device_count[idx])
+        return cost
+
+
 def _cheapest(
-    pools: list[Pool], budgets: dict[StepRef, float], ledger: _Ledger, u_max: float
+    menus: list[_Menu], budgets: dict[StepRef, float], ledger: _Ledger
 ) -> tuple[float, list[tuple[Config, int]]] | None:
     """Cheapest choice of one config per pool of a route with the route's latencies adding up within budget."""
-    steps = pools[0].steps
-    budget = np.array([budgets[r] for r in steps])
-    menus = []
-    for p in pools:
-        lat = np.array([[step_latency(c, r) for r in steps] for c in p.configs]).reshape(len(p.configs), len(steps))
-        reps = [_replicas(p, c, u_max) for c in p.configs]
-        cost = np.array([ledger.cost_usd(c.device, c.tp * n) for c, n in zip(p.configs, reps, strict=True)])
-        # (a cost of inf marks a config needing more devices than are left)
-        ok = (lat <= budget[None, :] + 1e-12).all(axis=1) & np.isfinite(cost)
-        menus.append((lat, cost, ok, reps))
-    if len(pools) == 1:
-        lat, cost, ok, reps = menus[0]
+    budget = np.array([budgets[r] for r in menus[0].pool.steps])
+    costs = [m.costs_usd(ledger) for m in menus]
+    oks = [
+        (m.latency_s <= budget[None, :] + 1e-12).all(axis=1) & np.isfinite(c) for m, c in zip(menus, costs, strict=True)
+    ]
+    if len(menus) == 1:
+        (m,), (cost,), (ok,) = menus, costs, oks
         if not ok.any():
             return None
         i = int(np.argmin(np.where(ok, cost, np.inf)))
-        return float(cost[i]), [(pools[0].configs[i], reps[i])]
-    (lat_a, cost_a, ok_a, reps_a), (lat_b, cost_b, ok_b, reps_b) = menus
-    fits = ((lat_a[:, None, :] + lat_b[None, :, :]) <= budget[None, None, :] + 1e-12).all(axis=2)
-    fits &= ok_a[:, None] & ok_b[None, :]
-    total = cost_a[:, None] + cost_b[None, :]
+        return float(cost[i]), [(m.pool.configs[i], m.replicas[i])]
+    a, b = menus
+    fits = ((a.latency_s[:, None, :] + b.latency_s[None, :, :]) <= budget[None, None, :] + 1e-12).all(axis=2)
+    fits &= oks[0][:, None] & oks[1][None, :]
+    total = costs[0][:, None] + costs[1][None, :]
     # Both pools on one device type draw on the same owned devices and limits: price those pairs together.
-    dev_a = np.array([c.device for c in pools[0].configs])
-    dev_b = np.array([c.device for c in pools[1].configs])
-    use_a = np.array([c.tp * n for c, n in zip(pools[0].configs, reps_a, strict=True)])
-    use_b = np.array([c.tp * n for c, n in zip(pools[1].configs, reps_b, strict=True)])
-    for device in set(dev_a) & set(dev_b):
-        ia, ib = np.flatnonzero(dev_a == device), np.flatnonzero(dev_b == device)
-        joint = ledger.costs_usd(device, (use_a[ia][:, None] + use_b[ib][None, :]).ravel())
+    for device in set(a.devices.tolist()) & set(b.devices.tolist()):
+        ia, ib = np.flatnonzero(a.devices == device), np.flatnonzero(b.devices == device)
+        joint = ledger.costs_usd(device, (a.device_count[ia][:, None] + b.device_count[ib][None, :]).ravel())
         total[np.ix_(ia, ib)] = joint.reshape(len(ia), len(ib))
     total = np.where(fits, total, np.inf)
     if not np.isfinite(total).any():
         return None
     i, j = np.unravel_index(int(np.argmin(total)), total.shape)
-    return float(total[i, j]), [(pools[0].configs[i], reps_a[i]), (pools[1].configs[j], reps_b[j])]
+    return float(total[i, j]), [(a.pool.configs[i], a.replicas[i]), (b.pool.configs[j], b.replicas[j])]
 
 
 Choice = tuple[float, str, list[tuple[Config, int]]]  # (yearly cost, route, configs with replica counts)
 
 
-def _best_choice(routes: dict[str, list[Pool]], budgets: dict[StepRef, float], ledger: _Ledger, u_max: float):
+def _best_choice(routes: dict[str, list[_Menu]], budgets: dict[StepRef, float], ledger: _Ledger) -> Choice | None:
     best: Choice | None = None
-    for route, pools in routes.items():
-        if any(not p.configs for p in pools):
+    for route, menus in routes.items():
+        if any(not m.pool.configs for m in menus):
             continue
-        found = _cheapest(pools, budgets, ledger, u_max)
+        found = _cheapest(menus, budgets, ledger)
         if found is not None and (best is None or found[0] < best[0] - 1e-9):
             best = (found[0], route, found[1])
     return best
 
 
-def _durations(chosen: dict[str, Choice]) -> dict[StepRef, float]:
-    """Per step: one execution's duration under the chosen configs (a route's pools add up)."""
+def _family_durations(choice: Choice) -> dict[StepRef, float]:
+    """Per step of the family: one execution's duration under the chosen configs (a route's pools add up)."""
     out: dict[StepRef, float] = {}
-    for _, _, configs in chosen.values():
-        for c, _ in configs:
-            for ref in c.latency_s:
-                out[ref] = out.get(ref, 0.0) + step_latency(c, ref)
+    for c, _ in choice[2]:
+        for ref in c.latency_s:
+            out[ref] = out.get(ref, 0.0) + step_latency(c, ref)
     return out
 
 
@@ -178,16 +197,9 @@ def _slack_budgets(
     """Budgets for one family's steps with every other step held at its current duration: each step may grow by
     its path slack shared evenly among the family's steps in the same workflow, so that even a path through all of
     them stays within the SLA."""
-    repeat = {StepRef(w.id, s.id): s.repeat for w in workflows.values() for s in w.steps}
     touched = [workflows[w] for w in dict.fromkeys(r.workflow for r in family_steps)]
-    margin = path_margins(
-        touched,
-        {
-            StepRef(w.id, s.id): repeat[StepRef(w.id, s.id)] * durations.get(StepRef(w.id, s.id), 0.0)
-            for w in touched
-            for s in w.steps
-        },
-    )
+    repeat = {StepRef(w.id, s.id): s.repeat for w in touched for s in w.steps}
+    margin = path_margins(touched, {ref: n * durations.get(ref, 0.0) for ref, n in repeat.items()})
     per_workflow = {w.id: sum(1 for r in family_steps if r.workflow == w.id) for w in touched}
     return {
         r: durations[r] + max(0.0, margin[r] - repeat[r] * durations[r]) / (per_workflow[r.workflow] * repeat[r])
@@ -219,14 +231,17 @@ def budget_plan(f: Formulation) -> dict[int, float] | None:
         )
 
     order = sorted(families, key=lambda fam: -size(families[fam]))
+    menus = {fam: {route: [_Menu.of(p, u_max) for p in ps] for route, ps in families[fam].items()} for fam in order}
     chosen: dict[str, Choice] = {}
     taken: dict[str, list[tuple[str, int, int]]] = {}
+    durations: dict[StepRef, float] = {}
     for family in order:
-        best = _best_choice(families[family], budgets, ledger, u_max)
+        best = _best_choice(menus[family], budgets, ledger)
         if best is None:
             return None
         chosen[family] = best
         taken[family] = [t for c, n in best[2] for t in ledger.take(c.device, c.tp * n)]
+        durations.update(_family_durations(best))
     workflows = {w.id: w for w in f.workflows}
     for _ in range(LOCAL_SEARCH_ROUNDS):
         improved = False
@@ -234,12 +249,13 @@ def budget_plan(f: Formulation) -> dict[int, float] | None:
             current = chosen[family]
             ledger.release(taken[family])
             steps = next(iter(families[family].values()))[0].steps
-            slack = _slack_budgets(steps, workflows, _durations(chosen))
-            best = _best_choice(families[family], slack, ledger, u_max)
+            slack = _slack_budgets(steps, workflows, durations)
+            best = _best_choice(menus[family], slack, ledger)
             # price the current choice with the same ledger, so the comparison is like for like
             now = sum(ledger.cost_usd(c.device, c.tp * n) for c, n in current[2])
             if best is not None and best[0] < now - 1e-6:
                 chosen[family] = best
+                durations.update(_family_durations(best))
                 improved = True
             taken[family] = [t for c, n in chosen[family][2] for t in ledger.take(c.device, c.tp * n)]
         if not improved:

@@ -237,7 +237,7 @@ def homogeneous_baselines(
         if any(not p.configs for p in f.pools):
             out.append(Baseline(device=dev_id, status="infeasible", total_usd_per_year=None, saving_fraction=None))
             continue
-        res = solve(f.model, backend, time_limit_s, gap, threads)
+        res = solve_model(resolved, f, backend, time_limit_s, gap, threads)
         if res.values is None:
             out.append(Baseline(device=dev_id, status=res.status, total_usd_per_year=None, saving_fraction=None))
             continue

@@ -10,7 +10,7 @@ from optimizer.assemble import assemble_plan
 from optimizer.backends import solve
 from optimizer.checker import check_plan
 from optimizer.formulation import DeviceOffer
-from optimizer.heuristic import _cheapest, _Ledger, budget_plan, step_budgets
+from optimizer.heuristic import _cheapest, _Ledger, _Menu, budget_plan, step_budgets
 from optimizer.pools import Config, Pool, StepRef
 from optimizer.solve import formulate, solve_scenario
 from problems.loader import default_scenario_path, load_scenario
@@ -85,11 +85,11 @@ def test_cheapest_config_within_budget(catalog) -> None:
         Config("p", "l4", 1, 64, "bf16", 100.0, {a: 5.0}),  # 2 replicas, 2 devices: 2,000 but slow
     ]
     pool = Pool("p", "decode", "decode_tokens", 100.0, "m", [a], configs)
-    cost, chosen = _cheapest([pool], {a: 2.5}, _Ledger(offers), 0.5)
+    cost, chosen = _cheapest([_Menu.of(pool, 0.5)], {a: 2.5}, _Ledger(offers))
     assert cost == 4000.0 and chosen[0][1] in (2, 4)
-    cost, chosen = _cheapest([pool], {a: 5.0}, _Ledger(offers), 0.5)
+    cost, chosen = _cheapest([_Menu.of(pool, 0.5)], {a: 5.0}, _Ledger(offers))
     assert (cost, chosen[0][0].batch, chosen[0][1]) == (2000.0, 64, 2)
-    assert _cheapest([pool], {a: 0.5}, _Ledger(offers), 0.5) is None
+    assert _cheapest([_Menu.of(pool, 0.5)], {a: 0.5}, _Ledger(offers)) is None
 
 
 @pytest.mark.parametrize("path", [SMALL, default_scenario_path()])
