@@ -99,9 +99,27 @@ def _solve_highs(
         sol.value_valid = True
         h.setSolution(sol)
     found: list[float] = []
-    h.setCallback(lambda *_args: found.append(time.perf_counter()), None)
-    h.startCallback(highspy.cb.HighsCallbackType.kCallbackMipImprovingSolution)
+    kinds = highspy.cb.HighsCallbackType
+    interrupts = {
+        int(k) for k in (kinds.kCallbackSimplexInterrupt, kinds.kCallbackIpmInterrupt, kinds.kCallbackMipInterrupt)
+    }
     t0 = time.perf_counter()
+    deadline = t0 + time_limit_s if time_limit_s is not None else math.inf
+
+    def callback(kind, _message, _data_out, data_in, _user_data) -> None:
+        # HiGHS checks its own time limit only between LPs; on a 400k-row model one root LP with its cut rounds
+        # overran a 60 s limit by 15-20 s. Interrupting from inside simplex and IPM iterations keeps the limit.
+        if int(kind) in interrupts:
+            if time.perf_counter() > deadline:
+                data_in.user_interrupt = True
+        else:
+            found.append(time.perf_counter())
+
+    h.setCallback(callback, None)
+    h.startCallback(kinds.kCallbackMipImprovingSolution)
+    if time_limit_s is not None:
+        for kind in (kinds.kCallbackSimplexInterrupt, kinds.kCallbackIpmInterrupt, kinds.kCallbackMipInterrupt):
+            h.startCallback(kind)
     h.run()
     wall = time.perf_counter() - t0
     first = found[0] - t0 if found else None
