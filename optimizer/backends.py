@@ -24,6 +24,7 @@ from pathlib import Path
 from optimizer.linear import LinearModel
 
 BACKENDS = ("highs", "cbc", "cpsat")
+Start = list[float] | dict[int, float] | None  # a whole assignment, or index -> value for some variables
 
 
 @dataclass
@@ -47,13 +48,7 @@ class SolveResult:
         return max(0.0, self.objective - self.best_bound) / max(abs(self.objective), 1e-9)
 
 
-def _solve_highs(
-    model: LinearModel,
-    time_limit_s: float | None,
-    gap: float,
-    threads: int,
-    start: list[float] | dict[int, float] | None = None,
-) -> SolveResult:
+def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, threads: int, start: Start) -> SolveResult:
     """HiGHS through highspy directly: the model goes in as CSR arrays, which on a 200k-row instance saves the
     ~8 s PuLP spends building and writing expressions. (CBC still goes through PuLP.)"""
     import highspy
@@ -142,7 +137,7 @@ def solve(
     time_limit_s: float | None = None,
     gap: float = 1e-4,
     threads: int = 1,
-    start: list[float] | dict[int, float] | None = None,
+    start: Start = None,
 ) -> SolveResult:
     """`start`: an assignment to begin from, whole (list) or partial (index -> value): HiGHS completes a partial
     one, CP-SAT takes it as a hint; CBC ignores it."""
@@ -272,13 +267,7 @@ def _indicator_split(model: LinearModel, row) -> tuple[int, dict[int, float], di
     return b, rest, out
 
 
-def _solve_cpsat(
-    model: LinearModel,
-    time_limit_s: float | None,
-    gap: float,
-    threads: int,
-    start: list[float] | dict[int, float] | None = None,
-) -> SolveResult:
+def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, threads: int, start: Start) -> SolveResult:
     from ortools.sat.python import cp_model
 
     cp = cp_model.CpModel()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
 
 from optimizer.assemble import assemble_plan
 from optimizer.backends import solve
@@ -15,7 +18,8 @@ from optimizer.pools import Config, Pool, StepRef
 from optimizer.solve import formulate, solve_scenario
 from problems.loader import default_scenario_path, load_scenario
 from problems.schema import Workflow
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, write_yaml
+from tests.test_presolve import chained_scenarios
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 
@@ -92,16 +96,41 @@ def test_cheapest_config_within_budget(catalog) -> None:
     assert _cheapest([_Menu.of(pool, 0.5)], {a: 0.5}, _Ledger(offers)) is None
 
 
+def _completed(f, plan: dict[int, float]):
+    """The heuristic's plan completed by HiGHS with its replica, in-use and share values held."""
+    fixed = copy.deepcopy(f.model)
+    for i, v in plan.items():
+        fixed.vars[i].lb = fixed.vars[i].ub = v
+    return solve(fixed, "highs")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chained_scenarios())
+def test_budget_plans_pass_the_independent_checker(case: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_yaml(Path(tmp) / "w.yaml", case["workflow"])
+        resolved = load_scenario(write_yaml(Path(tmp) / "s.yaml", case["scenario"]))
+    f = formulate(resolved)
+    if any(not p.configs for p in f.pools):
+        return
+    plan = budget_plan(f)
+    optimum = solve(f.model, "highs", gap=1e-9)
+    event(f"heuristic plan: {'yes' if plan is not None else 'none'}; model {optimum.status}")
+    if plan is None:
+        return
+    res = _completed(f, plan)
+    assert res.status == "optimal"
+    assert check_plan(resolved, assemble_plan(f, res, resolved.scenario.id)) == []
+    assert res.objective >= optimum.objective - 1e-6
+
+
 @pytest.mark.parametrize("path", [SMALL, default_scenario_path()])
 def test_budget_plan_is_feasible_and_not_better_than_the_optimum(path) -> None:
     resolved = load_scenario(path)
     f = formulate(resolved)
     plan = budget_plan(f)
     assert plan is not None
-    fixed = copy.deepcopy(f.model)
-    for i, v in plan.items():  # hold the heuristic's replicas, in-use flags and shares; the solver fills the rest
-        fixed.vars[i].lb = fixed.vars[i].ub = v
-    res = solve(fixed, "highs")
+    res = _completed(f, plan)
     assert res.status == "optimal"
     heuristic_plan = assemble_plan(f, res, resolved.scenario.id)
     assert check_plan(resolved, heuristic_plan) == []
