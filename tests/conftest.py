@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 from catalogs.loader import Catalog, bundled_dir, load_catalog
 from common.errors import InputError
 from common.io import parse_model
-from problems.loader import bundled_problems_dir
+from problems.loader import ResolvedScenario, bundled_problems_dir, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,6 +31,13 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def write_yaml(path: Path, data: Any) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def load_case(case: dict[str, Any]) -> ResolvedScenario:
+    """A generated {"workflow", "scenario"} pair (property tests) written to a temp dir and loaded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_yaml(Path(tmp) / "w.yaml", case["workflow"])
+        return load_scenario(write_yaml(Path(tmp) / "s.yaml", case["scenario"]))
 
 
 @pytest.fixture

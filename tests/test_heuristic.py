@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import tempfile
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -18,7 +16,7 @@ from optimizer.pools import Config, Pool, StepRef
 from optimizer.solve import formulate, solve_scenario
 from problems.loader import default_scenario_path, load_scenario
 from problems.schema import Workflow
-from tests.conftest import FIXTURES, write_yaml
+from tests.conftest import FIXTURES, load_case
 from tests.test_presolve import chained_scenarios
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
@@ -107,9 +105,7 @@ def _completed(f, plan: dict[int, float]):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chained_scenarios())
 def test_budget_plans_pass_the_independent_checker(case: dict) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        write_yaml(Path(tmp) / "w.yaml", case["workflow"])
-        resolved = load_scenario(write_yaml(Path(tmp) / "s.yaml", case["scenario"]))
+    resolved = load_case(case)
     f = formulate(resolved)
     if any(not p.configs for p in f.pools):
         return

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from optimizer.checker import check_plan
 from optimizer.solve import solve_scenario
-from problems.loader import load_scenario
-from tests.conftest import write_yaml
+from tests.conftest import load_case
 
 GPUS = ["l4", "t4", "h100-sxm", "a100-80gb-sxm"]
 
@@ -61,12 +57,10 @@ def small_scenarios(draw) -> dict:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_scenarios())
 def test_plans_pass_checker_and_backends_agree(case: dict) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        write_yaml(Path(tmp) / "w.yaml", case["workflow"])
-        resolved = load_scenario(write_yaml(Path(tmp) / "s.yaml", case["scenario"]))
-        highs = solve_scenario(resolved, "highs", baselines=False)
-        cbc = solve_scenario(resolved, "cbc", baselines=False)
-        cpsat = solve_scenario(resolved, "cpsat", time_limit_s=30, baselines=False)
+    resolved = load_case(case)
+    highs = solve_scenario(resolved, "highs", baselines=False)
+    cbc = solve_scenario(resolved, "cbc", baselines=False)
+    cpsat = solve_scenario(resolved, "cpsat", time_limit_s=30, baselines=False)
     assert highs.status == cbc.status
     event(f"status: {highs.status}")
     if highs.status == "infeasible":

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -13,9 +10,8 @@ from optimizer.backends import solve
 from optimizer.pools import Config, Pool, StepRef
 from optimizer.presolve import path_margins, prune_by_critical_path, prune_dominated
 from optimizer.solve import formulate
-from problems.loader import load_scenario
 from problems.schema import Workflow
-from tests.conftest import write_yaml
+from tests.conftest import load_case
 
 A = StepRef("w", "a")
 
@@ -129,9 +125,7 @@ def chained_scenarios(draw) -> dict:
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chained_scenarios())
 def test_presolve_and_tightening_keep_the_optimum(case: dict) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        write_yaml(Path(tmp) / "w.yaml", case["workflow"])
-        resolved = load_scenario(write_yaml(Path(tmp) / "s.yaml", case["scenario"]))
+    resolved = load_case(case)
     full = formulate(resolved, plain=True)  # unpruned, untightened
     pruned = formulate(resolved)
     if any(not p.configs for p in full.pools):
