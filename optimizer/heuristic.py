@@ -137,49 +137,70 @@ class _Menu:
         return cost
 
 
-def _cheapest(
-    menus: list[_Menu], budgets: dict[StepRef, float], ledger: _Ledger
-) -> tuple[float, list[tuple[Config, int]]] | None:
-    """Cheapest choice of one config per pool of a route with the route's latencies adding up within budget."""
-    budget = np.array([budgets[r] for r in menus[0].pool.steps])
-    costs = [m.costs_usd(ledger) for m in menus]
-    oks = [
-        (m.latency_s <= budget[None, :] + 1e-12).all(axis=1) & np.isfinite(c) for m, c in zip(menus, costs, strict=True)
-    ]
-    if len(menus) == 1:
-        (m,), (cost,), (ok,) = menus, costs, oks
-        if not ok.any():
+def _pick(cost: np.ndarray, ratio: np.ndarray, closest: bool) -> int | None:
+    """Index of the cheapest option within budget (ratio ≤ 1), or with `closest` of the cheapest among those with the
+    smallest worst duration/budget ratio. Options without enough devices (cost inf) never count."""
+    usable = np.isfinite(cost)
+    if closest:
+        if not usable.any():
             return None
-        i = int(np.argmin(np.where(ok, cost, np.inf)))
-        return float(cost[i]), [(m.pool.configs[i], m.replicas[i])]
+        best = ratio[usable].min()
+        usable &= ratio <= best * (1 + 1e-9) + 1e-12
+    else:
+        usable &= ratio <= 1 + 1e-9
+    if not usable.any():
+        return None
+    return int(np.argmin(np.where(usable, cost, np.inf)))
+
+
+def _cheapest(
+    menus: list[_Menu], budgets: dict[StepRef, float], ledger: _Ledger, closest: bool = False
+) -> tuple[float, float, list[tuple[Config, int]]] | None:
+    """(cost, worst duration/budget ratio, choice): the cheapest choice of one config per pool of a route within the
+    budgets (the route's pool latencies add up), or with `closest` the one nearest to them (see `_pick`)."""
+    budget = np.maximum(np.array([budgets[r] for r in menus[0].pool.steps]), 1e-12)
+    costs = [m.costs_usd(ledger) for m in menus]
+    if len(menus) == 1:
+        (m,), (cost,) = menus, costs
+        ratio = (m.latency_s / budget[None, :]).max(axis=1)
+        i = _pick(cost, ratio, closest)
+        return None if i is None else (float(cost[i]), float(ratio[i]), [(m.pool.configs[i], m.replicas[i])])
     a, b = menus
-    fits = ((a.latency_s[:, None, :] + b.latency_s[None, :, :]) <= budget[None, None, :] + 1e-12).all(axis=2)
-    fits &= oks[0][:, None] & oks[1][None, :]
+    ratio = ((a.latency_s[:, None, :] + b.latency_s[None, :, :]) / budget[None, None, :]).max(axis=2)
     total = costs[0][:, None] + costs[1][None, :]
     # Both pools on one device type draw on the same owned devices and limits: price those pairs together.
     for device in set(a.devices.tolist()) & set(b.devices.tolist()):
         ia, ib = np.flatnonzero(a.devices == device), np.flatnonzero(b.devices == device)
         joint = ledger.costs_usd(device, (a.device_count[ia][:, None] + b.device_count[ib][None, :]).ravel())
         total[np.ix_(ia, ib)] = joint.reshape(len(ia), len(ib))
-    total = np.where(fits, total, np.inf)
-    if not np.isfinite(total).any():
+    k = _pick(total.ravel(), ratio.ravel(), closest)
+    if k is None:
         return None
-    i, j = np.unravel_index(int(np.argmin(total)), total.shape)
-    return float(total[i, j]), [(a.pool.configs[i], a.replicas[i]), (b.pool.configs[j], b.replicas[j])]
+    i, j = np.unravel_index(k, total.shape)
+    choice = [(a.pool.configs[i], a.replicas[i]), (b.pool.configs[j], b.replicas[j])]
+    return float(total[i, j]), float(ratio[i, j]), choice
 
 
 Choice = tuple[float, str, list[tuple[Config, int]]]  # (yearly cost, route, configs with replica counts)
 
 
-def _best_choice(routes: dict[str, list[_Menu]], budgets: dict[StepRef, float], ledger: _Ledger) -> Choice | None:
-    best: Choice | None = None
+def _best_choice(
+    routes: dict[str, list[_Menu]], budgets: dict[StepRef, float], ledger: _Ledger, closest: bool = False
+) -> Choice | None:
+    """The cheapest choice over the family's routes; with `closest`, the one nearest its budgets, then cheapest."""
+    best: tuple[float, float] | None = None
+    out: Choice | None = None
     for route, menus in routes.items():
         if any(not m.pool.configs for m in menus):
             continue
-        found = _cheapest(menus, budgets, ledger)
-        if found is not None and (best is None or found[0] < best[0] - 1e-9):
-            best = (found[0], route, found[1])
-    return best
+        found = _cheapest(menus, budgets, ledger, closest)
+        if found is None:
+            continue
+        cost, ratio, configs = found
+        key = (ratio, cost) if closest else (cost, 0.0)
+        if best is None or key < best:
+            best, out = key, (cost, route, configs)
+    return out
 
 
 def _family_durations(choice: Choice) -> dict[StepRef, float]:
@@ -207,42 +228,72 @@ def _slack_budgets(
     }
 
 
+def _meets_slas(workflows: list[Workflow], durations: dict[StepRef, float]) -> bool:
+    return all(
+        _longest_path_s(wf, {s.id: s.repeat * durations.get(StepRef(wf.id, s.id), 0.0) for s in wf.steps})
+        <= wf.sla.e2e_latency_s * (1 + 1e-9)
+        for wf in workflows
+    )
+
+
 LOCAL_SEARCH_ROUNDS = 3
 
 
 def budget_plan(f: Formulation) -> dict[int, float] | None:
-    """Values for the replica, in-use and share variables of a feasible plan, or None when some family has no
-    choice within its budgets. Families are planned largest first, so they get the owned devices; then a few
-    rounds re-plan each family within the slack the others leave (a choice is only replaced by a cheaper one, and
-    the current choice always fits its budgets, so every round keeps the plan feasible)."""
+    """Values for the replica, in-use and share variables of a feasible plan, or None when none was found.
+
+    Families are planned largest first, so they get the owned devices; if that runs out of some device, again with
+    the families that can use the fewest device types first. Then a few rounds re-plan each family within the slack
+    the others leave (a choice is only replaced by a cheaper one, and the current choice always fits its budgets,
+    so every round keeps the plan feasible)."""
     budgets = step_budgets(f.workflows, fastest_step_durations(f.pools, f.workflows))
-    ledger = _Ledger(f.offers)
     families = routes_by_family(f.pools)
     u_max = f.max_utilisation
+    menus = {
+        fam: {route: [_Menu.of(p, u_max) for p in ps] for route, ps in routes.items()}
+        for fam, routes in families.items()
+    }
 
-    def size(routes: dict[str, list[Pool]]) -> float:
-        return max(
-            (
-                min((p.demand / c.throughput * c.tp for c in p.configs), default=0.0)
-                for ps in routes.values()
-                for p in ps
-            ),
-            default=0.0,
-        )
+    def size(fam: str) -> float:
+        """Devices the family needs at its most device-efficient configs (fractional)."""
+        pools = [p for ps in families[fam].values() for p in ps]
+        return max((min((p.demand / c.throughput * c.tp for c in p.configs), default=0.0) for p in pools), default=0.0)
 
-    order = sorted(families, key=lambda fam: -size(families[fam]))
-    menus = {fam: {route: [_Menu.of(p, u_max) for p in ps] for route, ps in families[fam].items()} for fam in order}
+    def device_types(fam: str) -> int:
+        return len({d for ms in menus[fam].values() for m in ms for d in m.devices.tolist()})
+
+    largest_first = sorted(families, key=lambda fam: -size(fam))
+    constrained_first = sorted(families, key=lambda fam: (device_types(fam), -size(fam)))
+    for order in (largest_first, constrained_first):
+        plan = _plan_in_order(f, order, families, menus, budgets)
+        if plan is not None:
+            return plan
+    return None
+
+
+def _plan_in_order(
+    f: Formulation,
+    order: list[str],
+    families: dict[str, dict[str, list[Pool]]],
+    menus: dict[str, dict[str, list[_Menu]]],
+    budgets: dict[StepRef, float],
+) -> dict[int, float] | None:
+    ledger = _Ledger(f.offers)
     chosen: dict[str, Choice] = {}
     taken: dict[str, list[tuple[str, int, int]]] = {}
     durations: dict[StepRef, float] = {}
     for family in order:
-        best = _best_choice(menus[family], budgets, ledger)
+        # A family that cannot meet its budgets (its configs are not fastest on all its steps at once) takes the
+        # choice nearest to them; the whole plan is then checked against every SLA below.
+        best = _best_choice(menus[family], budgets, ledger) or _best_choice(menus[family], budgets, ledger, True)
         if best is None:
             return None
         chosen[family] = best
         taken[family] = [t for c, n in best[2] for t in ledger.take(c.device, c.tp * n)]
         durations.update(_family_durations(best))
     workflows = {w.id: w for w in f.workflows}
+    if not _meets_slas(f.workflows, durations):
+        return None
     for _ in range(LOCAL_SEARCH_ROUNDS):
         improved = False
         for family in order:

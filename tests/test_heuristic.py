@@ -87,11 +87,15 @@ def test_cheapest_config_within_budget(catalog) -> None:
         Config("p", "l4", 1, 64, "bf16", 100.0, {a: 5.0}),  # 2 replicas, 2 devices: 2,000 but slow
     ]
     pool = Pool("p", "decode", "decode_tokens", 100.0, "m", [a], configs)
-    cost, chosen = _cheapest([_Menu.of(pool, 0.5)], {a: 2.5}, _Ledger(offers))
-    assert cost == 4000.0 and chosen[0][1] in (2, 4)
-    cost, chosen = _cheapest([_Menu.of(pool, 0.5)], {a: 5.0}, _Ledger(offers))
-    assert (cost, chosen[0][0].batch, chosen[0][1]) == (2000.0, 64, 2)
-    assert _cheapest([_Menu.of(pool, 0.5)], {a: 0.5}, _Ledger(offers)) is None
+    menu = [_Menu.of(pool, 0.5)]
+    cost, ratio, chosen = _cheapest(menu, {a: 2.5}, _Ledger(offers))
+    assert cost == 4000.0 and chosen[0][1] in (2, 4) and ratio <= 1.0
+    cost, ratio, chosen = _cheapest(menu, {a: 5.0}, _Ledger(offers))
+    assert (cost, ratio, chosen[0][0].batch, chosen[0][1]) == (2000.0, 1.0, 64, 2)
+    assert _cheapest(menu, {a: 0.5}, _Ledger(offers)) is None
+    # Nothing meets 0.5 s: the nearest choice is the fastest config, 2× over its budget.
+    cost, ratio, chosen = _cheapest(menu, {a: 0.5}, _Ledger(offers), closest=True)
+    assert (cost, ratio, chosen[0][0].batch, chosen[0][1]) == (4000.0, 2.0, 1, 4)
 
 
 def _completed(f, plan: dict[int, float]):
