@@ -62,8 +62,8 @@ def step_budgets(workflows: list[Workflow], fastest_s: dict[StepRef, float]) -> 
 
 @dataclass
 class _Ledger:
-    """Devices still available per source (owned, then the cheaper of buying and renting, then the other), so
-    owned devices are used first and every limit is kept."""
+    """Devices still available per source, used cheapest first (owned devices usually are, unless their resale
+    value makes them dearer than new ones), so every limit is kept."""
 
     offers: dict[str, DeviceOffer]
 
@@ -71,8 +71,7 @@ class _Ledger:
         self.left: dict[str, list[list[float]]] = {}  # device -> [[price, devices left], ...] in order of use
         for d, o in self.offers.items():
             whole_nodes = o.buy_max // o.device.devices_per_node * o.device.devices_per_node  # purchases: nodes
-            extra = sorted([[o.buy_cost, whole_nodes], [o.rent_cost, o.rent_max]])
-            self.left[d] = [[o.owned_cost, o.owned], *extra]
+            self.left[d] = sorted([[o.owned_cost, o.owned], [o.buy_cost, whole_nodes], [o.rent_cost, o.rent_max]])
 
     def cost_usd(self, device: str, count: int) -> float:
         """Yearly cost of `count` more devices (inf when fewer are left)."""

@@ -63,7 +63,7 @@ def test_budgets_scale_only_hardware_dependent_steps() -> None:
     assert tight[StepRef("w", "b")] == pytest.approx(1.5, rel=1e-6)
 
 
-def test_ledger_uses_owned_devices_first_then_the_cheaper_source(catalog) -> None:
+def test_ledger_uses_the_cheapest_source_first_within_its_limits(catalog) -> None:
     # L4s come 4 to a node: a purchase limit of 6 allows one node (4 devices); 1 more may be rented.
     offer = DeviceOffer(catalog.device("l4"), owned=2, owned_cost=100.0, buy_max=6, buy_cost=500.0, rent_max=1)
     offer.rent_cost = 400.0
@@ -76,6 +76,9 @@ def test_ledger_uses_owned_devices_first_then_the_cheaper_source(catalog) -> Non
     assert ledger.cost_usd("l4", 1) == 500.0  # the owned and the rented ones are in use
     ledger.release(taken)
     assert ledger.cost_usd("l4", 1) == 100.0
+    # Owned devices whose resale value makes them dearer than renting come after the rented ones.
+    pricey = DeviceOffer(catalog.device("l4"), owned=2, owned_cost=450.0, rent_max=1, rent_cost=400.0)
+    assert _Ledger({"l4": pricey}).cost_usd("l4", 2) == 400.0 + 450.0
 
 
 def test_cheapest_config_within_budget(catalog) -> None:
