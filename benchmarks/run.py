@@ -1,6 +1,6 @@
 """Solver benchmark: generated instances × backends × (plain, improved) formulation, as a Markdown table.
 
-    python -m benchmarks.run --quick              # S and M, HiGHS and CP-SAT, 60 s limit: a few minutes
+    python -m benchmarks.run --quick              # default, S and M; HiGHS and CP-SAT; 60 s limit: about 8 minutes
     python -m benchmarks.run --sizes S M L XL --backends highs cpsat cbc --time-limit 60 --out benchmarks/RESULTS.md
 
 For every instance it reports the model size after presolve, time to the first plan, wall time, status, objective,
