@@ -83,3 +83,22 @@ def test_time_to_first_plan_is_reported_where_the_solver_tells_it() -> None:
         res = solve(m, backend)
         assert res.first_solution_s is not None and 0 <= res.first_solution_s <= res.wall_time_s, backend
     assert solve(m, "cbc").first_solution_s is None  # CBC through PuLP gives no incumbent callback
+
+
+def test_starts_never_change_the_optimum() -> None:
+    """A start is only an incumbent: feasible or not, partial or whole, the optimum (3 replicas) stays."""
+    m, latency, replicas, used, other = _model()
+    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
+    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
+    m.add_row("need", {replicas: 1.0}, ">=", 3.0)
+    m.add_objective(replicas, 1.0)
+    m.add_objective(other, 0.5)
+    starts = [
+        {replicas: 5.0, used: 1.0},  # partial and feasible: the solver fills in L and y
+        {replicas: 1.0, used: 0.0},  # partial and infeasible (too few replicas, link row broken)
+        [2.5, 6.0, 1.0, 1.0],  # whole and feasible
+    ]
+    for start in starts:
+        for backend in ("highs", "cpsat"):
+            res = solve(m, backend, start=start)
+            assert (res.status, res.objective) == ("optimal", 3.0), (backend, start)

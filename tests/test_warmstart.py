@@ -34,6 +34,8 @@ def test_restricted_menus_keep_the_cheapest_and_the_fastest(catalog) -> None:
     pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], five)
     assert restrict_menus([pool], offers, keep=2) == 1
     assert [c.batch for c in pool.configs] == [1, 4, 16, 64]
+    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], list(five))
+    assert restrict_menus([pool], offers, keep=2, must_keep=frozenset({five[-1].key})) == 0  # a heuristic's choice
 
 
 def test_lifted_restricted_plan_is_feasible_for_the_full_model() -> None:
