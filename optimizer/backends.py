@@ -95,9 +95,8 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
         h.setSolution(sol)
     found: list[float] = []
     kinds = highspy.cb.HighsCallbackType
-    interrupts = {
-        int(k) for k in (kinds.kCallbackSimplexInterrupt, kinds.kCallbackIpmInterrupt, kinds.kCallbackMipInterrupt)
-    }
+    interrupt_kinds = (kinds.kCallbackSimplexInterrupt, kinds.kCallbackIpmInterrupt, kinds.kCallbackMipInterrupt)
+    interrupts = {int(k) for k in interrupt_kinds}
     t0 = time.perf_counter()
     deadline = t0 + time_limit_s if time_limit_s is not None else math.inf
 
@@ -113,7 +112,7 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
     h.setCallback(callback, None)
     h.startCallback(kinds.kCallbackMipImprovingSolution)
     if time_limit_s is not None:
-        for kind in (kinds.kCallbackSimplexInterrupt, kinds.kCallbackIpmInterrupt, kinds.kCallbackMipInterrupt):
+        for kind in interrupt_kinds:
             h.startCallback(kind)
     h.run()
     wall = time.perf_counter() - t0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from graphlib import TopologicalSorter
 
 import numpy as np
 
@@ -26,12 +25,10 @@ from optimizer.presolve import fastest_step_durations, path_margins, step_latenc
 from problems.schema import ToolStep, Workflow
 
 
-def _longest_path_s(wf: Workflow, duration_s: dict[str, float]) -> float:
-    order = TopologicalSorter({s.id: set(s.after) for s in wf.steps}).static_order()
-    finish: dict[str, float] = {}
-    for sid in order:
-        finish[sid] = max((finish[p] for p in wf.step(sid).after), default=0.0) + duration_s[sid]
-    return max(finish.values(), default=0.0)
+def _longest_path_s(wf: Workflow, duration_s: dict[StepRef, float]) -> float:
+    """The workflow's longest path: through every step, the SLA minus its margin plus its own time."""
+    margins = path_margins([wf], duration_s)
+    return max((wf.sla.e2e_latency_s - margins[ref] + d for ref, d in duration_s.items()), default=0.0)
 
 
 def step_budgets(workflows: list[Workflow], fastest_s: dict[StepRef, float]) -> dict[StepRef, float]:
@@ -44,7 +41,10 @@ def step_budgets(workflows: list[Workflow], fastest_s: dict[StepRef, float]) -> 
         def path_at(scale: float, wf: Workflow = wf, fixed: dict[str, bool] = fixed) -> float:
             return _longest_path_s(
                 wf,
-                {s.id: s.repeat * fastest_s[StepRef(wf.id, s.id)] * (1.0 if fixed[s.id] else scale) for s in wf.steps},
+                {
+                    StepRef(wf.id, s.id): s.repeat * fastest_s[StepRef(wf.id, s.id)] * (1.0 if fixed[s.id] else scale)
+                    for s in wf.steps
+                },
             )
 
         lo, hi = 1.0, 1.0
@@ -229,7 +229,7 @@ def _slack_budgets(
 
 def _meets_slas(workflows: list[Workflow], durations: dict[StepRef, float]) -> bool:
     return all(
-        _longest_path_s(wf, {s.id: s.repeat * durations.get(StepRef(wf.id, s.id), 0.0) for s in wf.steps})
+        _longest_path_s(wf, {(r := StepRef(wf.id, s.id)): s.repeat * durations.get(r, 0.0) for s in wf.steps})
         <= wf.sla.e2e_latency_s * (1 + 1e-9)
         for wf in workflows
     )

@@ -175,7 +175,8 @@ def solve_scenario(
 def solve_model(
     resolved: ResolvedScenario, f: Formulation, backend: str, time_limit_s: float | None, gap: float, threads: int
 ) -> SolveResult:
-    """Solve a min-TCO formulation; large models on HiGHS start from a restricted model's plan (warmstart.py)."""
+    """Solve a min-TCO formulation from the budget heuristic's plan (heuristic.py); large models on HiGHS then
+    start from a restricted model's plan (warmstart.py)."""
     if backend != "highs":
         return solve(f.model, backend, time_limit_s, gap, threads, start=budget_plan(f))
 
