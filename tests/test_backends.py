@@ -15,6 +15,16 @@ def _model() -> tuple[LinearModel, int, int, int, int]:
     return m, latency, replicas, used, other
 
 
+def _needs_three_replicas() -> tuple[LinearModel, int, int, int, int]:
+    """min r with r ≥ 3 forcing x = 1 (link row r ≤ 7x), hence L ≥ 2.5."""
+    m, latency, replicas, used, other = _model()
+    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
+    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
+    m.add_row("need", {replicas: 1.0}, ">=", 3.0)
+    m.add_objective(replicas, 1.0)
+    return m, latency, replicas, used, other
+
+
 def test_latency_row_becomes_x_implies_bound() -> None:
     m, latency, _, used, _ = _model()
     m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
@@ -48,11 +58,7 @@ def test_conservative_rounding_keeps_every_integer_solution_feasible() -> None:
 
 def test_cpsat_honours_the_implications() -> None:
     """min r + 100·L with r ≥ 3 forcing x = 1 (link), hence L ≥ 2.5: optimum 3 + 250 on every backend."""
-    m, latency, replicas, used, _ = _model()
-    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
-    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
-    m.add_row("need", {replicas: 1.0}, ">=", 3.0)
-    m.add_objective(replicas, 1.0)
+    m, latency, *_ = _needs_three_replicas()
     m.add_objective(latency, 100.0)
     for backend in ("highs", "cbc", "cpsat"):
         res = solve(m, backend)
@@ -74,11 +80,7 @@ def test_cbc_bound_is_read_from_its_log_and_the_log_removed(tmp_path) -> None:
 
 
 def test_time_to_first_plan_is_reported_where_the_solver_tells_it() -> None:
-    m, latency, replicas, used, _ = _model()
-    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
-    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
-    m.add_row("need", {replicas: 1.0}, ">=", 3.0)
-    m.add_objective(replicas, 1.0)
+    m, *_ = _needs_three_replicas()
     for backend in ("highs", "cpsat"):
         res = solve(m, backend)
         assert res.first_solution_s is not None and 0 <= res.first_solution_s <= res.wall_time_s, backend
@@ -87,11 +89,7 @@ def test_time_to_first_plan_is_reported_where_the_solver_tells_it() -> None:
 
 def test_starts_never_change_the_optimum() -> None:
     """A start is only an incumbent: feasible or not, partial or whole, the optimum (3 replicas) stays."""
-    m, latency, replicas, used, other = _model()
-    m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
-    m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
-    m.add_row("need", {replicas: 1.0}, ">=", 3.0)
-    m.add_objective(replicas, 1.0)
+    m, _, replicas, used, other = _needs_three_replicas()
     m.add_objective(other, 0.5)
     starts = [
         {replicas: 5.0, used: 1.0},  # partial and feasible: the solver fills in L and y
