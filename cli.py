@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from catalogs.hf_import import import_hf_config
-from catalogs.loader import load_catalog
-from catalogs.schema import Dtype
-from common.errors import EXIT_INFEASIBLE, EXIT_INVALID_INPUT, EXIT_NO_PLAN, InputError
-from common.io import atomic_write_text, dump_json, dump_yaml, load_mapping, parse_model
-from problems.documents import SCHEMAS, json_schema, validate_file
+from hetplace.catalogs.hf_import import import_hf_config
+from hetplace.catalogs.loader import load_catalog
+from hetplace.catalogs.schema import Dtype
+from hetplace.common.errors import EXIT_INFEASIBLE, EXIT_INVALID_INPUT, EXIT_NO_PLAN, InputError
+from hetplace.common.io import atomic_write_text, dump_json, dump_yaml, load_mapping, parse_model
+from hetplace.problems.documents import SCHEMAS, json_schema, validate_file
 
 app = typer.Typer(
     name="hetplace",
@@ -316,15 +316,15 @@ def analyze(
     ] = None,
 ) -> None:
     """Operators of one config with FLOPs, bytes, OI, CF, latency and bound — or a workflow's steps on every device."""
-    from costmodels.analysis import analyze_llm, analyze_workflow
+    from hetplace.costmodels.analysis import analyze_llm, analyze_workflow
 
     catalog = load_catalog()
     if calibration is not None:
-        from catalogs.loader import load_calibration
+        from hetplace.catalogs.loader import load_calibration
 
         catalog = catalog.with_calibration(load_calibration(calibration, catalog))
     if workflow is not None:
-        from problems.loader import bundled_workflow_path, load_workflow
+        from hetplace.problems.loader import bundled_workflow_path, load_workflow
 
         path = (
             Path(workflow) if Path(workflow).suffix in (".yaml", ".yml", ".json") else bundled_workflow_path(workflow)
@@ -346,7 +346,7 @@ def analyze(
         raise InputError.single("--prompt-tokens", "prompt_tokens", "must be ≥ 1")
     result = analyze_llm(arch, dev, tp, phase.value, batch, prompt_tokens, context, weight_dtype)
     if plot is not None:
-        from reports.roofline_plot import plot_roofline
+        from hetplace.reports.roofline_plot import plot_roofline
 
         plot_roofline(
             [dev],
@@ -417,8 +417,8 @@ def calibrate_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Fit per-device efficiency factors and overheads to measured timings, or score an existing calibration."""
-    from catalogs.loader import load_calibration
-    from costmodels.calibration import calibrate, evaluate, load_measurements
+    from hetplace.catalogs.loader import load_calibration
+    from hetplace.costmodels.calibration import calibrate, evaluate, load_measurements
 
     catalog = load_catalog()
     meas = load_measurements(measurements)
@@ -569,8 +569,8 @@ def solve_cmd(
     ] = None,
 ) -> None:
     """Plan the TCO-minimal heterogeneous fleet for a scenario (exit 1 infeasible, 3 no plan in time)."""
-    from optimizer.solve import solve_scenario
-    from problems.loader import default_scenario_path, load_scenario
+    from hetplace.optimizer.solve import solve_scenario
+    from hetplace.problems.loader import default_scenario_path, load_scenario
 
     resolved = load_scenario(scenario or default_scenario_path())
     if budget is not None:
@@ -656,11 +656,11 @@ def whatif_cmd(
     ] = None,
 ) -> None:
     """Procurement what-ifs: solve a grid of scenario variants and compare their plans (exit 2 on bad input)."""
-    from problems.loader import default_scenario_path
-    from whatif.executors import run_points
-    from whatif.outputs import write_outputs
-    from whatif.overrides import parse_value
-    from whatif.sweep import SolveOptions, build_tasks, parse_axis, parse_sweep_file, split_assignment
+    from hetplace.problems.loader import default_scenario_path
+    from hetplace.whatif.executors import run_points
+    from hetplace.whatif.outputs import write_outputs
+    from hetplace.whatif.overrides import parse_value
+    from hetplace.whatif.sweep import SolveOptions, build_tasks, parse_axis, parse_sweep_file, split_assignment
 
     path = scenario or default_scenario_path()
     fixed: list[tuple[str, object]] = []
@@ -732,9 +732,9 @@ def schedule_cmd(
     ] = None,
 ) -> None:
     """Multi-period plan: one solve over all periods; purchases stay in the fleet (exit 1 infeasible, 3 no plan)."""
-    from optimizer.multiperiod import solve_schedule
-    from problems.loader import load_scenario
-    from reports.report import schedule_rows
+    from hetplace.optimizer.multiperiod import solve_schedule
+    from hetplace.problems.loader import load_scenario
+    from hetplace.reports.report import schedule_rows
 
     resolved = load_scenario(scenario)
     status, schedule = solve_schedule(resolved, backend.value, time_limit, gap, threads, greedy)
@@ -781,13 +781,13 @@ def report_cmd(
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel what-if points.")] = None,
 ) -> None:
     """Batch report: plan every scenario (with its schedule if it has a horizon) and write HTML + Markdown."""
-    from optimizer.multiperiod import solve_schedule
-    from optimizer.solve import solve_scenario
-    from problems.loader import load_scenario
-    from reports.report import ScenarioSection, unique_folders, write_report
-    from whatif.executors import run_points
-    from whatif.outputs import write_outputs
-    from whatif.sweep import SolveOptions, build_tasks, parse_axis
+    from hetplace.optimizer.multiperiod import solve_schedule
+    from hetplace.optimizer.solve import solve_scenario
+    from hetplace.problems.loader import load_scenario
+    from hetplace.reports.report import ScenarioSection, unique_folders, write_report
+    from hetplace.whatif.executors import run_points
+    from hetplace.whatif.outputs import write_outputs
+    from hetplace.whatif.sweep import SolveOptions, build_tasks, parse_axis
 
     resolved_all = [load_scenario(p) for p in scenarios]  # every input checked before any solve
     axes = [parse_axis(t) for t in sweeps or []]
@@ -819,9 +819,9 @@ def check_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recompute every constraint of a plan independently of the solver; exit 1 if any is violated."""
-    from optimizer.checker import check_plan
-    from optimizer.plan import Plan
-    from problems.loader import load_scenario
+    from hetplace.optimizer.checker import check_plan
+    from hetplace.optimizer.plan import Plan
+    from hetplace.problems.loader import load_scenario
 
     resolved = load_scenario(scenario)
     plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))

@@ -13,10 +13,10 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from catalogs.loader import load_catalog
-from catalogs.schema import Dtype
-from costmodels.analysis import analyze_llm
-from costmodels.llm_perf import evaluate_menu
+from hetplace.catalogs.loader import load_catalog
+from hetplace.catalogs.schema import Dtype
+from hetplace.costmodels.analysis import analyze_llm
+from hetplace.costmodels.llm_perf import evaluate_menu
 
 
 def _menu_axes(catalog, target: int):

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from catalogs.loader import bundled_dir
-from common.io import atomic_write_text
-from problems.loader import bundled_problems_dir
+from hetplace.catalogs.loader import bundled_dir
+from hetplace.common.io import atomic_write_text
+from hetplace.problems.loader import bundled_problems_dir
 
 SIZES = {"S": 10, "M": 100, "L": 500, "XL": 1000}  # target workflow steps
 TEMPLATES = {"chat": 0.4, "coding-agent": 0.2, "web-agent": 0.25, "computer-use": 0.15}  # share of workflows

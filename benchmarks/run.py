@@ -24,11 +24,11 @@ from pathlib import Path
 
 from benchmarks import costmodel_throughput
 from benchmarks.instances import SIZES, generate
-from common.io import atomic_write_text
-from optimizer.backends import solve
-from optimizer.heuristic import budget_plan
-from optimizer.solve import formulate, solve_model
-from problems.loader import default_scenario_path, load_scenario
+from hetplace.common.io import atomic_write_text
+from hetplace.optimizer.backends import solve
+from hetplace.optimizer.heuristic import budget_plan
+from hetplace.optimizer.solve import formulate, solve_model
+from hetplace.problems.loader import default_scenario_path, load_scenario
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from catalogs.schema import EfficiencyFactors
-from common.schema_base import Fraction, Identifier, NonNegativeFloat, NonNegativeInt, StrictModel
+from hetplace.catalogs.schema import EfficiencyFactors
+from hetplace.common.schema_base import Fraction, Identifier, NonNegativeFloat, NonNegativeInt, StrictModel
 
 
 class ErrorStats(StrictModel):

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from catalogs.schema import ModelArch, ModelKind
-from common.errors import InputError
-from common.io import parse_model, read_text
+from hetplace.catalogs.schema import ModelArch, ModelKind
+from hetplace.common.errors import InputError
+from hetplace.common.io import parse_model, read_text
 
 ENCODER_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "nomic_bert", "new", "modernbert"}
 DTYPE_FROM_TORCH = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}

@@ -11,17 +11,17 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from catalogs.calibration_schema import CalibrationFile
-from catalogs.schema import Device, ModelArch
-from common.errors import InputError
-from common.io import load_mapping, parse_model
+from hetplace.catalogs.calibration_schema import CalibrationFile
+from hetplace.catalogs.schema import Device, ModelArch
+from hetplace.common.errors import InputError
+from hetplace.common.io import load_mapping, parse_model
 
 CATALOG_KINDS = {"devices": Device, "models": ModelArch}
 
 
 def bundled_dir(kind: str) -> Path:
     """Directory of the bundled YAML files of `kind` ('devices' or 'models')."""
-    return Path(str(resources.files("catalogs") / kind))
+    return Path(str(resources.files("hetplace.catalogs") / kind))
 
 
 def load_entry(path: Path, kind: str) -> Device | ModelArch:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from common.schema_base import (
+from hetplace.common.schema_base import (
     Fraction,
     Identifier,
     NonNegativeFloat,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from common.errors import InputError, InputProblem
+from hetplace.common.errors import InputError, InputProblem
 
 MAX_INPUT_BYTES = 20 * 1024 * 1024
 M = TypeVar("M", bound=BaseModel)

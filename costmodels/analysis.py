@@ -10,16 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from catalogs.loader import Catalog
-from catalogs.schema import Device, Dtype, ModelArch
-from common.errors import InputError
-from costmodels.capacity import min_devices_for_weights
-from costmodels.llm_ops import kv_bytes_per_token, weight_bytes
-from costmodels.llm_perf import evaluate_pass, feasible_tp, phase_shape
-from costmodels.nonllm import StepCost, encoder_cost, retrieval_cost, tool_cost
-from costmodels.precision import Precision, unsupported_reason
-from costmodels.roofline import DeviceArrays
-from costmodels.tco import DEFAULT_ECONOMICS, HOURS_PER_YEAR, EconomicsInputs, bought_device_year
+from hetplace.catalogs.loader import Catalog
+from hetplace.catalogs.schema import Device, Dtype, ModelArch
+from hetplace.common.errors import InputError
+from hetplace.costmodels.capacity import min_devices_for_weights
+from hetplace.costmodels.llm_ops import kv_bytes_per_token, weight_bytes
+from hetplace.costmodels.llm_perf import evaluate_pass, feasible_tp, phase_shape
+from hetplace.costmodels.nonllm import StepCost, encoder_cost, retrieval_cost, tool_cost
+from hetplace.costmodels.precision import Precision, unsupported_reason
+from hetplace.costmodels.roofline import DeviceArrays
+from hetplace.costmodels.tco import DEFAULT_ECONOMICS, HOURS_PER_YEAR, EconomicsInputs, bought_device_year
 
 
 def _money(x: float) -> float | None:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from catalogs.calibration_schema import CalibrationFile, DeviceCalibration, ErrorStats
-from catalogs.loader import Catalog
-from catalogs.schema import Device, Dtype
-from common.errors import InputError
-from common.io import read_text
-from costmodels.gemm import gemm_time
+from hetplace.catalogs.calibration_schema import CalibrationFile, DeviceCalibration, ErrorStats
+from hetplace.catalogs.loader import Catalog
+from hetplace.catalogs.schema import Device, Dtype
+from hetplace.common.errors import InputError
+from hetplace.common.io import read_text
+from hetplace.costmodels.gemm import gemm_time
 
 Array = np.ndarray
 VIDUR_COLUMNS = ("device", "m", "k", "n", "dtype", "measured_ms_median")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from catalogs.schema import ModelArch
-from costmodels.llm_ops import kv_bytes_per_token, weight_bytes
-from costmodels.precision import ACT_BYTES, Precision
+from hetplace.catalogs.schema import ModelArch
+from hetplace.costmodels.llm_ops import kv_bytes_per_token, weight_bytes
+from hetplace.costmodels.precision import ACT_BYTES, Precision
 
 Array = np.ndarray
 

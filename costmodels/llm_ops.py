@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalogs.schema import DTYPE_BYTES, AttentionKind, FfnKind, ModelArch
-from costmodels.precision import ACT_BYTES, Precision
+from hetplace.catalogs.schema import DTYPE_BYTES, AttentionKind, FfnKind, ModelArch
+from hetplace.costmodels.precision import ACT_BYTES, Precision
 
 Array = np.ndarray
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalogs.schema import Device, Dtype, ModelArch
-from costmodels.capacity import max_batch
-from costmodels.llm_ops import Operator, Shape, llm_operators
-from costmodels.precision import Precision, matmul_dtype, sixteen_bit_dtype
-from costmodels.roofline import DeviceArrays, OpTiming, time_operators, total_latency
+from hetplace.catalogs.schema import Device, Dtype, ModelArch
+from hetplace.costmodels.capacity import max_batch
+from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
+from hetplace.costmodels.precision import Precision, matmul_dtype, sixteen_bit_dtype
+from hetplace.costmodels.roofline import DeviceArrays, OpTiming, time_operators, total_latency
 
 Array = np.ndarray
 PHASES = ("prefill", "decode")

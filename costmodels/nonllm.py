@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalogs.schema import DTYPE_BYTES, Device, DeviceKind, ModelArch
-from costmodels.llm_ops import Shape
-from costmodels.llm_perf import evaluate_pass
-from costmodels.precision import Precision
-from costmodels.roofline import DeviceArrays
+from hetplace.catalogs.schema import DTYPE_BYTES, Device, DeviceKind, ModelArch
+from hetplace.costmodels.llm_ops import Shape
+from hetplace.costmodels.llm_perf import evaluate_pass
+from hetplace.costmodels.precision import Precision
+from hetplace.costmodels.roofline import DeviceArrays
 
 Array = np.ndarray
 

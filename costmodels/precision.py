@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalogs.schema import DTYPE_BYTES, Device, Dtype
+from hetplace.catalogs.schema import DTYPE_BYTES, Device, Dtype
 
 ACT_BYTES = 2.0  # activations travel in 16-bit
 SIXTEEN_BIT = (Dtype.bf16, Dtype.fp16)

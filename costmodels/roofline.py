@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalogs.schema import Device, Dtype
-from costmodels.gemm import padding_factor
-from costmodels.llm_ops import ATTENTION, COMM, GEMM, VECTOR, Operator
-from costmodels.precision import matmul_dtype, sixteen_bit_dtype
+from hetplace.catalogs.schema import Device, Dtype
+from hetplace.costmodels.gemm import padding_factor
+from hetplace.costmodels.llm_ops import ATTENTION, COMM, GEMM, VECTOR, Operator
+from hetplace.costmodels.precision import matmul_dtype, sixteen_bit_dtype
 
 Array = np.ndarray
 

@@ -6,10 +6,10 @@ reported at its true cost and timing, not at its integer-scaled one.
 
 from __future__ import annotations
 
-from costmodels.tco import SECONDS_PER_YEAR, energy_usd_per_year, hosting_usd_per_year
-from optimizer.backends import SolveResult
-from optimizer.formulation import Formulation
-from optimizer.plan import (
+from hetplace.costmodels.tco import SECONDS_PER_YEAR, energy_usd_per_year, hosting_usd_per_year
+from hetplace.optimizer.backends import SolveResult
+from hetplace.optimizer.formulation import Formulation
+from hetplace.optimizer.plan import (
     Baseline,
     FleetEntry,
     Plan,
@@ -19,8 +19,8 @@ from optimizer.plan import (
     TcoBreakdown,
     WorkflowTiming,
 )
-from optimizer.pools import StepRef
-from problems.schema import LlmStep
+from hetplace.optimizer.pools import StepRef
+from hetplace.problems.schema import LlmStep
 
 ASSUMPTIONS = [
     "Pools are sized so load stays below max_utilisation; this headroom stands in for queueing delay "

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from optimizer.linear import LinearModel
+from hetplace.optimizer.linear import LinearModel
 
 BACKENDS = ("highs", "cbc", "cpsat")
 Start = list[float] | dict[int, float] | None  # a whole assignment, or index -> value for some variables

@@ -11,15 +11,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from catalogs.schema import Dtype
-from costmodels.llm_ops import kv_bytes_per_token
-from costmodels.llm_perf import evaluate_menu
-from costmodels.nonllm import encoder_cost, retrieval_cost
-from costmodels.precision import Precision
-from costmodels.tco import HOURS_PER_YEAR
-from optimizer.plan import Plan, PoolAssignment
-from problems.loader import ResolvedScenario
-from problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep
+from hetplace.catalogs.schema import Dtype
+from hetplace.costmodels.llm_ops import kv_bytes_per_token
+from hetplace.costmodels.llm_perf import evaluate_menu
+from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost
+from hetplace.costmodels.precision import Precision
+from hetplace.costmodels.tco import HOURS_PER_YEAR
+from hetplace.optimizer.plan import Plan, PoolAssignment
+from hetplace.problems.loader import ResolvedScenario
+from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep
 
 REL_TOL = 1e-6
 NIC_EFFICIENCY = 0.8

@@ -25,12 +25,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from catalogs.schema import Device
-from costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
-from optimizer.linear import LinearModel
-from optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
-from problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
-from problems.schema import Workflow
+from hetplace.catalogs.schema import Device
+from hetplace.costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
+from hetplace.optimizer.linear import LinearModel
+from hetplace.optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
+from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
+from hetplace.problems.schema import Workflow
 
 TIME_RESOLUTION_S = 1e-5  # CP-SAT counts latencies in units of 10 µs
 SHARE_RESOLUTION = 1e-4  # CP-SAT counts traffic shares in units of 0.01 %

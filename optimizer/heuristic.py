@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.formulation import DeviceOffer, Formulation
-from optimizer.pools import Config, Pool, StepRef, routes_by_family
-from optimizer.presolve import fastest_step_durations, path_margins, step_latency
-from problems.schema import ToolStep, Workflow
+from hetplace.optimizer.formulation import DeviceOffer, Formulation
+from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
+from hetplace.optimizer.presolve import fastest_step_durations, path_margins, step_latency
+from hetplace.problems.schema import ToolStep, Workflow
 
 
 def _longest_path_s(wf: Workflow, duration_s: dict[StepRef, float]) -> float:

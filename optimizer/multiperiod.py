@@ -19,16 +19,16 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from common.errors import InputError
-from common.schema_base import StrictModel
-from costmodels.tco import energy_usd_per_year, hosting_usd_per_year
-from optimizer.assemble import assemble_plan, solver_report
-from optimizer.backends import SolveResult, solve
-from optimizer.formulation import Formulation
-from optimizer.linear import LinearModel
-from optimizer.plan import Plan, SolverReport
-from optimizer.solve import formulate
-from problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
+from hetplace.common.errors import InputError
+from hetplace.common.schema_base import StrictModel
+from hetplace.costmodels.tco import energy_usd_per_year, hosting_usd_per_year
+from hetplace.optimizer.assemble import assemble_plan, solver_report
+from hetplace.optimizer.backends import SolveResult, solve
+from hetplace.optimizer.formulation import Formulation
+from hetplace.optimizer.linear import LinearModel
+from hetplace.optimizer.plan import Plan, SolverReport
+from hetplace.optimizer.solve import formulate
+from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
 
 
 class PeriodPlan(StrictModel):

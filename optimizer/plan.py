@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from common.schema_base import Identifier, NonNegativeFloat, NonNegativeInt, PositiveInt, StrictModel
+from hetplace.common.schema_base import Identifier, NonNegativeFloat, NonNegativeInt, PositiveInt, StrictModel
 
 PLAN_SCHEMA_VERSION = "1"
 

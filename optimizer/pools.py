@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from catalogs.loader import Catalog
-from catalogs.schema import Device, DeviceKind, Dtype
-from costmodels.llm_ops import kv_bytes_per_token
-from costmodels.llm_perf import evaluate_menu
-from costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
-from costmodels.precision import Precision
-from problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
+from hetplace.catalogs.loader import Catalog
+from hetplace.catalogs.schema import Device, DeviceKind, Dtype
+from hetplace.costmodels.llm_ops import kv_bytes_per_token
+from hetplace.costmodels.llm_perf import evaluate_menu
+from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
+from hetplace.costmodels.precision import Precision
+from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
 
 PREFILL_BATCHES = (1, 2, 4, 8)
 DECODE_BATCHES = (1, 4, 16, 32, 64, 128, 256)

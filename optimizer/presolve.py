@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from graphlib import TopologicalSorter
 
-from optimizer.pools import Config, Pool, StepRef, routes_by_family
-from problems.schema import Workflow
+from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
+from hetplace.problems.schema import Workflow
 
 
 def step_latency(c: Config, ref: StepRef) -> float:

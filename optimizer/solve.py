@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from catalogs.schema import DeviceKind
-from costmodels.capacity import min_devices_for_weights
-from costmodels.precision import Precision
-from optimizer.assemble import assemble_plan, critical_paths
-from optimizer.backends import SolveResult, solve
-from optimizer.formulation import (
+from hetplace.catalogs.schema import DeviceKind
+from hetplace.costmodels.capacity import min_devices_for_weights
+from hetplace.costmodels.precision import Precision
+from hetplace.optimizer.assemble import assemble_plan, critical_paths
+from hetplace.optimizer.backends import SolveResult, solve
+from hetplace.optimizer.formulation import (
     LIMITS,
     TIME_RESOLUTION_S,
     DeviceOffer,
@@ -23,12 +23,12 @@ from optimizer.formulation import (
     define_latency_objective,
     formulation_from_pools,
 )
-from optimizer.heuristic import budget_plan
-from optimizer.plan import Baseline, Plan
-from optimizer.pools import Pool, StepRef
-from optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
-from optimizer.warmstart import WARM_START_KEEP, restrict_menus, solve_with_warm_start
-from problems.loader import ResolvedScenario
+from hetplace.optimizer.heuristic import budget_plan
+from hetplace.optimizer.plan import Baseline, Plan
+from hetplace.optimizer.pools import Pool, StepRef
+from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
+from hetplace.optimizer.warmstart import WARM_START_KEEP, restrict_menus, solve_with_warm_start
+from hetplace.problems.loader import ResolvedScenario
 
 
 @dataclass

@@ -12,11 +12,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from optimizer.backends import SolveResult, solve
-from optimizer.formulation import DeviceOffer, Formulation
-from optimizer.heuristic import budget_plan
-from optimizer.pools import Config, Pool
-from optimizer.presolve import step_latency
+from hetplace.optimizer.backends import SolveResult, solve
+from hetplace.optimizer.formulation import DeviceOffer, Formulation
+from hetplace.optimizer.heuristic import budget_plan
+from hetplace.optimizer.pools import Config, Pool
+from hetplace.optimizer.presolve import step_latency
 
 
 def restrict_menus(

@@ -11,14 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from catalogs.calibration_schema import CalibrationFile
-from catalogs.loader import load_calibration, load_catalog
-from catalogs.schema import Device, ModelArch
-from common.errors import InputError
-from common.io import load_mapping, parse_model
-from optimizer.plan import Plan
-from problems.loader import load_scenario, workflow_reference_problems
-from problems.schema import Scenario, Workflow
+from hetplace.catalogs.calibration_schema import CalibrationFile
+from hetplace.catalogs.loader import load_calibration, load_catalog
+from hetplace.catalogs.schema import Device, ModelArch
+from hetplace.common.errors import InputError
+from hetplace.common.io import load_mapping, parse_model
+from hetplace.optimizer.plan import Plan
+from hetplace.problems.loader import load_scenario, workflow_reference_problems
+from hetplace.problems.schema import Scenario, Workflow
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "device": Device,

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from catalogs.loader import Catalog, load_catalog, resolve_calibration
-from catalogs.schema import ModelKind
-from common.errors import InputError, InputProblem
-from common.io import load_mapping, parse_model
-from problems.schema import (
+from hetplace.catalogs.loader import Catalog, load_catalog, resolve_calibration
+from hetplace.catalogs.schema import ModelKind
+from hetplace.common.errors import InputError, InputProblem
+from hetplace.common.io import load_mapping, parse_model
+from hetplace.problems.schema import (
     ConvertStep,
     EmbedStep,
     LlmStep,
@@ -29,7 +29,7 @@ STEP_MODEL_KIND = {LlmStep: ModelKind.decoder, EmbedStep: ModelKind.embedding, C
 
 
 def bundled_problems_dir() -> Path:
-    return Path(str(resources.files("problems")))
+    return Path(str(resources.files("hetplace.problems")))
 
 
 def bundled_workflow_path(workflow_id: str) -> Path:

@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from catalogs.schema import Dtype
-from common.schema_base import (
+from hetplace.catalogs.schema import Dtype
+from hetplace.common.schema_base import (
     Fraction,
     Identifier,
     NonNegativeFloat,
@@ -21,7 +21,7 @@ from common.schema_base import (
     Source,
     StrictModel,
 )
-from costmodels.tco import DEFAULT_ECONOMICS
+from hetplace.costmodels.tco import DEFAULT_ECONOMICS
 
 
 class StepBase(StrictModel):

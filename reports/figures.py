@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from common.io import atomic_write_bytes
+from hetplace.common.io import atomic_write_bytes
 
 
 def pyplot():

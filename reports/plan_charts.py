@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from costmodels.analysis import analyze_llm
-from optimizer.plan import Plan
-from problems.loader import ResolvedScenario
-from problems.schema import LlmStep
-from reports.figures import pyplot, save_png
-from reports.roofline_plot import attainable_flops
+from hetplace.costmodels.analysis import analyze_llm
+from hetplace.optimizer.plan import Plan
+from hetplace.problems.loader import ResolvedScenario
+from hetplace.problems.schema import LlmStep
+from hetplace.reports.figures import pyplot, save_png
+from hetplace.reports.roofline_plot import attainable_flops
 
 
 def device_utilisation(plan: Plan) -> dict[str, float]:

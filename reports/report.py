@@ -12,11 +12,11 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.io import atomic_write_text
-from optimizer.multiperiod import SchedulePlan
-from optimizer.plan import Plan
-from problems.loader import ResolvedScenario
-from reports.plan_charts import (
+from hetplace.common.io import atomic_write_text
+from hetplace.optimizer.multiperiod import SchedulePlan
+from hetplace.optimizer.plan import Plan
+from hetplace.problems.loader import ResolvedScenario
+from hetplace.reports.plan_charts import (
     device_utilisation,
     fleet_chart,
     placement_roofline,
@@ -24,7 +24,7 @@ from reports.plan_charts import (
     tco_chart,
     utilisation_chart,
 )
-from whatif.sweep import PointResult
+from hetplace.whatif.sweep import PointResult
 
 
 @dataclass

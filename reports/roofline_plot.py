@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from catalogs.schema import Device, Dtype
-from reports.figures import pyplot, save_png
+from hetplace.catalogs.schema import Device, Dtype
+from hetplace.reports.figures import pyplot, save_png
 
 
 def attainable_flops(device: Device, dtype: Dtype, oi: np.ndarray) -> np.ndarray:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from catalogs.loader import Catalog, bundled_dir, load_catalog
-from common.errors import InputError
-from common.io import parse_model
-from problems.loader import ResolvedScenario, bundled_problems_dir, load_scenario
+from hetplace.catalogs.loader import Catalog, bundled_dir, load_catalog
+from hetplace.common.errors import InputError
+from hetplace.common.io import parse_model
+from hetplace.problems.loader import ResolvedScenario, bundled_problems_dir, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from optimizer.backends import _conservative_row, _indicator_split, solve
-from optimizer.linear import LinearModel
+from hetplace.optimizer.backends import _conservative_row, _indicator_split, solve
+from hetplace.optimizer.linear import LinearModel
 
 
 def _model() -> tuple[LinearModel, int, int, int, int]:
@@ -67,7 +67,7 @@ def test_cpsat_honours_the_implications() -> None:
 
 
 def test_cbc_bound_is_read_from_its_log_and_the_log_removed(tmp_path) -> None:
-    from optimizer.backends import _cbc_log_bound
+    from hetplace.optimizer.backends import _cbc_log_bound
 
     log = tmp_path / "cbc.log"
     log.write_text(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from catalogs.loader import Catalog, bundled_dir, load_catalog
-from catalogs.schema import Dtype, ModelArch, ModelKind, Tier
-from common.errors import InputError
+from hetplace.catalogs.loader import Catalog, bundled_dir, load_catalog
+from hetplace.catalogs.schema import Dtype, ModelArch, ModelKind, Tier
+from hetplace.common.errors import InputError
 from tests.conftest import write_yaml
 
 PRE_HOPPER_NVIDIA = ["v100-sxm2-32gb", "t4", "a10g", "a40", "a100-40gb-sxm", "a100-80gb-sxm"]

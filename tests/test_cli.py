@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from hetplace.cli import app
 from tests.conftest import FIXTURES, bundled_yaml_files, write_yaml
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli import app
+from hetplace.cli import app
 from tests.conftest import FIXTURES
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from cli import app
-from optimizer.plan import Plan
+from hetplace.cli import app
+from hetplace.optimizer.plan import Plan
 from tests.conftest import FIXTURES, write_yaml
 
 runner = CliRunner()

@@ -5,14 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalogs.loader import Catalog
-from catalogs.schema import Dtype
-from costmodels.analysis import analyze_llm
-from costmodels.capacity import max_batch, min_devices_for_weights
-from costmodels.llm_ops import Shape, expected_distinct_experts, kv_bytes_per_token, llm_operators, weight_bytes
-from costmodels.llm_perf import evaluate_menu
-from costmodels.precision import Precision, matmul_dtype
-from costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
+from hetplace.catalogs.loader import Catalog
+from hetplace.catalogs.schema import Dtype
+from hetplace.costmodels.analysis import analyze_llm
+from hetplace.costmodels.capacity import max_batch, min_devices_for_weights
+from hetplace.costmodels.llm_ops import (
+    Shape,
+    expected_distinct_experts,
+    kv_bytes_per_token,
+    llm_operators,
+    weight_bytes,
+)
+from hetplace.costmodels.llm_perf import evaluate_menu
+from hetplace.costmodels.precision import Precision, matmul_dtype
+from hetplace.costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
 
 BF16 = Precision(Dtype.bf16, Dtype.bf16)
 
@@ -135,7 +141,7 @@ def test_tco_per_device_year_hand_computed() -> None:
 
 
 def test_kv_transfer_for_disaggregated_serving(catalog: Catalog) -> None:
-    from costmodels.roofline import DeviceArrays, kv_transfer_time
+    from hetplace.costmodels.roofline import DeviceArrays, kv_transfer_time
 
     model, h100 = catalog.model("llama-3.1-70b"), catalog.device("h100-sxm")
     kv = float(kv_bytes_per_token(model, BF16)) * 4096  # 80 layers · 2·8·128 · 2 B · 4096 tokens = 1.34 GB
@@ -171,7 +177,7 @@ def test_sliding_window_layers_cap_the_kv_capacity(catalog: Catalog) -> None:
     per_token_all_layers = float(kv_bytes_per_token(model, p))  # 36 layers · 2·8·64 · 2 B = 73,728 B
     assert per_token_all_layers == 36 * 2 * 8 * 64 * 2
     mem, ctx = np.array([80.0]), np.array([32768.0])
-    from costmodels.capacity import free_bytes_for_kv
+    from hetplace.costmodels.capacity import free_bytes_for_kv
 
     free = free_bytes_for_kv(model, p, mem, np.array([1.0]))[0]
     kept_tokens = 0.5 * 32768 + 0.5 * 128

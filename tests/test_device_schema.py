@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from catalogs.schema import Device
-from common.io import parse_model
+from hetplace.catalogs.schema import Device
+from hetplace.common.io import parse_model
 from tests.conftest import schema_problems
 
 

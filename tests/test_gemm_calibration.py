@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catalogs.loader import Catalog
-from common.errors import InputError
-from costmodels.calibration import Measurements, calibrate, evaluate, fit_device, load_measurements, predict
-from costmodels.gemm import padded_flops, padding_factor
+from hetplace.catalogs.loader import Catalog
+from hetplace.common.errors import InputError
+from hetplace.costmodels.calibration import Measurements, calibrate, evaluate, fit_device, load_measurements, predict
+from hetplace.costmodels.gemm import padded_flops, padding_factor
 from tests.conftest import FIXTURES
 
 VIDUR = FIXTURES / "measurements" / "vidur_gemm_fp16_sample.csv"  # every 20th row of the public vidur data

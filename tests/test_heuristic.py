@@ -7,15 +7,15 @@ import copy
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
-from optimizer.assemble import assemble_plan
-from optimizer.backends import solve
-from optimizer.checker import check_plan
-from optimizer.formulation import DeviceOffer
-from optimizer.heuristic import _cheapest, _Ledger, _Menu, budget_plan, step_budgets
-from optimizer.pools import Config, Pool, StepRef
-from optimizer.solve import formulate, solve_scenario
-from problems.loader import default_scenario_path, load_scenario
-from problems.schema import Workflow
+from hetplace.optimizer.assemble import assemble_plan
+from hetplace.optimizer.backends import solve
+from hetplace.optimizer.checker import check_plan
+from hetplace.optimizer.formulation import DeviceOffer
+from hetplace.optimizer.heuristic import _cheapest, _Ledger, _Menu, budget_plan, step_budgets
+from hetplace.optimizer.pools import Config, Pool, StepRef
+from hetplace.optimizer.solve import formulate, solve_scenario
+from hetplace.problems.loader import default_scenario_path, load_scenario
+from hetplace.problems.schema import Workflow
 from tests.conftest import FIXTURES, load_case
 from tests.test_presolve import chained_scenarios
 

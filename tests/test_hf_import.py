@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from catalogs.hf_import import config_to_model, import_hf_config
-from catalogs.loader import Catalog
-from common.errors import InputError
+from hetplace.catalogs.hf_import import config_to_model, import_hf_config
+from hetplace.catalogs.loader import Catalog
+from hetplace.common.errors import InputError
 from tests.conftest import FIXTURES
 
 HF = FIXTURES / "hf"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import InputError
-from common.io import atomic_write_text, load_mapping
+from hetplace.common.errors import InputError
+from hetplace.common.io import atomic_write_text, load_mapping
 
 
 def _problem(exc: pytest.ExceptionInfo[InputError]) -> str:
@@ -68,7 +68,7 @@ def test_atomic_write_failure_keeps_old_content(tmp_path: Path, monkeypatch: pyt
     def failing_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("common.io.os.replace", failing_replace)
+    monkeypatch.setattr("hetplace.common.io.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "new content")
     assert target.read_text() == "old"

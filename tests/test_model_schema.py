@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from catalogs.schema import ModelArch
-from common.io import parse_model
+from hetplace.catalogs.schema import ModelArch
+from hetplace.common.io import parse_model
 from tests.conftest import schema_problems
 
 MLA = {"kv_lora_rank": 512, "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128}

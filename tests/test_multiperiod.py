@@ -10,10 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli import app
-from optimizer.checker import check_plan
-from optimizer.multiperiod import scaled_scenario, solve_schedule
-from problems.loader import load_scenario
+from hetplace.cli import app
+from hetplace.optimizer.checker import check_plan
+from hetplace.optimizer.multiperiod import scaled_scenario, solve_schedule
+from hetplace.problems.loader import load_scenario
 from tests.conftest import FIXTURES, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"

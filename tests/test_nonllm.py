@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalogs.loader import Catalog
-from costmodels.nonllm import encoder_cost, retrieval_cost, retrieval_work, tool_cost
+from hetplace.catalogs.loader import Catalog
+from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost, retrieval_work, tool_cost
 
 
 def test_flat_retrieval_is_a_memory_bound_scan(catalog: Catalog) -> None:

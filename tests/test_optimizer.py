@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from optimizer.checker import check_plan
-from optimizer.plan import Plan
-from optimizer.solve import solve_scenario
-from problems.loader import load_scenario
+from hetplace.optimizer.checker import check_plan
+from hetplace.optimizer.plan import Plan
+from hetplace.optimizer.solve import solve_scenario
+from hetplace.problems.loader import load_scenario
 from tests.conftest import FIXTURES, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"

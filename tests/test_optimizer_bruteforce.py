@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import optimizer.pools as pools_module
-from optimizer.formulation import device_offers, economics_of
-from optimizer.solve import formulate, solve_scenario
-from problems.loader import load_scenario
+import hetplace.optimizer.pools as pools_module
+from hetplace.optimizer.formulation import device_offers, economics_of
+from hetplace.optimizer.solve import formulate, solve_scenario
+from hetplace.problems.loader import load_scenario
 from tests.conftest import write_yaml
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from optimizer.checker import check_plan
-from optimizer.solve import solve_scenario
+from hetplace.optimizer.checker import check_plan
+from hetplace.optimizer.solve import solve_scenario
 from tests.conftest import load_case
 
 GPUS = ["l4", "t4", "h100-sxm", "a100-80gb-sxm"]

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from optimizer.backends import solve
-from optimizer.pools import Config, Pool, StepRef
-from optimizer.presolve import path_margins, prune_by_critical_path, prune_dominated
-from optimizer.solve import formulate
-from problems.schema import Workflow
+from hetplace.optimizer.backends import solve
+from hetplace.optimizer.pools import Config, Pool, StepRef
+from hetplace.optimizer.presolve import path_margins, prune_by_critical_path, prune_dominated
+from hetplace.optimizer.solve import formulate
+from hetplace.problems.schema import Workflow
 from tests.conftest import load_case
 
 A = StepRef("w", "a")

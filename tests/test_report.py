@@ -9,11 +9,11 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from cli import app
-from optimizer.solve import solve_scenario
-from problems.loader import load_scenario
-from reports.plan_charts import device_utilisation
-from reports.report import ScenarioSection, unique_folders, write_report
+from hetplace.cli import app
+from hetplace.optimizer.solve import solve_scenario
+from hetplace.problems.loader import load_scenario
+from hetplace.reports.plan_charts import device_utilisation
+from hetplace.reports.report import ScenarioSection, unique_folders, write_report
 from tests.conftest import FIXTURES, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from common.errors import InputError
-from problems.loader import default_scenario_path, load_scenario
+from hetplace.common.errors import InputError
+from hetplace.problems.loader import default_scenario_path, load_scenario
 from tests.conftest import write_yaml
 
 

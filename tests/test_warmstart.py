@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-import optimizer.warmstart as warmstart
-from optimizer.backends import solve
-from optimizer.checker import check_plan
-from optimizer.formulation import DeviceOffer
-from optimizer.pools import Config, Pool, StepRef
-from optimizer.solve import formulate, solve_scenario
-from optimizer.warmstart import _lift, restrict_menus
-from problems.loader import load_scenario
+import hetplace.optimizer.warmstart as warmstart
+from hetplace.optimizer.backends import solve
+from hetplace.optimizer.checker import check_plan
+from hetplace.optimizer.formulation import DeviceOffer
+from hetplace.optimizer.pools import Config, Pool, StepRef
+from hetplace.optimizer.solve import formulate, solve_scenario
+from hetplace.optimizer.warmstart import _lift, restrict_menus
+from hetplace.problems.loader import load_scenario
 from tests.conftest import FIXTURES
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"

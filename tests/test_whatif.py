@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import optimizer.solve as solve_module
-from cli import app
-from common.errors import InputError
-from common.io import load_mapping
-from problems.loader import load_scenario
+import hetplace.optimizer.solve as solve_module
+from hetplace.cli import app
+from hetplace.common.errors import InputError
+from hetplace.common.io import load_mapping
+from hetplace.problems.loader import load_scenario
+from hetplace.whatif.executors import run_points
+from hetplace.whatif.overrides import OverrideError, apply_override, set_path
+from hetplace.whatif.sweep import Axis, SolveOptions, build_tasks, parse_axis, solve_point
 from tests.conftest import FIXTURES
-from whatif.executors import run_points
-from whatif.overrides import OverrideError, apply_override, set_path
-from whatif.sweep import Axis, SolveOptions, build_tasks, parse_axis, solve_point
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 runner = CliRunner()

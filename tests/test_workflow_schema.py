@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from common.errors import InputError
-from common.io import parse_model
-from problems.loader import load_workflow
-from problems.schema import Workflow, find_cycle
+from hetplace.common.errors import InputError
+from hetplace.common.io import parse_model
+from hetplace.problems.loader import load_workflow
+from hetplace.problems.schema import Workflow, find_cycle
 from tests.conftest import schema_problems, write_yaml
 
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from whatif.sweep import PointResult, PointTask, solve_point
+from hetplace.whatif.sweep import PointResult, PointTask, solve_point
 
 EXECUTORS = ("process", "ray")
 

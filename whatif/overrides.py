@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
+from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
 
 QUESTIONS = ("price", "demand", "sla", "owned", "offer", "power_cap")
 

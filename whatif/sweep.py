@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from common.errors import InputError
-from common.io import load_mapping
-from problems.loader import ResolvedScenario, resolve_scenario_mapping
-from whatif.overrides import OverrideError, apply_override, parse_value
+from hetplace.common.errors import InputError
+from hetplace.common.io import load_mapping
+from hetplace.problems.loader import ResolvedScenario, resolve_scenario_mapping
+from hetplace.whatif.overrides import OverrideError, apply_override, parse_value
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def build_tasks(
 
 def solve_point(task: PointTask) -> PointResult:
     """Solve one variant; never raises (a failure becomes a row with status 'error')."""
-    from optimizer.solve import solve_scenario
+    from hetplace.optimizer.solve import solve_scenario
 
     params = {spec: value for spec, value in task.assignments}
     t0 = time.perf_counter()
