@@ -820,8 +820,8 @@ def check_cmd(
 ) -> None:
     """Recompute every constraint of a plan independently of the solver; exit 1 if any is violated."""
     from hetplace.optimizer.checker import check_plan
-    from hetplace.optimizer.plan import Plan
     from hetplace.problems.loader import load_scenario
+    from hetplace.problems.plan import Plan
 
     resolved = load_scenario(scenario)
     plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from hetplace.costmodels.tco import SECONDS_PER_YEAR, energy_usd_per_year, hosting_usd_per_year
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
-from hetplace.optimizer.plan import (
+from hetplace.optimizer.pools import StepRef
+from hetplace.problems.plan import (
     Baseline,
     FleetEntry,
     Plan,
@@ -19,7 +20,6 @@ from hetplace.optimizer.plan import (
     TcoBreakdown,
     WorkflowTiming,
 )
-from hetplace.optimizer.pools import StepRef
 from hetplace.problems.schema import LlmStep
 
 ASSUMPTIONS = [

@@ -17,8 +17,8 @@ from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.tco import HOURS_PER_YEAR
-from hetplace.optimizer.plan import Plan, PoolAssignment
 from hetplace.problems.loader import ResolvedScenario
+from hetplace.problems.plan import Plan, PoolAssignment
 from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep
 
 REL_TOL = 1e-6

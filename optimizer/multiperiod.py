@@ -17,39 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import Field
-
 from hetplace.common.errors import InputError
-from hetplace.common.schema_base import StrictModel
 from hetplace.costmodels.tco import energy_usd_per_year, hosting_usd_per_year
 from hetplace.optimizer.assemble import assemble_plan, solver_report
 from hetplace.optimizer.backends import SolveResult, solve
 from hetplace.optimizer.formulation import Formulation
 from hetplace.optimizer.linear import LinearModel
-from hetplace.optimizer.plan import Plan, SolverReport
 from hetplace.optimizer.solve import formulate
 from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
-
-
-class PeriodPlan(StrictModel):
-    period: int
-    demand_factor: float
-    cost_usd: float = Field(description="Cost of this period (owned, rented, running and amortised purchases).")
-    bought: dict[str, int] = Field(description="Devices bought at the start of this period.")
-    held: dict[str, int] = Field(description="Bought devices in the fleet this period (this and earlier purchases).")
-    plan: Plan
-
-
-class SchedulePlan(StrictModel):
-    scenario: str
-    period_years: float
-    periods: list[PeriodPlan]
-    total_usd: float = Field(description="Cost over the whole horizon, USD.")
-    purchases_usd: float
-    greedy_total_usd: float | None = Field(description="The same horizon planned one period at a time, myopically.")
-    greedy_excess_fraction: float | None = Field(description="(greedy − joint) / joint.")
-    solver: SolverReport
-    greedy_wall_time_s: float | None = None
+from hetplace.problems.plan import PeriodPlan, SchedulePlan
 
 
 @dataclass

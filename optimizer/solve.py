@@ -24,11 +24,11 @@ from hetplace.optimizer.formulation import (
     formulation_from_pools,
 )
 from hetplace.optimizer.heuristic import budget_plan
-from hetplace.optimizer.plan import Baseline, Plan
 from hetplace.optimizer.pools import Pool, StepRef
 from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
 from hetplace.optimizer.warmstart import WARM_START_KEEP, restrict_menus, solve_with_warm_start
 from hetplace.problems.loader import ResolvedScenario
+from hetplace.problems.plan import Baseline, Plan
 
 
 @dataclass

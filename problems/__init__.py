@@ -1,0 +1,1 @@
+"""The documents hetplace reads and writes: workflows and scenarios (inputs), plans, schedules and sweep rows (outputs)."""

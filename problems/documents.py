@@ -16,8 +16,8 @@ from hetplace.catalogs.loader import load_calibration, load_catalog
 from hetplace.catalogs.schema import Device, ModelArch
 from hetplace.common.errors import InputError
 from hetplace.common.io import load_mapping, parse_model
-from hetplace.optimizer.plan import Plan
 from hetplace.problems.loader import load_scenario, workflow_reference_problems
+from hetplace.problems.plan import Plan
 from hetplace.problems.schema import Scenario, Workflow
 
 SCHEMAS: dict[str, type[BaseModel]] = {

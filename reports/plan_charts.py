@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from hetplace.costmodels.analysis import analyze_llm
-from hetplace.optimizer.plan import Plan
 from hetplace.problems.loader import ResolvedScenario
+from hetplace.problems.plan import Plan
 from hetplace.problems.schema import LlmStep
 from hetplace.reports.figures import pyplot, save_png
 from hetplace.reports.roofline_plot import attainable_flops

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hetplace.common.io import atomic_write_text
-from hetplace.optimizer.multiperiod import SchedulePlan
-from hetplace.optimizer.plan import Plan
 from hetplace.problems.loader import ResolvedScenario
+from hetplace.problems.plan import Plan, SchedulePlan
+from hetplace.problems.sweep_point import PointResult
 from hetplace.reports.plan_charts import (
     device_utilisation,
     fleet_chart,
@@ -24,7 +24,6 @@ from hetplace.reports.plan_charts import (
     tco_chart,
     utilisation_chart,
 )
-from hetplace.whatif.sweep import PointResult
 
 
 @dataclass

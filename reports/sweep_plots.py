@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from hetplace.problems.sweep_point import PointResult
 from hetplace.reports.figures import pyplot, save_png
-from hetplace.whatif.sweep import PointResult
 
 
 def _numeric(values) -> bool:

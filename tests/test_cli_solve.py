@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hetplace.cli import app
-from hetplace.optimizer.plan import Plan
+from hetplace.problems.plan import Plan
 from tests.conftest import FIXTURES, write_yaml
 
 runner = CliRunner()

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from hetplace.optimizer.checker import check_plan
-from hetplace.optimizer.plan import Plan
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import load_scenario
+from hetplace.problems.plan import Plan
 from tests.conftest import FIXTURES, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"

@@ -46,7 +46,7 @@ def test_wheel_holds_only_the_hetplace_package(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     top = {n.split("/", 1)[0] for n in names}
     assert top == {"hetplace", "hetplace-0.1.0.dist-info"}, top
-    for module in ("cli.py", "common/io.py", "catalogs/loader.py", "problems/loader.py", "optimizer/plan.py"):
+    for module in ("cli.py", "common/io.py", "catalogs/loader.py", "problems/loader.py", "optimizer/solve.py"):
         assert f"hetplace/{module}" in names, module
     shipped = {
         p.relative_to(REPO).as_posix()
@@ -82,7 +82,7 @@ def test_installed_wheel_exposes_only_hetplace_and_solves(wheel: Path, tmp_path:
     work.mkdir()
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     where = subprocess.run(
-        [str(python), "-c", "import hetplace.optimizer.plan as m; print(m.__file__)"],
+        [str(python), "-c", "import hetplace.problems.plan as m; print(m.__file__)"],
         cwd=work,
         env=clean_env,
         capture_output=True,

@@ -12,7 +12,8 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from hetplace.whatif.sweep import PointResult, PointTask, solve_point
+from hetplace.problems.sweep_point import PointResult
+from hetplace.whatif.sweep import PointTask, solve_point
 
 EXECUTORS = ("process", "ray")
 

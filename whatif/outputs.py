@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hetplace.common.io import atomic_write_text, dump_json
-from hetplace.whatif.sweep import Axis, PointResult
+from hetplace.problems.sweep_point import PointResult
+from hetplace.reports.sweep_plots import plot_pareto, plot_tco_vs_axis
+from hetplace.whatif.sweep import Axis
 
 COLUMNS = (
     "status",
@@ -55,8 +57,6 @@ def chart_name(spec: str) -> str:
 
 def write_outputs(results: Sequence[PointResult], axes: Sequence[Axis], out_dir: Path) -> list[Path]:
     """points.csv, points.json, one TCO chart per axis and the latency–TCO Pareto chart. Returns the paths."""
-    from hetplace.reports.sweep_plots import plot_pareto, plot_tco_vs_axis
-
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "points.csv", out_dir / "points.json"]
     atomic_write_text(written[0], results_csv(results, axes))

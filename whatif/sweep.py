@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from hetplace.common.errors import InputError
 from hetplace.common.io import load_mapping
 from hetplace.problems.loader import ResolvedScenario, resolve_scenario_mapping
+from hetplace.problems.sweep_point import PointResult
 from hetplace.whatif.overrides import OverrideError, apply_override, parse_value
 
 
@@ -48,26 +47,6 @@ class PointTask:
     base_data: dict
     assignments: tuple[tuple[str, Any], ...]
     options: SolveOptions = field(default_factory=SolveOptions)
-
-
-class PointResult(BaseModel):
-    """One row of a sweep: the variant's parameters and what its plan costs and looks like."""
-
-    index: int
-    params: dict[str, Any]
-    status: str = Field(description="optimal | feasible | infeasible | no_solution | error")
-    total_usd_per_year: float | None = None
-    usd_per_request: float | None = None
-    purchases_usd: float | None = None
-    mean_critical_path_s: float | None = None
-    gap: float | None = None
-    wall_time_s: float = 0.0
-    devices: dict[str, int] = Field(default_factory=dict, description="Devices in use per type.")
-    bought: dict[str, int] = Field(default_factory=dict)
-    rented: dict[str, int] = Field(default_factory=dict)
-    owned_idle: dict[str, int] = Field(default_factory=dict)
-    diagnosis: list[str] = Field(default_factory=list)
-    error: str | None = None
 
 
 def split_assignment(text: str, option: str) -> tuple[str, str]:

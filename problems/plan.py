@@ -1,4 +1,6 @@
-"""The Plan: the optimizer's output, written as JSON/YAML and read back by `hetplace check` and reports.
+"""The Plan and the SchedulePlan: the optimizer's outputs, written as JSON/YAML and read back by `hetplace check`,
+`hetplace validate` and the reports. They live beside the input documents so that every consumer imports them from
+below the optimizer.
 
 Versioned (`schema_version`) so downstream tooling can rely on the shape; `hetplace schema plan` prints it.
 """
@@ -120,3 +122,24 @@ class Plan(StrictModel):
         default_factory=list,
         description="Modelling approximations the numbers rest on (e.g. utilisation headroom stands in for queueing).",
     )
+
+
+class PeriodPlan(StrictModel):
+    period: int
+    demand_factor: float
+    cost_usd: float = Field(description="Cost of this period (owned, rented, running and amortised purchases).")
+    bought: dict[str, int] = Field(description="Devices bought at the start of this period.")
+    held: dict[str, int] = Field(description="Bought devices in the fleet this period (this and earlier purchases).")
+    plan: Plan
+
+
+class SchedulePlan(StrictModel):
+    scenario: str
+    period_years: float
+    periods: list[PeriodPlan]
+    total_usd: float = Field(description="Cost over the whole horizon, USD.")
+    purchases_usd: float
+    greedy_total_usd: float | None = Field(description="The same horizon planned one period at a time, myopically.")
+    greedy_excess_fraction: float | None = Field(description="(greedy − joint) / joint.")
+    solver: SolverReport
+    greedy_wall_time_s: float | None = None
