@@ -23,6 +23,9 @@ from hetplace.common.schema_base import (
 )
 from hetplace.costmodels.tco import DEFAULT_ECONOMICS
 
+# A purchase or rental offer without `max_count` is capped here: large enough never to bind on a real fleet, finite
+# so that CP-SAT gets bounded integer variables. The optimizer and the checker both read this one number.
+UNLIMITED_COUNT = 100_000
 
 class StepBase(StrictModel):
     id: Identifier
