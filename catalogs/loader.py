@@ -16,7 +16,7 @@ from hetplace.catalogs.schema import Device, ModelArch
 from hetplace.common.errors import InputError
 from hetplace.common.io import load_mapping, parse_model
 
-CATALOG_KINDS = {"devices": Device, "models": ModelArch}
+CATALOG_KINDS: dict[str, type[Device] | type[ModelArch]] = {"devices": Device, "models": ModelArch}
 
 
 def bundled_dir(kind: str) -> Path:
@@ -26,8 +26,11 @@ def bundled_dir(kind: str) -> Path:
 
 def load_entry(path: Path, kind: str) -> Device | ModelArch:
     """Parse one catalog YAML file of `kind`; errors name the file and field path."""
-    model_cls = CATALOG_KINDS[kind]
-    return parse_model(model_cls, load_mapping(path), str(path))
+    if kind == "devices":
+        return parse_model(Device, load_mapping(path), str(path))
+    if kind == "models":
+        return parse_model(ModelArch, load_mapping(path), str(path))
+    raise ValueError(f"unknown catalog kind {kind!r}; expected one of {sorted(CATALOG_KINDS)}")
 
 
 @dataclass

@@ -77,20 +77,24 @@ def validate_file(path: Path, kind: str | None = None) -> ValidationReport:
     if kind == "calibration":
         cal = load_calibration(path)
         return ValidationReport(kind, path.stem, f"factors for {', '.join(cal.devices)}")
-    doc = parse_model(SCHEMAS[kind], data, src)
     if kind == "workflow":
-        problems = workflow_reference_problems(doc, load_catalog())
+        wf = parse_model(Workflow, data, src)
+        problems = workflow_reference_problems(wf, load_catalog())
         if problems:
             raise InputError(src, problems)
-        summary = f"{len(doc.steps)} steps, {doc.arrival_rate_rps:g} req/s, SLA {doc.sla.e2e_latency_s:g} s"
-    elif kind == "device":
-        summary = f"{doc.kind.value}/{doc.tier.value}, {doc.mem_gb:g} GB, {doc.mem_bw_gbs:g} GB/s"
-    elif kind == "model":
-        summary = f"{doc.kind.value}, {doc.num_layers} layers, hidden {doc.hidden_size}, {doc.attention.value}"
-    else:
-        summary = f"plan for scenario '{doc.scenario}', {len(doc.fleet)} device types, status {doc.solver.status}"
-    doc_id = getattr(doc, "id", None) or getattr(doc, "scenario", "")
-    return ValidationReport(kind, doc_id, summary)
+        summary = f"{len(wf.steps)} steps, {wf.arrival_rate_rps:g} req/s, SLA {wf.sla.e2e_latency_s:g} s"
+        return ValidationReport(kind, wf.id, summary)
+    if kind == "device":
+        dev = parse_model(Device, data, src)
+        summary = f"{dev.kind.value}/{dev.tier.value}, {dev.mem_gb:g} GB, {dev.mem_bw_gbs:g} GB/s"
+        return ValidationReport(kind, dev.id, summary)
+    if kind == "model":
+        arch = parse_model(ModelArch, data, src)
+        summary = f"{arch.kind.value}, {arch.num_layers} layers, hidden {arch.hidden_size}, {arch.attention.value}"
+        return ValidationReport(kind, arch.id, summary)
+    plan = parse_model(Plan, data, src)
+    summary = f"plan for scenario '{plan.scenario}', {len(plan.fleet)} device types, status {plan.solver.status}"
+    return ValidationReport(kind, plan.scenario, summary)
 
 
 def json_schema(kind: str) -> dict[str, Any]:

@@ -49,9 +49,9 @@ def workflow_reference_problems(workflow: Workflow, catalog: Catalog, prefix: st
     """Model ids a workflow uses that the catalog lacks or that are of the wrong kind for the step."""
     problems = []
     for i, step in enumerate(workflow.steps):
-        wanted = STEP_MODEL_KIND.get(type(step))
-        if wanted is None:
+        if not isinstance(step, LlmStep | EmbedStep | ConvertStep):
             continue
+        wanted = STEP_MODEL_KIND[type(step)]
         path = f"{prefix}steps[{i}].model"
         model = catalog.models.get(step.model)
         if model is None:

@@ -28,7 +28,7 @@ def plot_roofline(
     hi = max([1e4, *ois]) * 2
     grid = np.logspace(np.log10(lo), np.log10(hi), 200)
     for dev in devices:
-        dt = dtype if dtype in dev.peak_tflops else max(dev.peak_tflops, key=dev.peak_tflops.get)
+        dt = dtype if dtype in dev.peak_tflops else max(dev.peak_tflops, key=lambda d: dev.peak_tflops[d])
         ax.plot(grid, attainable_flops(dev, dt, grid), label=f"{dev.id} ({dt.value} peak, {dev.mem_bw_gbs:g} GB/s)")
     for op in operators:
         if op["flops"] <= 0 or op["latency_s"] <= 0:

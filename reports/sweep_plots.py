@@ -6,10 +6,38 @@ Infeasible and failed points are drawn (as crosses on the x axis), never dropped
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hetplace.problems.sweep_point import PointResult
 from hetplace.reports.figures import pyplot, save_png
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """A sweep row that has a plan, with its TCO (never None)."""
+
+    row: PointResult
+    total_usd_per_year: float
+
+
+@dataclass(frozen=True)
+class _Timed(_Priced):
+    """A priced row that also has a mean critical path."""
+
+    mean_critical_path_s: float
+
+
+def _priced(rows: Sequence[PointResult]) -> list[_Priced]:
+    return [_Priced(r, r.total_usd_per_year) for r in rows if r.total_usd_per_year is not None]
+
+
+def _timed(rows: Sequence[PointResult]) -> list[_Timed]:
+    return [
+        _Timed(r, r.total_usd_per_year, r.mean_critical_path_s)
+        for r in rows
+        if r.total_usd_per_year is not None and r.mean_critical_path_s is not None
+    ]
 
 
 def _numeric(values) -> bool:
@@ -32,10 +60,12 @@ def plot_tco_vs_axis(results: Sequence[PointResult], axis: str, out: Path) -> No
         return x if numeric else categories.index(str(x))
 
     for label, rows in series.items():
-        ok = [r for r in rows if r.total_usd_per_year is not None]
-        ok.sort(key=lambda r: pos(r.params[axis]))
+        ok = sorted(_priced(rows), key=lambda p: pos(p.row.params[axis]))
         ax.plot(
-            [pos(r.params[axis]) for r in ok], [r.total_usd_per_year / 1e3 for r in ok], marker="o", label=label or None
+            [pos(p.row.params[axis]) for p in ok],
+            [p.total_usd_per_year / 1e3 for p in ok],
+            marker="o",
+            label=label or None,
         )
         bad = [r for r in rows if r.total_usd_per_year is None]
         if bad:
@@ -55,13 +85,16 @@ def plot_tco_vs_axis(results: Sequence[PointResult], axis: str, out: Path) -> No
 
 def pareto_front(results: Sequence[PointResult]) -> list[PointResult]:
     """Feasible points no other point beats on both mean critical path and TCO, fastest first."""
-    ok = [r for r in results if r.total_usd_per_year is not None and r.mean_critical_path_s is not None]
-    ok.sort(key=lambda r: (r.mean_critical_path_s, r.total_usd_per_year))
-    front, best = [], float("inf")
-    for r in ok:
-        if r.total_usd_per_year < best:
-            front.append(r)
-            best = r.total_usd_per_year
+    return [t.row for t in _front(_timed(results))]
+
+
+def _front(timed: list[_Timed]) -> list[_Timed]:
+    front: list[_Timed] = []
+    best = float("inf")
+    for t in sorted(timed, key=lambda t: (t.mean_critical_path_s, t.total_usd_per_year)):
+        if t.total_usd_per_year < best:
+            front.append(t)
+            best = t.total_usd_per_year
     return front
 
 
@@ -69,20 +102,20 @@ def plot_pareto(results: Sequence[PointResult], out: Path) -> None:
     """Every feasible point at (mean critical path, TCO), the Pareto front joined."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
-    ok = [r for r in results if r.total_usd_per_year is not None and r.mean_critical_path_s is not None]
-    ax.scatter([r.mean_critical_path_s for r in ok], [r.total_usd_per_year / 1e3 for r in ok], color="0.6", s=18)
-    front = pareto_front(results)
+    ok = _timed(results)
+    ax.scatter([t.mean_critical_path_s for t in ok], [t.total_usd_per_year / 1e3 for t in ok], color="0.6", s=18)
+    front = _front(ok)
     ax.plot(
-        [r.mean_critical_path_s for r in front],
-        [r.total_usd_per_year / 1e3 for r in front],
+        [t.mean_critical_path_s for t in front],
+        [t.total_usd_per_year / 1e3 for t in front],
         marker="o",
         color="tab:blue",
         label="Pareto front",
     )
-    for r in front:
+    for t in front:
         ax.annotate(
-            ", ".join(f"{v}" for v in r.params.values()),
-            (r.mean_critical_path_s, r.total_usd_per_year / 1e3),
+            ", ".join(f"{v}" for v in t.row.params.values()),
+            (t.mean_critical_path_s, t.total_usd_per_year / 1e3),
             fontsize=6,
             xytext=(3, 3),
             textcoords="offset points",

@@ -135,16 +135,18 @@ def _scale_price(hw: dict, base: ResolvedScenario, device: str, factor: float) -
     if buy is None and rent is None:
         raise OverrideError(f"price:{device}: the scenario neither sells nor rents {device}")
     base_hw = base.scenario.hardware
-    for entry, specs, field, read, kind in (
-        (buy, base_hw.purchasable, "capex_usd", purchase_price_usd, "purchase"),
-        (rent, base_hw.rentable, "usd_per_hour", rental_usd_per_hour, "rental"),
-    ):
-        if entry is None:
-            continue
-        price = read(next(e for e in specs if e.device == device), base.catalog)
-        if price is None:
-            raise OverrideError(f"price:{device}: no {kind} price in the scenario or the catalog to scale")
-        entry[field] = price * factor
+    if buy is not None:
+        offer = next(e for e in base_hw.purchasable if e.device == device)
+        buy["capex_usd"] = _scaled(purchase_price_usd(offer, base.catalog), factor, device, "purchase")
+    if rent is not None:
+        rental = next(e for e in base_hw.rentable if e.device == device)
+        rent["usd_per_hour"] = _scaled(rental_usd_per_hour(rental, base.catalog), factor, device, "rental")
+
+
+def _scaled(price: float | None, factor: float, device: str, kind: str) -> float:
+    if price is None:
+        raise OverrideError(f"price:{device}: no {kind} price in the scenario or the catalog to scale")
+    return price * factor
 
 
 def _scale_workflows(data: dict, base: ResolvedScenario, question: str, target: str, factor: float) -> None:
