@@ -6,10 +6,12 @@ reported at its true cost and timing, not at its integer-scaled one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hetplace.costmodels.tco import SECONDS_PER_YEAR, energy_usd_per_year, hosting_usd_per_year
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
-from hetplace.optimizer.pools import StepRef
+from hetplace.optimizer.pools import Config, Pool, StepRef
 from hetplace.problems.plan import (
     Baseline,
     FleetEntry,
@@ -34,48 +36,85 @@ ASSUMPTIONS = [
 ]
 
 
-def _used(f: Formulation, values: list[float]) -> dict[str, tuple]:
-    """config key -> (pool, config, replicas) for configs with replicas > 0."""
+@dataclass(frozen=True)
+class UsedConfig:
+    """A config the solution uses, with its pool and replica count."""
+
+    pool: Pool
+    config: Config
+    replicas: int
+
+
+@dataclass(frozen=True)
+class StepLatency:
+    """One step's timing in a plan."""
+
+    latency_s: float  # all repeats of the step, KV transfer included
+    transfer_s: float  # the KV transfer part of latency_s
+    device: str  # device of the step's slowest pool ("" when no pool serves it)
+    pools: str  # ids of the pools serving it, joined by "+"
+
+
+@dataclass(frozen=True)
+class _PoolStepTime:
+    latency_s: float  # one execution on the pool's slowest config in use, transfer included
+    transfer_s: float
+    device: str
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    length_s: float
+    steps: list[str]  # step ids along the path, first to last
+
+
+def _used(f: Formulation, values: list[float]) -> dict[str, UsedConfig]:
+    """Configs with replicas > 0, by config key."""
     out = {}
     for pool in f.pools:
         for c in pool.configs:
-            r = round(values[f.config_vars[c.key][0]])
+            r = round(values[f.config_vars[c.key].replicas])
             if r > 0:
-                out[c.key] = (pool, c, r)
+                out[c.key] = UsedConfig(pool, c, r)
     return out
 
 
-def step_latencies(f: Formulation, used: dict[str, tuple]) -> dict[StepRef, tuple[float, float, str, str]]:
-    """Per step: (latency of all repeats, transfer included, device of its slowest pool, pool ids)."""
-    per_pool: dict[tuple[str, StepRef], tuple[float, float, str]] = {}
+def step_latencies(f: Formulation, used: dict[str, UsedConfig]) -> dict[StepRef, StepLatency]:
+    """Per step: its latency over all repeats, the transfer part, the device of its slowest pool and its pools."""
+    per_pool: dict[tuple[str, StepRef], _PoolStepTime] = {}
     route_of: dict[str, str] = {}
-    for pool, c, _r in used.values():
+    for u in used.values():
+        pool, c = u.pool, u.config
         route_of[pool.id] = pool.route
         for ref in pool.steps:
             lat = c.latency_s[ref] + c.extra_s.get(ref, 0.0)
-            if lat > per_pool.get((pool.id, ref), (-1.0, 0.0, ""))[0]:
-                per_pool[(pool.id, ref)] = (lat, c.extra_s.get(ref, 0.0), c.device)
-    out: dict[StepRef, tuple[float, float, str, str]] = {}
+            now = per_pool.get((pool.id, ref))
+            if now is None or lat > now.latency_s:
+                per_pool[(pool.id, ref)] = _PoolStepTime(lat, c.extra_s.get(ref, 0.0), c.device)
+    out: dict[StepRef, StepLatency] = {}
     for wf in f.workflows:
         for step in wf.steps:
             ref = StepRef(wf.id, step.id)
-            routes: dict[str, list[tuple[str, tuple[float, float, str]]]] = {}
+            routes: dict[str, list[tuple[str, _PoolStepTime]]] = {}
             for (p, r), v in per_pool.items():
                 if r == ref:
                     routes.setdefault(route_of[p], []).append((p, v))
             # With traffic split between routes, the slower route is the step's duration.
-            parts = max(routes.values(), key=lambda ps: sum(v[0] for _, v in ps), default=[])
-            lat = sum(v[0] for _, v in parts) * step.repeat
-            transfer = sum(v[1] for _, v in parts) * step.repeat
-            device = max(parts, key=lambda pv: pv[1][0])[1][2] if parts else ""
-            out[ref] = (lat, transfer, device, "+".join(sorted(p for ps in routes.values() for p, _ in ps)))
+            parts = max(routes.values(), key=lambda ps: sum(v.latency_s for _, v in ps), default=[])
+            lat = sum(v.latency_s for _, v in parts) * step.repeat
+            transfer = sum(v.transfer_s for _, v in parts) * step.repeat
+            device = max((v for _, v in parts), key=lambda v: v.latency_s).device if parts else ""
+            out[ref] = StepLatency(lat, transfer, device, "+".join(sorted(p for ps in routes.values() for p, _ in ps)))
     return out
 
 
-def critical_paths(f: Formulation, lat: dict[StepRef, tuple]) -> tuple[dict[StepRef, float], dict[str, tuple]]:
-    """Earliest start of every step and (critical path length, critical steps) per workflow."""
+def critical_paths(
+    f: Formulation, duration_s: dict[StepRef, float]
+) -> tuple[dict[StepRef, float], dict[str, CriticalPath]]:
+    """Earliest start of every step and the critical path per workflow, each step taking `duration_s` (all of its
+    repeats)."""
     starts: dict[StepRef, float] = {}
-    result = {}
+    result: dict[str, CriticalPath] = {}
     for wf in f.workflows:
         finish: dict[str, float] = {}
         best_pred: dict[str, str | None] = {}
@@ -86,14 +125,15 @@ def critical_paths(f: Formulation, lat: dict[StepRef, tuple]) -> tuple[dict[Step
                     start = max((finish[p] for p in step.after), default=0.0)
                     best_pred[step.id] = max(step.after, key=lambda p: finish[p]) if step.after else None
                     starts[StepRef(wf.id, step.id)] = start
-                    finish[step.id] = start + lat[StepRef(wf.id, step.id)][0]
+                    finish[step.id] = start + duration_s[StepRef(wf.id, step.id)]
                     remaining.remove(step)
-        last = max(finish, key=finish.get)
-        chain, node = [], last
+        last = max(finish, key=lambda s: finish[s])
+        chain: list[str] = []
+        node: str | None = last
         while node is not None:
             chain.append(node)
             node = best_pred[node]
-        result[wf.id] = (finish[last], list(reversed(chain)))
+        result[wf.id] = CriticalPath(finish[last], list(reversed(chain)))
     return starts, result
 
 
@@ -115,7 +155,8 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
     values = res.values or []
     used = _used(f, values)
     fleet, capex_y, energy_y, hosting_y, rental_y, purchases = [], 0.0, 0.0, 0.0, 0.0, 0.0
-    for dev_id, (own_i, nodes_i, rent_i) in f.fleet_vars.items():
+    for dev_id, fv in f.fleet_vars.items():
+        own_i, nodes_i, rent_i = fv.own_devices, fv.buy_nodes, fv.rent_devices
         off = f.offers[dev_id]
         dpn = off.device.devices_per_node
         own = round(values[own_i]) if own_i is not None else 0
@@ -146,8 +187,9 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
             )
         )
     pools = []
-    for pool, c, r in used.values():
-        total = sum(cc.throughput * rr for p, cc, rr in used.values() if p.id == pool.id)
+    for u in used.values():
+        pool, c, r = u.pool, u.config, u.replicas
+        total = sum(o.config.throughput * o.replicas for o in used.values() if o.pool.id == pool.id)
         served = f.served_demand(pool, values)
         pools.append(
             PoolAssignment(
@@ -168,17 +210,17 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         )
     workflows_by_id = {wf.id: wf for wf in f.workflows}
     lat = step_latencies(f, used)
-    starts, paths = critical_paths(f, lat)
+    starts, paths = critical_paths(f, {ref: v.latency_s for ref, v in lat.items()})
     steps = [
         StepTiming(
             workflow=ref.workflow,
             step=ref.step,
-            pool=v[3],
-            device=v[2] or "-",
+            pool=v.pools,
+            device=v.device or "-",
             repeat=workflows_by_id[ref.workflow].step(ref.step).repeat,
-            latency_s=v[0],
+            latency_s=v.latency_s,
             start_s=starts[ref],
-            transfer_s=v[1],
+            transfer_s=v.transfer_s,
         )
         for ref, v in lat.items()
     ]
@@ -186,10 +228,10 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         WorkflowTiming(
             workflow=wf.id,
             arrival_rate_rps=wf.arrival_rate_rps,
-            critical_path_s=paths[wf.id][0],
+            critical_path_s=paths[wf.id].length_s,
             sla_s=wf.sla.e2e_latency_s,
-            slack_s=wf.sla.e2e_latency_s - paths[wf.id][0],
-            critical_steps=paths[wf.id][1],
+            slack_s=wf.sla.e2e_latency_s - paths[wf.id].length_s,
+            critical_steps=paths[wf.id].steps,
         )
         for wf in f.workflows
     ]

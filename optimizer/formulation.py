@@ -63,6 +63,23 @@ class DeviceOffer:
         return min(prices) if prices else float("inf")
 
 
+@dataclass(frozen=True)
+class FleetVars:
+    """Indices of one device type's fleet variables; None where the scenario offers no such source."""
+
+    own_devices: int | None  # owned devices kept in service
+    buy_nodes: int | None  # whole nodes bought
+    rent_devices: int | None  # devices rented
+
+
+@dataclass(frozen=True)
+class ConfigVars:
+    """Indices of one config's variables."""
+
+    replicas: int  # r_c, replicas in use
+    in_use: int  # x_c, 1 when the config is in use (its latency counts)
+
+
 @dataclass
 class Formulation:
     model: LinearModel
@@ -71,10 +88,10 @@ class Formulation:
     workflows: list[Workflow]
     econ: EconomicsInputs
     max_utilisation: float
-    config_vars: dict[str, tuple[int, int]] = field(default_factory=dict)  # config key -> (r index, x index)
+    config_vars: dict[str, ConfigVars] = field(default_factory=dict)  # by config key
     latency_vars: dict[tuple[str, StepRef], int] = field(default_factory=dict)
     start_vars: dict[StepRef, int] = field(default_factory=dict)
-    fleet_vars: dict[str, tuple[int | None, int | None, int | None]] = field(default_factory=dict)
+    fleet_vars: dict[str, FleetVars] = field(default_factory=dict)  # by device id
     dropped_configs: int = 0
     power_coeffs: dict[int, float] = field(default_factory=dict)  # facility kW per fleet variable
     capex_coeffs: dict[int, float] = field(default_factory=dict)  # up-front USD per fleet variable
@@ -136,7 +153,7 @@ def define_fleet_variables(f: Formulation) -> None:
             m.add_var(f"buy_nodes[{dev_id}]", 0, math.floor(off.buy_max / dpn), True) if off.buy_max >= dpn else None
         )
         rent = m.add_var(f"rent[{dev_id}]", 0, off.rent_max, True) if off.rent_max else None
-        f.fleet_vars[dev_id] = (own, nodes, rent)
+        f.fleet_vars[dev_id] = FleetVars(own, nodes, rent)
         if own is not None:
             m.add_objective(own, off.owned_cost)
         if nodes is not None:
@@ -158,7 +175,7 @@ def define_config_variables(f: Formulation) -> None:
                 continue
             r = m.add_var(f"r[{cfg.key}]", 0, bound, True)
             x = m.add_var(f"x[{cfg.key}]", 0, 1, True)
-            f.config_vars[cfg.key] = (r, x)
+            f.config_vars[cfg.key] = ConfigVars(r, x)
             m.add_row(f"link[{cfg.key}]", {r: 1.0, x: -float(bound)}, "<=", 0.0)
             # A config in use has a replica (valid: x = 1 with no replica only adds latency). With `choose` this
             # makes the relaxation pay for at least one whole replica per pool instead of a sliver of one.
@@ -188,8 +205,8 @@ def define_capacity(f: Formulation) -> None:
                 # 1: valid for integer replicas, and it tightens the relaxation (a sliver of a big replica no longer
                 # passes for capacity). Exact coefficients of 1 also survive CP-SAT's integer scaling unrounded.
                 cap = 1.0 if f.tighten else float("inf")
-                r_coeffs = {f.config_vars[c.key][0]: min(c.throughput / need, cap) for c in pool.configs}
-                x_coeffs = {f.config_vars[c.key][1]: 1.0 for c in pool.configs}
+                r_coeffs = {f.config_vars[c.key].replicas: min(c.throughput / need, cap) for c in pool.configs}
+                x_coeffs = {f.config_vars[c.key].in_use: 1.0 for c in pool.configs}
                 if route not in shares:
                     m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", 1.0)
                     m.add_row(f"choose[{pool.id}]", x_coeffs, ">=", 1.0)
@@ -202,12 +219,12 @@ def define_fleet_balance(f: Formulation) -> None:
     usage: dict[str, dict[int, float]] = {d: {} for d in f.offers}
     for pool in f.pools:
         for c in pool.configs:
-            usage[c.device][f.config_vars[c.key][0]] = float(c.tp)
+            usage[c.device][f.config_vars[c.key].replicas] = float(c.tp)
     for dev_id, coeffs in usage.items():
-        own, nodes, rent = f.fleet_vars[dev_id]
+        fv = f.fleet_vars[dev_id]
         row = dict(coeffs)
         dpn = f.offers[dev_id].device.devices_per_node
-        for idx, k in ((own, 1.0), (nodes, float(dpn)), (rent, 1.0)):
+        for idx, k in ((fv.own_devices, 1.0), (fv.buy_nodes, float(dpn)), (fv.rent_devices, 1.0)):
             if idx is not None:
                 row[idx] = row.get(idx, 0.0) - k
         f.model.add_row(f"fleet[{dev_id}]", row, "<=", 0.0)
@@ -227,7 +244,7 @@ def define_latency_and_sla(f: Formulation) -> None:
             for c in pool.configs:
                 m.add_row(
                     f"lat[{pool.id},{ref.step},{c.key}]",
-                    {lv: 1.0, f.config_vars[c.key][1]: -(c.latency_s[ref] + c.extra_s.get(ref, 0.0))},
+                    {lv: 1.0, f.config_vars[c.key].in_use: -(c.latency_s[ref] + c.extra_s.get(ref, 0.0))},
                     ">=",
                     0.0,
                 )
@@ -274,7 +291,8 @@ def define_limits(f: Formulation, resolved: ResolvedScenario, relax: frozenset[s
     m = f.model
     power: dict[int, float] = {}
     capex: dict[int, float] = {}
-    for dev_id, (own, nodes, _rent) in f.fleet_vars.items():
+    for dev_id, fv in f.fleet_vars.items():
+        own, nodes = fv.own_devices, fv.buy_nodes
         off = f.offers[dev_id]
         kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
         dpn = off.device.devices_per_node

@@ -11,10 +11,19 @@ Every rule here keeps the optimum (tests compare pruned and unpruned solves):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from graphlib import TopologicalSorter
 
 from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
 from hetplace.problems.schema import Workflow
+
+
+@dataclass(frozen=True)
+class FastestRoute:
+    """A step's fastest possible execution over the routes that can serve it."""
+
+    duration_s: float  # one execution (a route's pool latencies add up)
+    device: str  # the device of its slowest part ("-" when no pool serves the step)
 
 
 def step_latency(c: Config, ref: StepRef) -> float:
@@ -62,7 +71,7 @@ def fastest_pool_latencies(pools: list[Pool]) -> dict[tuple[str, StepRef], float
     }
 
 
-def fastest_routes(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, tuple[float, str]]:
+def fastest_routes(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, FastestRoute]:
     """Per step: the fastest possible duration of one execution over the routes that can serve it (a route's
     pool latencies add up), and the device that dominates it. Steps no pool serves take 0 s."""
     best_config = {
@@ -76,18 +85,18 @@ def fastest_routes(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef
             c = best_config[(pool.id, ref)]
             part = (step_latency(c, ref), c.device) if c is not None else (float("inf"), "-")
             by_route.setdefault(ref, {}).setdefault((pool.family, pool.route), []).append(part)
-    out: dict[StepRef, tuple[float, str]] = {}
+    out: dict[StepRef, FastestRoute] = {}
     for wf in workflows:
         for s in wf.steps:
             routes = by_route.get(StepRef(wf.id, s.id), {}).values()
             parts = min(routes, key=lambda ps: sum(t for t, _ in ps), default=[(0.0, "-")])
-            out[StepRef(wf.id, s.id)] = (sum(t for t, _ in parts), max(parts)[1])
+            out[StepRef(wf.id, s.id)] = FastestRoute(sum(t for t, _ in parts), max(parts)[1])
     return out
 
 
 def fastest_step_durations(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, float]:
     """Per step: the fastest possible duration of one execution (see `fastest_routes`)."""
-    return {ref: d for ref, (d, _) in fastest_routes(pools, workflows).items()}
+    return {ref: r.duration_s for ref, r in fastest_routes(pools, workflows).items()}
 
 
 def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) -> dict[StepRef, float]:

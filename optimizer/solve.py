@@ -117,18 +117,17 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
         else:
             causes.append(f"pool {pool.id}: no offered device can serve it (tools need CPUs; indexes must fit)")
     # Fastest possible critical path per workflow: every step on its fastest route and configs.
-    fastest = {
-        ref: (d * repeat[ref], 0.0, device, "") for ref, (d, device) in fastest_routes(f.pools, f.workflows).items()
-    }
-    _, paths = critical_paths(f, fastest)
+    fastest = fastest_routes(f.pools, f.workflows)
+    all_repeats_s = {ref: r.duration_s * repeat[ref] for ref, r in fastest.items()}
+    _, paths = critical_paths(f, all_repeats_s)
     for wf in f.workflows:
-        length, chain = paths[wf.id]
-        if length > wf.sla.e2e_latency_s:
-            slowest = max(chain, key=lambda s, w=wf.id: fastest[StepRef(w, s)][0])
+        path = paths[wf.id]
+        if path.length_s > wf.sla.e2e_latency_s:
+            slowest = max(path.steps, key=lambda s, w=wf.id: all_repeats_s[StepRef(w, s)])
             ref = StepRef(wf.id, slowest)
             causes.append(
-                f"workflow {wf.id}: fastest possible critical path {length:.2f} s > SLA "
-                f"{wf.sla.e2e_latency_s:g} s (step {slowest}: {fastest[ref][0]:.2f} s on {fastest[ref][2]})"
+                f"workflow {wf.id}: fastest possible critical path {path.length_s:.2f} s > SLA "
+                f"{wf.sla.e2e_latency_s:g} s (step {slowest}: {all_repeats_s[ref]:.2f} s on {fastest[ref].device})"
             )
     if not causes:
         causes.extend(diagnose_limits(resolved))

@@ -69,7 +69,9 @@ def solve_with_warm_start(
     plan: dict[int, float] | list[float] | None = budget_plan(full)
     first_plan_s = None
     if len(full.model.vars) >= WARM_START_MIN_VARS:
-        in_plan = frozenset(c for c, (r, _) in full.config_vars.items() if plan is not None and plan.get(r, 0.0) > 0)
+        in_plan = frozenset(
+            c for c, v in full.config_vars.items() if plan is not None and plan.get(v.replicas, 0.0) > 0
+        )
         restricted = build_restricted(in_plan)
         restricted_start = _rename(plan, full, restricted) if plan is not None else None
         limit = (time_limit_s or 60.0) / 3

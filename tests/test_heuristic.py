@@ -91,14 +91,19 @@ def test_cheapest_config_within_budget(catalog) -> None:
     ]
     pool = Pool("p", "decode", "decode_tokens", 100.0, "m", [a], configs)
     menu = [_Menu.of(pool, 0.5)]
-    cost, ratio, chosen = _cheapest(menu, {a: 2.5}, _Ledger(offers))
-    assert cost == 4000.0 and chosen[0][1] in (2, 4) and ratio <= 1.0
-    cost, ratio, chosen = _cheapest(menu, {a: 5.0}, _Ledger(offers))
-    assert (cost, ratio, chosen[0][0].batch, chosen[0][1]) == (2000.0, 1.0, 64, 2)
+    choice = _cheapest(menu, {a: 2.5}, _Ledger(offers))
+    assert choice is not None
+    assert choice.usd_per_year == 4000.0 and choice.configs[0].replicas in (2, 4) and choice.budget_ratio <= 1.0
+    choice = _cheapest(menu, {a: 5.0}, _Ledger(offers))
+    assert choice is not None
+    (c,) = choice.configs
+    assert (choice.usd_per_year, choice.budget_ratio, c.config.batch, c.replicas) == (2000.0, 1.0, 64, 2)
     assert _cheapest(menu, {a: 0.5}, _Ledger(offers)) is None
     # Nothing meets 0.5 s: the nearest choice is the fastest config, 2× over its budget.
-    cost, ratio, chosen = _cheapest(menu, {a: 0.5}, _Ledger(offers), closest=True)
-    assert (cost, ratio, chosen[0][0].batch, chosen[0][1]) == (4000.0, 2.0, 1, 4)
+    choice = _cheapest(menu, {a: 0.5}, _Ledger(offers), closest=True)
+    assert choice is not None
+    (c,) = choice.configs
+    assert (choice.usd_per_year, choice.budget_ratio, c.config.batch, c.replicas) == (4000.0, 2.0, 1, 4)
 
 
 def _completed(f, plan: dict[int, float]):
