@@ -196,6 +196,8 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
                 pool=pool.id,
                 phase=pool.phase,
                 model=pool.model,
+                workflow=pool.workflow,
+                step=pool.step,
                 device=c.device,
                 weight_dtype=c.dtype,
                 tensor_parallel=c.tp,

@@ -67,6 +67,9 @@ DISAGGREGATED, COLOCATED, SINGLE = "disaggregated", "colocated", "single"
 
 @dataclass
 class Pool:
+    """A set of replicas serving one kind of work. Its identity is in fields (phase, model, workflow, step); `id` is
+    a readable name for variable names and reports, never parsed back (workflow ids may contain dots)."""
+
     id: str
     phase: str  # prefill | decode | colocated | embed | convert | retrieval | tool
     unit: str
@@ -76,6 +79,8 @@ class Pool:
     configs: list[Config] = field(default_factory=list)
     family: str = ""  # pools serving the same traffic: the LLM model id, else the pool's own id
     route: str = SINGLE  # one way to serve the family's traffic: all pools of a route together serve it
+    workflow: str | None = None  # the workflow of a pool serving one step (retrieval), else None
+    step: str | None = None  # that step's id
 
     def __post_init__(self) -> None:
         self.family = self.family or self.id
@@ -307,7 +312,9 @@ def _encoder_pool(kind: str, model_id: str, uses, catalog: Catalog, device_ids: 
 def _retrieval_pool(wf: Workflow, step: RetrievalStep, catalog: Catalog, device_ids: list[str]) -> Pool:
     ref = StepRef(wf.id, step.id)
     demand = wf.arrival_rate_rps * step.repeat * step.queries
-    pool = Pool(f"retrieval:{wf.id}.{step.id}", "retrieval", "queries", demand, None, [ref])
+    pool = Pool(
+        f"retrieval:{wf.id}.{step.id}", "retrieval", "queries", demand, None, [ref], workflow=wf.id, step=step.id
+    )
     devices = _devices_for(catalog, device_ids)
     cost = retrieval_cost(
         devices, step.corpus_vectors, step.dim, step.top_k, step.index, step.vector_dtype.value, step.queries

@@ -33,9 +33,14 @@ class FleetEntry(StrictModel):
 class PoolAssignment(StrictModel):
     """One serving configuration chosen for a pool (a pool may mix several configs)."""
 
-    pool: str = Field(description="Pool id: '<model>:<phase>' for LLM pools, '<kind>:<step>' otherwise.")
+    pool: str = Field(
+        description="Pool id, a readable name: '<model>:<phase>' for LLM pools, '<kind>:<model>' for encoders, "
+        "'retrieval:<workflow>.<step>', 'tool:cpu'. Read the pool's identity from phase, model, workflow and step."
+    )
     phase: Literal["prefill", "decode", "colocated", "embed", "retrieval", "tool", "convert"]
     model: Identifier | None = None
+    workflow: Identifier | None = Field(default=None, description="The workflow of a retrieval pool's step.")
+    step: Identifier | None = Field(default=None, description="The step a retrieval pool serves.")
     device: Identifier
     weight_dtype: str | None = None
     tensor_parallel: PositiveInt = 1

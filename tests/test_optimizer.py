@@ -200,3 +200,28 @@ def test_allowed_weight_dtypes_widen_the_menu(tmp_path: Path, small_plans: dict[
     assert outcome.plan.tco.total_usd_per_year < 0.6 * base
     assert "int4" in {a.weight_dtype for a in outcome.plan.pools}
     assert check_plan(resolved, outcome.plan) == []
+
+
+def test_a_workflow_id_with_a_dot_solves_and_checks(tmp_path: Path) -> None:
+    # Pool ids like 'retrieval:<workflow>.<step>' are names only: the plan carries workflow and step as fields.
+    workflow = yaml.safe_load((FIXTURES / "scenarios" / "small-agent-workflow.yaml").read_text())
+    workflow["id"] = "small.agent.v2"
+    scenario = yaml.safe_load(SMALL.read_text())
+    scenario["workflows"] = [{"path": str(write_yaml(tmp_path / "wf.yaml", workflow))}]
+    resolved = load_scenario(write_yaml(tmp_path / "scenario.yaml", scenario))
+    outcome = solve_scenario(resolved, baselines=False)
+    assert outcome.status == "optimal" and outcome.plan is not None
+    (retrieval,) = {(a.workflow, a.step) for a in outcome.plan.pools if a.phase == "retrieval"}
+    assert retrieval == ("small.agent.v2", "search")
+    assert check_plan(resolved, outcome.plan) == []
+    assert outcome.plan.tco.total_usd_per_year == pytest.approx(18_561.24, abs=0.01)  # same scenario, renamed
+
+
+def test_a_plan_without_pool_identity_fields_still_validates_and_checks(small_plans: dict[str, Any]) -> None:
+    # Plans written before pools carried workflow and step name the retrieval step only in the pool id.
+    data = small_plans["highs"].plan.model_dump(mode="json")
+    for a in data["pools"]:
+        del a["workflow"], a["step"]
+    old = Plan.model_validate(data)
+    assert {a.workflow for a in old.pools} == {None}
+    assert check_plan(load_scenario(SMALL), old) == []
