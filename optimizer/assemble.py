@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hetplace.costmodels.tco import SECONDS_PER_YEAR, energy_usd_per_year, hosting_usd_per_year
+from hetplace.costmodels.tco import SECONDS_PER_YEAR
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
 from hetplace.optimizer.pools import Config, Pool, StepRef
@@ -165,15 +165,12 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         if own + bought + rented == 0:
             continue
         kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
-        energy_per = energy_usd_per_year(off.device.tdp_w, f.econ)
-        hosting_per = hosting_usd_per_year(off.device.tdp_w, f.econ)
         on_site = own + bought
-        energy_y += on_site * energy_per
-        hosting_y += on_site * hosting_per
-        capex_y += own * (off.owned_cost - energy_per - hosting_per) + bought * (
-            off.buy_cost - energy_per - hosting_per
-        )
-        rental_y += rented * off.rent_cost
+        mine, new, hired = off.owned_year, off.bought_year, off.rented_year
+        capex_y += own * mine.capex_usd + bought * new.capex_usd + rented * hired.capex_usd
+        energy_y += own * mine.energy_usd + bought * new.energy_usd + rented * hired.energy_usd
+        hosting_y += own * mine.hosting_usd + bought * new.hosting_usd + rented * hired.hosting_usd
+        rental_y += own * mine.rental_usd + bought * new.rental_usd + rented * hired.rental_usd
         purchases += bought * off.capex_usd
         fleet.append(
             FleetEntry(

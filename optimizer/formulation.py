@@ -26,7 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hetplace.catalogs.schema import Device
-from hetplace.costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
+from hetplace.costmodels.tco import (
+    DeviceYearCost,
+    EconomicsInputs,
+    bought_device_year,
+    owned_device_year,
+    rented_device_year,
+)
 from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
 from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
@@ -36,16 +42,37 @@ TIME_RESOLUTION_S = 1e-5  # CP-SAT counts latencies in units of 10 µs
 SHARE_RESOLUTION = 1e-4  # CP-SAT counts traffic shares in units of 0.01 %
 
 
+NO_COST = DeviceYearCost(0.0, 0.0, 0.0, 0.0)
+
+
 @dataclass
 class DeviceOffer:
+    """How many devices of one type can be owned, bought and rented, and what one costs per year in service by
+    each source, kept in its parts (capex, energy, hosting, rental) for the plan's cost breakdown."""
+
     device: Device
     owned: int = 0
-    owned_cost: float = 0.0  # USD per device-year in service
+    owned_year: DeviceYearCost = NO_COST  # one owned device kept in service
     buy_max: int = 0
-    buy_cost: float = 0.0
-    capex_usd: float = 0.0
+    bought_year: DeviceYearCost = NO_COST
+    capex_usd: float = 0.0  # purchase price of one device
     rent_max: int = 0
-    rent_cost: float = 0.0
+    rented_year: DeviceYearCost = NO_COST
+
+    @property
+    def owned_cost(self) -> float:
+        """USD per owned device-year in service."""
+        return self.owned_year.total_usd
+
+    @property
+    def buy_cost(self) -> float:
+        """USD per bought device-year."""
+        return self.bought_year.total_usd
+
+    @property
+    def rent_cost(self) -> float:
+        """USD per rented device-year."""
+        return self.rented_year.total_usd
 
     @property
     def available(self) -> int:
@@ -130,17 +157,17 @@ def device_offers(resolved: ResolvedScenario, econ: EconomicsInputs) -> dict[str
         dev = resolved.catalog.device(o.device)
         off = offer(o.device)
         off.owned = o.count
-        off.owned_cost = owned_device_year(dev.tdp_w, econ, o.sunk, dev.capex_usd, o.residual_value_usd).total_usd
+        off.owned_year = owned_device_year(dev.tdp_w, econ, o.sunk, dev.capex_usd, o.residual_value_usd)
     for p in hw.purchasable:
         off = offer(p.device)
         off.capex_usd = float(purchase_price_usd(p, resolved.catalog) or 0.0)
         off.buy_max = p.max_count if p.max_count is not None else UNLIMITED
-        off.buy_cost = bought_device_year(off.capex_usd, off.device.tdp_w, econ).total_usd
+        off.bought_year = bought_device_year(off.capex_usd, off.device.tdp_w, econ)
     for q in hw.rentable:
         off = offer(q.device)
         off.rent_max = q.max_count if q.max_count is not None else UNLIMITED
         price = float(rental_usd_per_hour(q, resolved.catalog) or 0.0)
-        off.rent_cost = rented_device_year(price).total_usd
+        off.rented_year = rented_device_year(price)
     return offers
 
 

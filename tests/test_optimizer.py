@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from hetplace.costmodels.tco import energy_usd_per_year, hosting_usd_per_year
 from hetplace.optimizer.checker import check_plan
+from hetplace.optimizer.formulation import economics_of
 from hetplace.optimizer.solve import solve_scenario
-from hetplace.problems.loader import load_scenario
+from hetplace.problems.loader import load_scenario, rental_usd_per_hour
 from hetplace.problems.plan import Plan
 from tests.conftest import FIXTURES, write_yaml
 
@@ -225,3 +227,23 @@ def test_a_plan_without_pool_identity_fields_still_validates_and_checks(small_pl
     old = Plan.model_validate(data)
     assert {a.workflow for a in old.pools} == {None}
     assert check_plan(load_scenario(SMALL), old) == []
+
+
+def test_tco_parts_are_those_of_the_devices_in_use(small_plans: dict[str, Any]) -> None:
+    # Energy and hosting from the cost model per device on site; rental at the catalog's hourly price all year.
+    resolved = load_scenario(SMALL)
+    plan = small_plans["highs"].plan
+    econ = economics_of(resolved)
+    rentable = {r.device: r for r in resolved.scenario.hardware.rentable}
+    energy = hosting = rental = 0.0
+    for e in plan.fleet:
+        dev = resolved.catalog.device(e.device)
+        energy += (e.owned_used + e.bought) * energy_usd_per_year(dev.tdp_w, econ)
+        hosting += (e.owned_used + e.bought) * hosting_usd_per_year(dev.tdp_w, econ)
+        if e.rented:
+            rental += e.rented * float(rental_usd_per_hour(rentable[e.device], resolved.catalog) or 0.0) * 8760
+    assert plan.tco.energy_usd_per_year == pytest.approx(energy, rel=1e-12)
+    assert plan.tco.hosting_usd_per_year == pytest.approx(hosting, rel=1e-12)
+    assert plan.tco.rental_usd_per_year == pytest.approx(rental, rel=1e-12)
+    # The owned L4s are sunk with no resale value: capex is the purchases amortised.
+    assert plan.tco.capex_usd_per_year == pytest.approx(plan.tco.purchases_usd / econ.amortisation_years, rel=1e-12)

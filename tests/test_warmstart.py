@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import hetplace.optimizer.warmstart as warmstart
+from hetplace.costmodels.tco import DeviceYearCost
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.formulation import DeviceOffer
@@ -19,8 +20,13 @@ SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 A = StepRef("w", "a")
 
 
+def _year(usd: float) -> DeviceYearCost:
+    """A device-year costing `usd`, all of it capex."""
+    return DeviceYearCost(usd, 0.0, 0.0, 0.0)
+
+
 def test_restricted_menus_keep_the_cheapest_and_the_fastest(catalog) -> None:
-    offers = {"l4": DeviceOffer(catalog.device("l4"), owned=4, owned_cost=200.0)}
+    offers = {"l4": DeviceOffer(catalog.device("l4"), owned=4, owned_year=_year(200.0))}
     configs = [
         Config("p", "l4", 1, b, "bf16", thr, {A: lat})
         for b, thr, lat in [(1, 10, 0.1), (4, 30, 0.3), (16, 80, 0.9), (64, 100, 2.0)]
