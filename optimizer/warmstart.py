@@ -101,16 +101,19 @@ def solve_with_warm_start(
 
 def _rename(plan: dict[int, float], full: Formulation, restricted: Formulation) -> dict[int, float]:
     """A partial start of the full model as one of the restricted model (same variable names)."""
-    index = restricted.model._index
-    names = full.model.vars
-    return {index[names[i].name]: v for i, v in plan.items() if names[i].name in index}
+    out: dict[int, float] = {}
+    for i, v in plan.items():
+        j = restricted.model.find_var(full.model.vars[i].name)
+        if j is not None:
+            out[j] = v
+    return out
 
 
 def _lift(values: list[float], restricted: Formulation, full: Formulation) -> list[float] | None:
     """The restricted solution as values of the full model's variables (dropped configs at zero)."""
     out = [0.0] * len(full.model.vars)
     for i, v in enumerate(restricted.model.vars):
-        j = full.model._index.get(v.name)
+        j = full.model.find_var(v.name)
         if j is None:
             return None  # the two models differ in more than columns: no start
         out[j] = values[i]

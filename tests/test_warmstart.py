@@ -10,6 +10,7 @@ from hetplace.costmodels.tco import DeviceYearCost
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.formulation import DeviceOffer
+from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.pools import Config, Pool, StepRef
 from hetplace.optimizer.solve import formulate, solve_scenario
 from hetplace.optimizer.warmstart import _lift, restrict_menus
@@ -63,3 +64,11 @@ def test_warm_started_solve_reaches_the_same_optimum(monkeypatch: pytest.MonkeyP
     assert warm.status == "optimal"
     assert warm.plan.tco.total_usd_per_year == pytest.approx(cold.plan.tco.total_usd_per_year, rel=1e-6)
     assert check_plan(resolved, warm.plan) == []
+
+
+def test_variables_are_found_by_name() -> None:
+    m = LinearModel()
+    m.add_var("a")
+    b = m.add_var("b", 0, 1, True)
+    assert (m.find_var("b"), b, m.var("b")) == (1, 1, 1)
+    assert m.find_var("c") is None
