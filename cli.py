@@ -24,6 +24,7 @@ from rich.table import Table
 from hetplace.catalogs.hf_import import import_hf_config
 from hetplace.catalogs.loader import load_catalog
 from hetplace.catalogs.schema import Dtype
+from hetplace.common.enums import Backend, Objective
 from hetplace.common.errors import EXIT_INFEASIBLE, EXIT_INVALID_INPUT, EXIT_NO_PLAN, InputError
 from hetplace.common.io import atomic_write_text, dump_json, dump_yaml, load_mapping, parse_model
 from hetplace.problems.documents import SCHEMAS, json_schema, validate_file
@@ -446,17 +447,6 @@ def calibrate_cmd(
     else:
         stdout_console().print(_calibration_table(cal))
         stderr_console().print(f"wrote {out_file}")
-
-
-class Backend(StrEnum):
-    highs = "highs"
-    cbc = "cbc"
-    cpsat = "cpsat"
-
-
-class Objective(StrEnum):
-    min_tco = "min_tco"
-    min_latency = "min_latency"
 
 
 def _render_plan(plan, outcome_status: str) -> None:

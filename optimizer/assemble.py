@@ -141,6 +141,7 @@ def solver_report(res: SolveResult) -> SolverReport:
     return SolverReport(
         backend=res.backend,
         status=res.status,
+        termination=res.termination,
         objective=res.objective,
         best_bound=res.best_bound,
         gap=res.gap,

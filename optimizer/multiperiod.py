@@ -121,7 +121,10 @@ def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Join
 
 def _period_result(res: SolveResult, f: Formulation, offset: int) -> SolveResult:
     values = res.values[offset : offset + len(f.model.vars)]
-    return SolveResult(res.backend, res.status, None, None, res.wall_time_s, values, res.time_limit_s, res.threads)
+    return SolveResult(
+        res.backend, res.status, None, None, res.wall_time_s, values, res.time_limit_s, res.threads,
+        termination=res.termination,
+    )  # fmt: skip
 
 
 def _assemble(resolved: ResolvedScenario, joint: _Joint, res: SolveResult) -> list[PeriodPlan]:

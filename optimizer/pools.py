@@ -28,6 +28,7 @@ import numpy as np
 
 from hetplace.catalogs.loader import Catalog
 from hetplace.catalogs.schema import Device, DeviceKind, Dtype
+from hetplace.common.enums import Phase
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
@@ -71,7 +72,7 @@ class Pool:
     a readable name for variable names and reports, never parsed back (workflow ids may contain dots)."""
 
     id: str
-    phase: str  # prefill | decode | colocated | embed | convert | retrieval | tool
+    phase: Phase
     unit: str
     demand: float  # work units per second
     model: str | None
@@ -176,7 +177,7 @@ def _llm_pools(
     dtypes = list(dict.fromkeys([model.weight_dtype, *(weight_dtypes or [])]))
     pre = Pool(
         f"{model_id}:prefill",
-        "prefill",
+        Phase.prefill,
         "prefill_tokens",
         prefill_demand,
         model_id,
@@ -186,7 +187,7 @@ def _llm_pools(
     )
     dec = Pool(
         f"{model_id}:decode",
-        "decode",
+        Phase.decode,
         "decode_tokens",
         decode_demand,
         model_id,
@@ -196,7 +197,7 @@ def _llm_pools(
     )
     col = Pool(
         f"{model_id}:colocated",
-        "colocated",
+        Phase.colocated,
         "calls",
         float(execs.sum()),
         model_id,
@@ -289,7 +290,7 @@ def _encoder_pool(kind: str, model_id: str, uses, catalog: Catalog, device_ids: 
         return model.encoder_input.tokens_per_item if kind == "convert" else s.tokens_per_item
 
     demand = float(sum(wf.arrival_rate_rps * s.repeat * s.items for wf, s in uses))
-    pool = Pool(f"{kind}:{model_id}", kind, "items", demand, model_id, refs)
+    pool = Pool(f"{kind}:{model_id}", Phase(kind), "items", demand, model_id, refs)
     devices = [
         d
         for d in _devices_for(catalog, device_ids)
@@ -313,7 +314,7 @@ def _retrieval_pool(wf: Workflow, step: RetrievalStep, catalog: Catalog, device_
     ref = StepRef(wf.id, step.id)
     demand = wf.arrival_rate_rps * step.repeat * step.queries
     pool = Pool(
-        f"retrieval:{wf.id}.{step.id}", "retrieval", "queries", demand, None, [ref], workflow=wf.id, step=step.id
+        f"retrieval:{wf.id}.{step.id}", Phase.retrieval, "queries", demand, None, [ref], workflow=wf.id, step=step.id
     )
     devices = _devices_for(catalog, device_ids)
     cost = retrieval_cost(
@@ -332,7 +333,7 @@ def _retrieval_pool(wf: Workflow, step: RetrievalStep, catalog: Catalog, device_
 def _tool_pool(uses: list[tuple[Workflow, ToolStep]], catalog: Catalog, device_ids: list[str]) -> Pool:
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
     demand = float(sum(wf.arrival_rate_rps * s.repeat * s.cpu_s for wf, s in uses))
-    pool = Pool("tool:cpu", "tool", "cpu_seconds", demand, None, refs)
+    pool = Pool("tool:cpu", Phase.tool, "cpu_seconds", demand, None, refs)
     cpus = _devices_for(catalog, device_ids, {DeviceKind.cpu})
     for dev in cpus:
         costs = [tool_cost([dev], s.latency_s, s.cpu_s) for _, s in uses]

@@ -7,6 +7,7 @@ import copy
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
+from hetplace.common.enums import Phase
 from hetplace.costmodels.tco import DeviceYearCost
 from hetplace.optimizer.assemble import assemble_plan
 from hetplace.optimizer.backends import solve
@@ -97,7 +98,7 @@ def test_cheapest_config_within_budget(catalog) -> None:
         Config("p", "l4", 2, 8, "bf16", 150.0, {a: 2.0}),  # 2 replicas, 4 devices: 4,000
         Config("p", "l4", 1, 64, "bf16", 100.0, {a: 5.0}),  # 2 replicas, 2 devices: 2,000 but slow
     ]
-    pool = Pool("p", "decode", "decode_tokens", 100.0, "m", [a], configs)
+    pool = Pool("p", Phase.decode, "decode_tokens", 100.0, "m", [a], configs)
     menu = [_Menu.of(pool, 0.5)]
     choice = _cheapest(menu, {a: 2.5}, _Ledger(offers))
     assert choice is not None

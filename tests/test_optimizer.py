@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
+from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
 from hetplace.costmodels.tco import energy_usd_per_year, hosting_usd_per_year
+from hetplace.optimizer.backends import solve
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.formulation import economics_of
+from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import load_scenario, rental_usd_per_hour
 from hetplace.problems.plan import Plan
@@ -224,8 +227,9 @@ def test_a_plan_without_pool_identity_fields_still_validates_and_checks(small_pl
     data = small_plans["highs"].plan.model_dump(mode="json")
     for a in data["pools"]:
         del a["workflow"], a["step"]
+    del data["solver"]["termination"]
     old = Plan.model_validate(data)
-    assert {a.workflow for a in old.pools} == {None}
+    assert {a.workflow for a in old.pools} == {None} and old.solver.termination is None
     assert check_plan(load_scenario(SMALL), old) == []
 
 
@@ -247,3 +251,29 @@ def test_tco_parts_are_those_of_the_devices_in_use(small_plans: dict[str, Any]) 
     assert plan.tco.rental_usd_per_year == pytest.approx(rental, rel=1e-12)
     # The owned L4s are sunk with no resale value: capex is the purchases amortised.
     assert plan.tco.capex_usd_per_year == pytest.approx(plan.tco.purchases_usd / econ.amortisation_years, rel=1e-12)
+
+
+def test_status_and_termination_are_enums_written_as_the_same_strings(small_plans: dict[str, Any]) -> None:
+    for backend, outcome in small_plans.items():
+        solver = outcome.plan.solver
+        assert (solver.backend, solver.status, solver.termination) == (
+            Backend(backend),
+            SolverStatus.optimal,
+            TerminationCondition.optimal,
+        )
+        data = outcome.plan.model_dump(mode="json")
+        assert (data["solver"]["backend"], data["solver"]["status"], data["objective"]) == (
+            backend,
+            "optimal",
+            "min_tco",
+        )
+        assert {a["phase"] for a in data["pools"]} <= {"prefill", "decode", "colocated", "embed", "retrieval", "tool"}
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+def test_an_infeasible_model_says_so_in_status_and_termination(backend: Backend) -> None:
+    m = LinearModel()
+    x = m.add_var("x", 0, 1, True)
+    m.add_row("impossible", {x: 1.0}, ">=", 2.0)
+    res = solve(m, backend)
+    assert (res.status, res.termination) == (SolverStatus.infeasible, TerminationCondition.infeasible)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import hetplace.optimizer.warmstart as warmstart
+from hetplace.common.enums import Phase
 from hetplace.costmodels.tco import DeviceYearCost
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.checker import check_plan
@@ -32,16 +33,16 @@ def test_restricted_menus_keep_the_cheapest_and_the_fastest(catalog) -> None:
         Config("p", "l4", 1, b, "bf16", thr, {A: lat})
         for b, thr, lat in [(1, 10, 0.1), (4, 30, 0.3), (16, 80, 0.9), (64, 100, 2.0)]
     ]
-    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], list(configs))
+    pool = Pool("p", Phase.decode, "decode_tokens", 50.0, "m", [A], list(configs))
     # cost per coverage ∝ 1 / throughput: b64 then b16 are cheapest; b1 is the fastest; on the latency ladder
     # b4 (0.3 s) is the cheapest within 4× of the fastest 0.1 s, b1 within 1.25–2×
     assert restrict_menus([pool], offers, keep=2) == 0
     assert [c.batch for c in pool.configs] == [1, 4, 16, 64]
     five = [*configs, Config("p", "l4", 1, 256, "bf16", 70.0, {A: 3.0})]  # dearer and slower than b16, b64: dropped
-    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], five)
+    pool = Pool("p", Phase.decode, "decode_tokens", 50.0, "m", [A], five)
     assert restrict_menus([pool], offers, keep=2) == 1
     assert [c.batch for c in pool.configs] == [1, 4, 16, 64]
-    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], list(five))
+    pool = Pool("p", Phase.decode, "decode_tokens", 50.0, "m", [A], list(five))
     assert restrict_menus([pool], offers, keep=2, must_keep=frozenset({five[-1].key})) == 0  # a heuristic's choice
 
 
