@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hetplace.costmodels.tco import SECONDS_PER_YEAR
+from hetplace.costmodels.tco import SECONDS_PER_YEAR, DeviceYearCost
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
 from hetplace.optimizer.pools import Config, Pool, StepRef
+from hetplace.problems.dag import DagTimes, longest_paths
 from hetplace.problems.plan import (
     Baseline,
     FleetEntry,
@@ -62,12 +63,6 @@ class _PoolStepTime:
     device: str
 
 
-@dataclass(frozen=True)
-class CriticalPath:
-    length_s: float
-    steps: list[str]  # step ids along the path, first to last
-
-
 def _used(f: Formulation, values: list[float]) -> dict[str, UsedConfig]:
     """Configs with replicas > 0, by config key."""
     out = {}
@@ -108,33 +103,12 @@ def step_latencies(f: Formulation, used: dict[str, UsedConfig]) -> dict[StepRef,
     return out
 
 
-def critical_paths(
-    f: Formulation, duration_s: dict[StepRef, float]
-) -> tuple[dict[StepRef, float], dict[str, CriticalPath]]:
-    """Earliest start of every step and the critical path per workflow, each step taking `duration_s` (all of its
+def critical_paths(f: Formulation, duration_s: dict[StepRef, float]) -> dict[str, DagTimes]:
+    """Per workflow: earliest starts, tails and the critical path with each step taking `duration_s` (all of its
     repeats)."""
-    starts: dict[StepRef, float] = {}
-    result: dict[str, CriticalPath] = {}
-    for wf in f.workflows:
-        finish: dict[str, float] = {}
-        best_pred: dict[str, str | None] = {}
-        remaining = list(wf.steps)
-        while remaining:  # steps are few; repeated passes give a topological order
-            for step in list(remaining):
-                if all(p in finish for p in step.after):
-                    start = max((finish[p] for p in step.after), default=0.0)
-                    best_pred[step.id] = max(step.after, key=lambda p: finish[p]) if step.after else None
-                    starts[StepRef(wf.id, step.id)] = start
-                    finish[step.id] = start + duration_s[StepRef(wf.id, step.id)]
-                    remaining.remove(step)
-        last = max(finish, key=lambda s: finish[s])
-        chain: list[str] = []
-        node: str | None = last
-        while node is not None:
-            chain.append(node)
-            node = best_pred[node]
-        result[wf.id] = CriticalPath(finish[last], list(reversed(chain)))
-    return starts, result
+    return {
+        wf.id: longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps}) for wf in f.workflows
+    }
 
 
 def solver_report(res: SolveResult) -> SolverReport:
@@ -155,18 +129,37 @@ def solver_report(res: SolveResult) -> SolverReport:
 def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines: list[Baseline] | None = None) -> Plan:
     values = res.values or []
     used = _used(f, values)
-    fleet, capex_y, energy_y, hosting_y, rental_y, purchases = [], 0.0, 0.0, 0.0, 0.0, 0.0
+    fleet, cost, purchases_usd = fleet_entries(f, values)
+    steps, workflows = timings(f, used)
+    return Plan(
+        scenario=scenario_id,
+        fleet=fleet,
+        pools=pool_assignments(f, used, values),
+        steps=steps,
+        workflows=workflows,
+        tco=tco_breakdown(f, cost, purchases_usd),
+        mean_critical_path_s=sum(w.arrival_rate_rps * w.critical_path_s for w in workflows)
+        / sum(w.arrival_rate_rps for w in workflows),
+        solver=solver_report(res),
+        baselines=baselines or [],
+        assumptions=ASSUMPTIONS,
+    )
+
+
+def fleet_entries(f: Formulation, values: list[float]) -> tuple[list[FleetEntry], DeviceYearCost, float]:
+    """The devices in use per type and where they come from, their yearly cost in parts, and the up-front
+    purchases (USD)."""
+    fleet: list[FleetEntry] = []
+    capex_y, energy_y, hosting_y, rental_y, purchases = 0.0, 0.0, 0.0, 0.0, 0.0
     for dev_id, fv in f.fleet_vars.items():
-        own_i, nodes_i, rent_i = fv.own_devices, fv.buy_nodes, fv.rent_devices
         off = f.offers[dev_id]
         dpn = off.device.devices_per_node
-        own = round(values[own_i]) if own_i is not None else 0
-        bought = round(values[nodes_i]) * dpn if nodes_i is not None else 0
-        rented = round(values[rent_i]) if rent_i is not None else 0
+        own = round(values[fv.own_devices]) if fv.own_devices is not None else 0
+        bought = round(values[fv.buy_nodes]) * dpn if fv.buy_nodes is not None else 0
+        rented = round(values[fv.rent_devices]) if fv.rent_devices is not None else 0
         if own + bought + rented == 0:
             continue
         kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
-        on_site = own + bought
         mine, new, hired = off.owned_year, off.bought_year, off.rented_year
         capex_y += own * mine.capex_usd + bought * new.capex_usd + rented * hired.capex_usd
         energy_y += own * mine.energy_usd + bought * new.energy_usd + rented * hired.energy_usd
@@ -181,9 +174,14 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
                 bought=bought,
                 rented=rented,
                 nodes=-(-(own + bought + rented) // dpn),
-                power_kw=on_site * kw,
+                power_kw=(own + bought) * kw,
             )
         )
+    return fleet, DeviceYearCost(capex_y, energy_y, hosting_y, rental_y), purchases
+
+
+def pool_assignments(f: Formulation, used: dict[str, UsedConfig], values: list[float]) -> list[PoolAssignment]:
+    """One entry per config in use, with its share of the demand its route carries."""
     pools = []
     for u in used.values():
         pool, c, r = u.pool, u.config, u.replicas
@@ -208,9 +206,14 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
                 utilisation=min(1.0, served / total),
             )
         )
+    return pools
+
+
+def timings(f: Formulation, used: dict[str, UsedConfig]) -> tuple[list[StepTiming], list[WorkflowTiming]]:
+    """Every step's latency and start on the critical-path schedule; every workflow's critical path and slack."""
     workflows_by_id = {wf.id: wf for wf in f.workflows}
     lat = step_latencies(f, used)
-    starts, paths = critical_paths(f, {ref: v.latency_s for ref, v in lat.items()})
+    paths = critical_paths(f, {ref: v.latency_s for ref, v in lat.items()})
     steps = [
         StepTiming(
             workflow=ref.workflow,
@@ -219,7 +222,7 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
             device=v.device or "-",
             repeat=workflows_by_id[ref.workflow].step(ref.step).repeat,
             latency_s=v.latency_s,
-            start_s=starts[ref],
+            start_s=paths[ref.workflow].start_s[ref.step],
             transfer_s=v.transfer_s,
         )
         for ref, v in lat.items()
@@ -228,14 +231,19 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         WorkflowTiming(
             workflow=wf.id,
             arrival_rate_rps=wf.arrival_rate_rps,
-            critical_path_s=paths[wf.id].length_s,
+            critical_path_s=paths[wf.id].critical_path_s,
             sla_s=wf.sla.e2e_latency_s,
-            slack_s=wf.sla.e2e_latency_s - paths[wf.id].length_s,
-            critical_steps=paths[wf.id].steps,
+            slack_s=wf.sla.e2e_latency_s - paths[wf.id].critical_path_s,
+            critical_steps=paths[wf.id].critical_steps,
         )
         for wf in f.workflows
     ]
-    total_y = capex_y + energy_y + hosting_y + rental_y
+    return steps, workflows
+
+
+def tco_breakdown(f: Formulation, cost: DeviceYearCost, purchases_usd: float) -> TcoBreakdown:
+    """The fleet's yearly cost in parts, per request and per million LLM tokens."""
+    total_y = cost.capex_usd + cost.energy_usd + cost.hosting_usd + cost.rental_usd
     requests = sum(wf.arrival_rate_rps for wf in f.workflows) * SECONDS_PER_YEAR
     tokens = (
         sum(
@@ -246,26 +254,13 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         )
         * SECONDS_PER_YEAR
     )
-    tco = TcoBreakdown(
-        capex_usd_per_year=capex_y,
-        energy_usd_per_year=energy_y,
-        hosting_usd_per_year=hosting_y,
-        rental_usd_per_year=rental_y,
+    return TcoBreakdown(
+        capex_usd_per_year=cost.capex_usd,
+        energy_usd_per_year=cost.energy_usd,
+        hosting_usd_per_year=cost.hosting_usd,
+        rental_usd_per_year=cost.rental_usd,
         total_usd_per_year=total_y,
         usd_per_request=total_y / requests if requests else 0.0,
         usd_per_million_tokens=total_y / tokens * 1e6 if tokens else 0.0,
-        purchases_usd=purchases,
-    )
-    return Plan(
-        scenario=scenario_id,
-        fleet=fleet,
-        pools=pools,
-        steps=steps,
-        workflows=workflows,
-        tco=tco,
-        mean_critical_path_s=sum(w.arrival_rate_rps * w.critical_path_s for w in workflows)
-        / sum(w.arrival_rate_rps for w in workflows),
-        solver=solver_report(res),
-        baselines=baselines or [],
-        assumptions=ASSUMPTIONS,
+        purchases_usd=purchases_usd,
     )

@@ -36,7 +36,7 @@ from hetplace.costmodels.tco import (
 from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
 from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
-from hetplace.problems.schema import Workflow
+from hetplace.problems.schema import UNLIMITED_COUNT, Workflow
 
 TIME_RESOLUTION_S = 1e-5  # CP-SAT counts latencies in units of 10 µs
 SHARE_RESOLUTION = 1e-4  # CP-SAT counts traffic shares in units of 0.01 %
@@ -135,9 +135,6 @@ class Formulation:
         return pool.demand * min(1.0, max(0.0, values[shares[pool.route]]))
 
 
-UNLIMITED = 100_000  # stands in for "no availability limit" (keeps CP-SAT bounds finite)
-
-
 def economics_of(resolved: ResolvedScenario) -> EconomicsInputs:
     e = resolved.scenario.economics
     return EconomicsInputs(
@@ -161,11 +158,11 @@ def device_offers(resolved: ResolvedScenario, econ: EconomicsInputs) -> dict[str
     for p in hw.purchasable:
         off = offer(p.device)
         off.capex_usd = float(purchase_price_usd(p, resolved.catalog) or 0.0)
-        off.buy_max = p.max_count if p.max_count is not None else UNLIMITED
+        off.buy_max = p.max_count if p.max_count is not None else UNLIMITED_COUNT
         off.bought_year = bought_device_year(off.capex_usd, off.device.tdp_w, econ)
     for q in hw.rentable:
         off = offer(q.device)
-        off.rent_max = q.max_count if q.max_count is not None else UNLIMITED
+        off.rent_max = q.max_count if q.max_count is not None else UNLIMITED_COUNT
         price = float(rental_usd_per_hour(q, resolved.catalog) or 0.0)
         off.rented_year = rented_device_year(price)
     return offers

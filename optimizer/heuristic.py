@@ -22,13 +22,13 @@ import numpy as np
 from hetplace.optimizer.formulation import DeviceOffer, Formulation
 from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
 from hetplace.optimizer.presolve import fastest_step_durations, path_margins, step_latency
+from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import ToolStep, Workflow
 
 
 def _longest_path_s(wf: Workflow, duration_s: dict[StepRef, float]) -> float:
-    """The workflow's longest path: through every step, the SLA minus its margin plus its own time."""
-    margins = path_margins([wf], duration_s)
-    return max((wf.sla.e2e_latency_s - margins[ref] + d for ref, d in duration_s.items()), default=0.0)
+    """The workflow's critical path with each step taking `duration_s` (all of its repeats)."""
+    return longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps}).critical_path_s
 
 
 def step_budgets(workflows: list[Workflow], fastest_s: dict[StepRef, float]) -> dict[StepRef, float]:

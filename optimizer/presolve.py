@@ -12,9 +12,9 @@ Every rule here keeps the optimum (tests compare pruned and unpruned solves):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from graphlib import TopologicalSorter
 
 from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
+from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import Workflow
 
 
@@ -104,20 +104,9 @@ def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) ->
     longest tail), i.e. the most time all of the step's repeats may take."""
     margins: dict[StepRef, float] = {}
     for wf in workflows:
-        order = list(TopologicalSorter({s.id: set(s.after) for s in wf.steps}).static_order())
-        succ: dict[str, list[str]] = {s.id: [] for s in wf.steps}
+        times = longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps})
         for s in wf.steps:
-            for p in s.after:
-                succ[p].append(s.id)
-        dur = {s: duration_s[StepRef(wf.id, s)] for s in order}
-        start: dict[str, float] = {}
-        for s in order:
-            start[s] = max((start[p] + dur[p] for p in wf.step(s).after), default=0.0)
-        tail: dict[str, float] = {}
-        for s in reversed(order):
-            tail[s] = max((dur[n] + tail[n] for n in succ[s]), default=0.0)
-        for s in order:
-            margins[StepRef(wf.id, s)] = wf.sla.e2e_latency_s - start[s] - tail[s]
+            margins[StepRef(wf.id, s.id)] = wf.sla.e2e_latency_s - times.start_s[s.id] - times.tail_s[s.id]
     return margins
 
 

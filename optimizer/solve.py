@@ -120,14 +120,14 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
     # Fastest possible critical path per workflow: every step on its fastest route and configs.
     fastest = fastest_routes(f.pools, f.workflows)
     all_repeats_s = {ref: r.duration_s * repeat[ref] for ref, r in fastest.items()}
-    _, paths = critical_paths(f, all_repeats_s)
+    paths = critical_paths(f, all_repeats_s)
     for wf in f.workflows:
         path = paths[wf.id]
-        if path.length_s > wf.sla.e2e_latency_s:
-            slowest = max(path.steps, key=lambda s, w=wf.id: all_repeats_s[StepRef(w, s)])
+        if path.critical_path_s > wf.sla.e2e_latency_s:
+            slowest = max(path.critical_steps, key=lambda s, w=wf.id: all_repeats_s[StepRef(w, s)])
             ref = StepRef(wf.id, slowest)
             causes.append(
-                f"workflow {wf.id}: fastest possible critical path {path.length_s:.2f} s > SLA "
+                f"workflow {wf.id}: fastest possible critical path {path.critical_path_s:.2f} s > SLA "
                 f"{wf.sla.e2e_latency_s:g} s (step {slowest}: {all_repeats_s[ref]:.2f} s on {fastest[ref].device})"
             )
     if not causes:
