@@ -650,11 +650,18 @@ def whatif_cmd(
     from hetplace.whatif.executors import run_points
     from hetplace.whatif.outputs import write_outputs
     from hetplace.whatif.overrides import parse_value
-    from hetplace.whatif.sweep import SolveOptions, build_tasks, parse_axis, parse_sweep_file, split_assignment
+    from hetplace.whatif.sweep import (
+        Axis,
+        SolveOptions,
+        build_tasks,
+        parse_axis,
+        parse_sweep_file,
+        split_assignment,
+    )
 
     path = scenario or default_scenario_path()
     fixed: list[tuple[str, object]] = []
-    axes = []
+    axes: list[Axis] = []
     if sweep_file is not None:
         fixed, axes = parse_sweep_file(sweep_file)
     for text in sets or []:

@@ -106,9 +106,7 @@ def step_latencies(f: Formulation, used: dict[str, UsedConfig]) -> dict[StepRef,
 def critical_paths(f: Formulation, duration_s: dict[StepRef, float]) -> dict[str, DagTimes]:
     """Per workflow: earliest starts, tails and the critical path with each step taking `duration_s` (all of its
     repeats)."""
-    return {
-        wf.id: longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps}) for wf in f.workflows
-    }
+    return {wf.id: longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps}) for wf in f.workflows}
 
 
 def solver_report(res: SolveResult) -> SolverReport:

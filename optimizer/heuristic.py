@@ -355,9 +355,9 @@ def _plan_in_order(
             v = f.config_vars[c.key]
             values[v.replicas] = values[v.in_use] = 0.0
     for family, choice in chosen.items():
-        for c in choice.configs:
-            v = f.config_vars[c.config.key]
-            values[v.replicas], values[v.in_use] = float(c.replicas), 1.0
+        for cr in choice.configs:
+            v = f.config_vars[cr.config.key]
+            values[v.replicas], values[v.in_use] = float(cr.replicas), 1.0
         for name, share in f.share_vars.get(family, {}).items():
             values[share] = 1.0 if name == choice.route else 0.0
     return values

@@ -145,10 +145,10 @@ def build_pools(
                 pools.append(_retrieval_pool(wf, step, catalog, device_ids))
             elif isinstance(step, ToolStep):
                 tool_refs.append((wf, step))
-    for model_id, uses in llm_steps.items():
-        pools.extend(_llm_pools(model_id, uses, catalog, device_ids, max_utilisation, weight_dtypes))
-    for (kind, model_id), uses in encoder_steps.items():
-        pools.append(_encoder_pool(kind, model_id, uses, catalog, device_ids))
+    for model_id, llm_uses in llm_steps.items():
+        pools.extend(_llm_pools(model_id, llm_uses, catalog, device_ids, max_utilisation, weight_dtypes))
+    for (kind, model_id), encoder_uses in encoder_steps.items():
+        pools.append(_encoder_pool(kind, model_id, encoder_uses, catalog, device_ids))
     if tool_refs:
         pools.append(_tool_pool(tool_refs, catalog, device_ids))
     return pools
@@ -282,12 +282,24 @@ def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float]) -> Config
     )
 
 
-def _encoder_pool(kind: str, model_id: str, uses, catalog: Catalog, device_ids: list[str]) -> Pool:
+def _encoder_pool(
+    kind: str,
+    model_id: str,
+    uses: list[tuple[Workflow, EmbedStep | ConvertStep]],
+    catalog: Catalog,
+    device_ids: list[str],
+) -> Pool:
     model = catalog.model(model_id)
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
+    encoder_input = model.encoder_input
 
-    def tokens(s) -> int:
-        return model.encoder_input.tokens_per_item if kind == "convert" else s.tokens_per_item
+    def tokens(s: EmbedStep | ConvertStep) -> int:
+        """Tokens per item: an embed step says; a conversion takes the encoder's fixed input size."""
+        if isinstance(s, EmbedStep):
+            return s.tokens_per_item
+        if encoder_input is None:  # the catalog requires encoder_input on every encoder model
+            raise ValueError(f"model {model_id} has no encoder_input: step {s.id} cannot convert with it")
+        return encoder_input.tokens_per_item
 
     demand = float(sum(wf.arrival_rate_rps * s.repeat * s.items for wf, s in uses))
     pool = Pool(f"{kind}:{model_id}", Phase(kind), "items", demand, model_id, refs)
@@ -344,7 +356,7 @@ def _tool_pool(uses: list[tuple[Workflow, ToolStep]], catalog: Catalog, device_i
                 1,
                 1,
                 None,
-                float(dev.cores),
+                float(dev.cores or 0),  # the catalog requires cores on every CPU
                 {r: float(c.latency_s[0]) for r, c in zip(refs, costs, strict=True)},
             )
         )

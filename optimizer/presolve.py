@@ -31,6 +31,17 @@ def step_latency(c: Config, ref: StepRef) -> float:
     return c.latency_s[ref] + c.extra_s.get(ref, 0.0)
 
 
+def fastest_config(configs: list[Config], ref: StepRef) -> Config | None:
+    """The config with the lowest latency on step `ref` (the first of equals; None without configs)."""
+    best: Config | None = None
+    best_s = 0.0
+    for c in configs:
+        t = step_latency(c, ref)
+        if best is None or t < best_s:
+            best, best_s = c, t
+    return best
+
+
 def _dominates(o: Config, c: Config, steps: list[StepRef]) -> bool:
     if o is c or c.tp % o.tp:
         return False
@@ -74,11 +85,7 @@ def fastest_pool_latencies(pools: list[Pool]) -> dict[tuple[str, StepRef], float
 def fastest_routes(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, FastestRoute]:
     """Per step: the fastest possible duration of one execution over the routes that can serve it (a route's
     pool latencies add up), and the device that dominates it. Steps no pool serves take 0 s."""
-    best_config = {
-        (pool.id, ref): min(pool.configs, key=lambda c, r=ref: step_latency(c, r), default=None)
-        for pool in pools
-        for ref in pool.steps
-    }
+    best_config = {(pool.id, ref): fastest_config(pool.configs, ref) for pool in pools for ref in pool.steps}
     by_route: dict[StepRef, dict[tuple[str, str], list[tuple[float, str]]]] = {}
     for pool in pools:
         for ref in pool.steps:

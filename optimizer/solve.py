@@ -124,7 +124,8 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
     for wf in f.workflows:
         path = paths[wf.id]
         if path.critical_path_s > wf.sla.e2e_latency_s:
-            slowest = max(path.critical_steps, key=lambda s, w=wf.id: all_repeats_s[StepRef(w, s)])
+            on_path_s = {s: all_repeats_s[StepRef(wf.id, s)] for s in path.critical_steps}
+            slowest = max(path.critical_steps, key=on_path_s.__getitem__)
             ref = StepRef(wf.id, slowest)
             causes.append(
                 f"workflow {wf.id}: fastest possible critical path {path.critical_path_s:.2f} s > SLA "
@@ -205,11 +206,12 @@ def _solve_min_latency(
     first = solve(f.model, backend, time_limit_s, gap, threads)
     if first.status == SolverStatus.infeasible:
         return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved), first)
-    if first.values is None:
+    if first.values is None or first.objective is None:  # a solve with values always has their objective
         return SolveOutcome(SolverStatus.no_solution, None, [], first)
     # Second stage: hold the mean latency (with a few CP-SAT time units of slack) and minimise TCO.
     weights = dict(f.model.objective)
-    f.model.add_row("latency_target", weights, "<=", first.objective + 1e-6 * first.objective + 5 * TIME_RESOLUTION_S)
+    target = first.objective
+    f.model.add_row("latency_target", weights, "<=", target + 1e-6 * target + 5 * TIME_RESOLUTION_S)
     f.model.objective = dict(f.tco_objective)
     second = solve(f.model, backend, time_limit_s, gap, threads)
     if second.values is None:  # keep the first stage's plan (fastest, not necessarily cheapest)

@@ -14,7 +14,7 @@ from pydantic import Field
 from hetplace.common.enums import Backend, Objective, Phase, SolverStatus, TerminationCondition
 from hetplace.common.schema_base import Identifier, NonNegativeFloat, NonNegativeInt, PositiveInt, StrictModel
 
-PLAN_SCHEMA_VERSION = "1"
+PLAN_SCHEMA_VERSION: Literal["1"] = "1"
 
 
 class FleetEntry(StrictModel):
