@@ -24,6 +24,7 @@ from rich.table import Table
 from hetplace.catalogs.hf_import import import_hf_config
 from hetplace.catalogs.loader import load_catalog
 from hetplace.catalogs.schema import Dtype
+from hetplace.common.enums import Backend, Objective
 from hetplace.common.errors import EXIT_INFEASIBLE, EXIT_INVALID_INPUT, EXIT_NO_PLAN, InputError
 from hetplace.common.io import atomic_write_text, dump_json, dump_yaml, load_mapping, parse_model
 from hetplace.problems.documents import SCHEMAS, json_schema, validate_file
@@ -448,17 +449,6 @@ def calibrate_cmd(
         stderr_console().print(f"wrote {out_file}")
 
 
-class Backend(StrEnum):
-    highs = "highs"
-    cbc = "cbc"
-    cpsat = "cpsat"
-
-
-class Objective(StrEnum):
-    min_tco = "min_tco"
-    min_latency = "min_latency"
-
-
 def _render_plan(plan, outcome_status: str) -> None:
     console = stdout_console()
     t = plan.tco
@@ -660,11 +650,18 @@ def whatif_cmd(
     from hetplace.whatif.executors import run_points
     from hetplace.whatif.outputs import write_outputs
     from hetplace.whatif.overrides import parse_value
-    from hetplace.whatif.sweep import SolveOptions, build_tasks, parse_axis, parse_sweep_file, split_assignment
+    from hetplace.whatif.sweep import (
+        Axis,
+        SolveOptions,
+        build_tasks,
+        parse_axis,
+        parse_sweep_file,
+        split_assignment,
+    )
 
     path = scenario or default_scenario_path()
     fixed: list[tuple[str, object]] = []
-    axes = []
+    axes: list[Axis] = []
     if sweep_file is not None:
         fixed, axes = parse_sweep_file(sweep_file)
     for text in sets or []:

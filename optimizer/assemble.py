@@ -6,10 +6,13 @@ reported at its true cost and timing, not at its integer-scaled one.
 
 from __future__ import annotations
 
-from hetplace.costmodels.tco import SECONDS_PER_YEAR, energy_usd_per_year, hosting_usd_per_year
+from dataclasses import dataclass
+
+from hetplace.costmodels.tco import SECONDS_PER_YEAR, DeviceYearCost
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
-from hetplace.optimizer.pools import StepRef
+from hetplace.optimizer.pools import Config, Pool, StepRef
+from hetplace.problems.dag import DagTimes, longest_paths
 from hetplace.problems.plan import (
     Baseline,
     FleetEntry,
@@ -34,73 +37,83 @@ ASSUMPTIONS = [
 ]
 
 
-def _used(f: Formulation, values: list[float]) -> dict[str, tuple]:
-    """config key -> (pool, config, replicas) for configs with replicas > 0."""
+@dataclass(frozen=True)
+class UsedConfig:
+    """A config the solution uses, with its pool and replica count."""
+
+    pool: Pool
+    config: Config
+    replicas: int
+
+
+@dataclass(frozen=True)
+class StepLatency:
+    """One step's timing in a plan."""
+
+    latency_s: float  # all repeats of the step, KV transfer included
+    transfer_s: float  # the KV transfer part of latency_s
+    device: str  # device of the step's slowest pool ("" when no pool serves it)
+    pools: str  # ids of the pools serving it, joined by "+"
+
+
+@dataclass(frozen=True)
+class _PoolStepTime:
+    latency_s: float  # one execution on the pool's slowest config in use, transfer included
+    transfer_s: float
+    device: str
+
+
+def _used(f: Formulation, values: list[float]) -> dict[str, UsedConfig]:
+    """Configs with replicas > 0, by config key."""
     out = {}
     for pool in f.pools:
         for c in pool.configs:
-            r = round(values[f.config_vars[c.key][0]])
+            r = round(values[f.config_vars[c.key].replicas])
             if r > 0:
-                out[c.key] = (pool, c, r)
+                out[c.key] = UsedConfig(pool, c, r)
     return out
 
 
-def step_latencies(f: Formulation, used: dict[str, tuple]) -> dict[StepRef, tuple[float, float, str, str]]:
-    """Per step: (latency of all repeats, transfer included, device of its slowest pool, pool ids)."""
-    per_pool: dict[tuple[str, StepRef], tuple[float, float, str]] = {}
+def step_latencies(f: Formulation, used: dict[str, UsedConfig]) -> dict[StepRef, StepLatency]:
+    """Per step: its latency over all repeats, the transfer part, the device of its slowest pool and its pools."""
+    per_pool: dict[tuple[str, StepRef], _PoolStepTime] = {}
     route_of: dict[str, str] = {}
-    for pool, c, _r in used.values():
+    for u in used.values():
+        pool, c = u.pool, u.config
         route_of[pool.id] = pool.route
         for ref in pool.steps:
             lat = c.latency_s[ref] + c.extra_s.get(ref, 0.0)
-            if lat > per_pool.get((pool.id, ref), (-1.0, 0.0, ""))[0]:
-                per_pool[(pool.id, ref)] = (lat, c.extra_s.get(ref, 0.0), c.device)
-    out: dict[StepRef, tuple[float, float, str, str]] = {}
+            now = per_pool.get((pool.id, ref))
+            if now is None or lat > now.latency_s:
+                per_pool[(pool.id, ref)] = _PoolStepTime(lat, c.extra_s.get(ref, 0.0), c.device)
+    out: dict[StepRef, StepLatency] = {}
     for wf in f.workflows:
         for step in wf.steps:
             ref = StepRef(wf.id, step.id)
-            routes: dict[str, list[tuple[str, tuple[float, float, str]]]] = {}
+            routes: dict[str, list[tuple[str, _PoolStepTime]]] = {}
             for (p, r), v in per_pool.items():
                 if r == ref:
                     routes.setdefault(route_of[p], []).append((p, v))
             # With traffic split between routes, the slower route is the step's duration.
-            parts = max(routes.values(), key=lambda ps: sum(v[0] for _, v in ps), default=[])
-            lat = sum(v[0] for _, v in parts) * step.repeat
-            transfer = sum(v[1] for _, v in parts) * step.repeat
-            device = max(parts, key=lambda pv: pv[1][0])[1][2] if parts else ""
-            out[ref] = (lat, transfer, device, "+".join(sorted(p for ps in routes.values() for p, _ in ps)))
+            parts = max(routes.values(), key=lambda ps: sum(v.latency_s for _, v in ps), default=[])
+            lat = sum(v.latency_s for _, v in parts) * step.repeat
+            transfer = sum(v.transfer_s for _, v in parts) * step.repeat
+            device = max((v for _, v in parts), key=lambda v: v.latency_s).device if parts else ""
+            out[ref] = StepLatency(lat, transfer, device, "+".join(sorted(p for ps in routes.values() for p, _ in ps)))
     return out
 
 
-def critical_paths(f: Formulation, lat: dict[StepRef, tuple]) -> tuple[dict[StepRef, float], dict[str, tuple]]:
-    """Earliest start of every step and (critical path length, critical steps) per workflow."""
-    starts: dict[StepRef, float] = {}
-    result = {}
-    for wf in f.workflows:
-        finish: dict[str, float] = {}
-        best_pred: dict[str, str | None] = {}
-        remaining = list(wf.steps)
-        while remaining:  # steps are few; repeated passes give a topological order
-            for step in list(remaining):
-                if all(p in finish for p in step.after):
-                    start = max((finish[p] for p in step.after), default=0.0)
-                    best_pred[step.id] = max(step.after, key=lambda p: finish[p]) if step.after else None
-                    starts[StepRef(wf.id, step.id)] = start
-                    finish[step.id] = start + lat[StepRef(wf.id, step.id)][0]
-                    remaining.remove(step)
-        last = max(finish, key=finish.get)
-        chain, node = [], last
-        while node is not None:
-            chain.append(node)
-            node = best_pred[node]
-        result[wf.id] = (finish[last], list(reversed(chain)))
-    return starts, result
+def critical_paths(f: Formulation, duration_s: dict[StepRef, float]) -> dict[str, DagTimes]:
+    """Per workflow: earliest starts, tails and the critical path with each step taking `duration_s` (all of its
+    repeats)."""
+    return {wf.id: longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps}) for wf in f.workflows}
 
 
 def solver_report(res: SolveResult) -> SolverReport:
     return SolverReport(
         backend=res.backend,
         status=res.status,
+        termination=res.termination,
         objective=res.objective,
         best_bound=res.best_bound,
         gap=res.gap,
@@ -114,25 +127,42 @@ def solver_report(res: SolveResult) -> SolverReport:
 def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines: list[Baseline] | None = None) -> Plan:
     values = res.values or []
     used = _used(f, values)
-    fleet, capex_y, energy_y, hosting_y, rental_y, purchases = [], 0.0, 0.0, 0.0, 0.0, 0.0
-    for dev_id, (own_i, nodes_i, rent_i) in f.fleet_vars.items():
+    fleet, cost, purchases_usd = fleet_entries(f, values)
+    steps, workflows = timings(f, used)
+    return Plan(
+        scenario=scenario_id,
+        fleet=fleet,
+        pools=pool_assignments(f, used, values),
+        steps=steps,
+        workflows=workflows,
+        tco=tco_breakdown(f, cost, purchases_usd),
+        mean_critical_path_s=sum(w.arrival_rate_rps * w.critical_path_s for w in workflows)
+        / sum(w.arrival_rate_rps for w in workflows),
+        solver=solver_report(res),
+        baselines=baselines or [],
+        assumptions=ASSUMPTIONS,
+    )
+
+
+def fleet_entries(f: Formulation, values: list[float]) -> tuple[list[FleetEntry], DeviceYearCost, float]:
+    """The devices in use per type and where they come from, their yearly cost in parts, and the up-front
+    purchases (USD)."""
+    fleet: list[FleetEntry] = []
+    capex_y, energy_y, hosting_y, rental_y, purchases = 0.0, 0.0, 0.0, 0.0, 0.0
+    for dev_id, fv in f.fleet_vars.items():
         off = f.offers[dev_id]
         dpn = off.device.devices_per_node
-        own = round(values[own_i]) if own_i is not None else 0
-        bought = round(values[nodes_i]) * dpn if nodes_i is not None else 0
-        rented = round(values[rent_i]) if rent_i is not None else 0
+        own = round(values[fv.own_devices]) if fv.own_devices is not None else 0
+        bought = round(values[fv.buy_nodes]) * dpn if fv.buy_nodes is not None else 0
+        rented = round(values[fv.rent_devices]) if fv.rent_devices is not None else 0
         if own + bought + rented == 0:
             continue
         kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
-        energy_per = energy_usd_per_year(off.device.tdp_w, f.econ)
-        hosting_per = hosting_usd_per_year(off.device.tdp_w, f.econ)
-        on_site = own + bought
-        energy_y += on_site * energy_per
-        hosting_y += on_site * hosting_per
-        capex_y += own * (off.owned_cost - energy_per - hosting_per) + bought * (
-            off.buy_cost - energy_per - hosting_per
-        )
-        rental_y += rented * off.rent_cost
+        mine, new, hired = off.owned_year, off.bought_year, off.rented_year
+        capex_y += own * mine.capex_usd + bought * new.capex_usd + rented * hired.capex_usd
+        energy_y += own * mine.energy_usd + bought * new.energy_usd + rented * hired.energy_usd
+        hosting_y += own * mine.hosting_usd + bought * new.hosting_usd + rented * hired.hosting_usd
+        rental_y += own * mine.rental_usd + bought * new.rental_usd + rented * hired.rental_usd
         purchases += bought * off.capex_usd
         fleet.append(
             FleetEntry(
@@ -142,18 +172,26 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
                 bought=bought,
                 rented=rented,
                 nodes=-(-(own + bought + rented) // dpn),
-                power_kw=on_site * kw,
+                power_kw=(own + bought) * kw,
             )
         )
+    return fleet, DeviceYearCost(capex_y, energy_y, hosting_y, rental_y), purchases
+
+
+def pool_assignments(f: Formulation, used: dict[str, UsedConfig], values: list[float]) -> list[PoolAssignment]:
+    """One entry per config in use, with its share of the demand its route carries."""
     pools = []
-    for pool, c, r in used.values():
-        total = sum(cc.throughput * rr for p, cc, rr in used.values() if p.id == pool.id)
+    for u in used.values():
+        pool, c, r = u.pool, u.config, u.replicas
+        total = sum(o.config.throughput * o.replicas for o in used.values() if o.pool.id == pool.id)
         served = f.served_demand(pool, values)
         pools.append(
             PoolAssignment(
                 pool=pool.id,
                 phase=pool.phase,
                 model=pool.model,
+                workflow=pool.workflow,
+                step=pool.step,
                 device=c.device,
                 weight_dtype=c.dtype,
                 tensor_parallel=c.tp,
@@ -166,19 +204,24 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
                 utilisation=min(1.0, served / total),
             )
         )
+    return pools
+
+
+def timings(f: Formulation, used: dict[str, UsedConfig]) -> tuple[list[StepTiming], list[WorkflowTiming]]:
+    """Every step's latency and start on the critical-path schedule; every workflow's critical path and slack."""
     workflows_by_id = {wf.id: wf for wf in f.workflows}
     lat = step_latencies(f, used)
-    starts, paths = critical_paths(f, lat)
+    paths = critical_paths(f, {ref: v.latency_s for ref, v in lat.items()})
     steps = [
         StepTiming(
             workflow=ref.workflow,
             step=ref.step,
-            pool=v[3],
-            device=v[2] or "-",
+            pool=v.pools,
+            device=v.device or "-",
             repeat=workflows_by_id[ref.workflow].step(ref.step).repeat,
-            latency_s=v[0],
-            start_s=starts[ref],
-            transfer_s=v[1],
+            latency_s=v.latency_s,
+            start_s=paths[ref.workflow].start_s[ref.step],
+            transfer_s=v.transfer_s,
         )
         for ref, v in lat.items()
     ]
@@ -186,14 +229,19 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         WorkflowTiming(
             workflow=wf.id,
             arrival_rate_rps=wf.arrival_rate_rps,
-            critical_path_s=paths[wf.id][0],
+            critical_path_s=paths[wf.id].critical_path_s,
             sla_s=wf.sla.e2e_latency_s,
-            slack_s=wf.sla.e2e_latency_s - paths[wf.id][0],
-            critical_steps=paths[wf.id][1],
+            slack_s=wf.sla.e2e_latency_s - paths[wf.id].critical_path_s,
+            critical_steps=paths[wf.id].critical_steps,
         )
         for wf in f.workflows
     ]
-    total_y = capex_y + energy_y + hosting_y + rental_y
+    return steps, workflows
+
+
+def tco_breakdown(f: Formulation, cost: DeviceYearCost, purchases_usd: float) -> TcoBreakdown:
+    """The fleet's yearly cost in parts, per request and per million LLM tokens."""
+    total_y = cost.capex_usd + cost.energy_usd + cost.hosting_usd + cost.rental_usd
     requests = sum(wf.arrival_rate_rps for wf in f.workflows) * SECONDS_PER_YEAR
     tokens = (
         sum(
@@ -204,26 +252,13 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         )
         * SECONDS_PER_YEAR
     )
-    tco = TcoBreakdown(
-        capex_usd_per_year=capex_y,
-        energy_usd_per_year=energy_y,
-        hosting_usd_per_year=hosting_y,
-        rental_usd_per_year=rental_y,
+    return TcoBreakdown(
+        capex_usd_per_year=cost.capex_usd,
+        energy_usd_per_year=cost.energy_usd,
+        hosting_usd_per_year=cost.hosting_usd,
+        rental_usd_per_year=cost.rental_usd,
         total_usd_per_year=total_y,
         usd_per_request=total_y / requests if requests else 0.0,
         usd_per_million_tokens=total_y / tokens * 1e6 if tokens else 0.0,
-        purchases_usd=purchases,
-    )
-    return Plan(
-        scenario=scenario_id,
-        fleet=fleet,
-        pools=pools,
-        steps=steps,
-        workflows=workflows,
-        tco=tco,
-        mean_critical_path_s=sum(w.arrival_rate_rps * w.critical_path_s for w in workflows)
-        / sum(w.arrival_rate_rps for w in workflows),
-        solver=solver_report(res),
-        baselines=baselines or [],
-        assumptions=ASSUMPTIONS,
+        purchases_usd=purchases_usd,
     )

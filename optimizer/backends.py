@@ -21,16 +21,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
 from hetplace.optimizer.linear import LinearModel
 
-BACKENDS = ("highs", "cbc", "cpsat")
+BACKENDS = tuple(Backend)
 Start = list[float] | dict[int, float] | None  # a whole assignment, or index -> value for some variables
 
 
 @dataclass
 class SolveResult:
-    backend: str
-    status: str  # optimal | feasible | infeasible | no_solution
+    backend: Backend
+    status: SolverStatus
     objective: float | None
     best_bound: float | None
     wall_time_s: float
@@ -38,6 +39,7 @@ class SolveResult:
     time_limit_s: float | None
     threads: int
     first_solution_s: float | None = None  # seconds to the first feasible plan (HiGHS, CP-SAT; CBC does not say)
+    termination: TerminationCondition = TerminationCondition.other  # why the solver stopped
 
     @property
     def gap(self) -> float | None:
@@ -119,20 +121,33 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
     first = found[0] - t0 if found else None
     status = h.getModelStatus()
     info = h.getInfo()
-    if status == highspy.HighsModelStatus.kInfeasible:
-        return SolveResult("highs", "infeasible", None, None, wall, None, time_limit_s, threads, first)
+    ms = highspy.HighsModelStatus
+    if status == ms.kOptimal:
+        why = TerminationCondition.optimal
+    elif status == ms.kInfeasible:
+        why = TerminationCondition.infeasible
+    elif status == ms.kTimeLimit or (status == ms.kInterrupt and time.perf_counter() > deadline):
+        why = TerminationCondition.time_limit  # the callback interrupts only at the time limit
+    else:
+        why = TerminationCondition.interrupted if status == ms.kInterrupt else TerminationCondition.other
+    if status == ms.kInfeasible:
+        return SolveResult(
+            Backend.highs, SolverStatus.infeasible, None, None, wall, None, time_limit_s, threads, first, why
+        )
     if info.primal_solution_status != 2:  # kSolutionStatusFeasible
-        return SolveResult("highs", "no_solution", None, None, wall, None, time_limit_s, threads, first)
+        return SolveResult(
+            Backend.highs, SolverStatus.no_solution, None, None, wall, None, time_limit_s, threads, first, why
+        )
     values = list(h.getSolution().col_value)
     obj = model.evaluate_objective(values)
     bound = float(info.mip_dual_bound) if any(v.integer for v in model.vars) else obj
-    state = "optimal" if status == highspy.HighsModelStatus.kOptimal else "feasible"
-    return SolveResult("highs", state, obj, bound, wall, values, time_limit_s, threads, first)
+    state = SolverStatus.optimal if status == ms.kOptimal else SolverStatus.feasible
+    return SolveResult(Backend.highs, state, obj, bound, wall, values, time_limit_s, threads, first, why)
 
 
 def solve(
     model: LinearModel,
-    backend: str = "highs",
+    backend: Backend | str = Backend.highs,
     time_limit_s: float | None = None,
     gap: float = 1e-4,
     threads: int = 1,
@@ -204,15 +219,43 @@ def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threa
     values = [x.value() if x.value() is not None else 0.0 for x in xs]
     has_values = all(x.value() is not None for x in xs) and status_text in ("Optimal", "Not Solved")
     sol_status = getattr(prob, "sol_status", None)
+    # CBC through PuLP stops short of optimality only at its time limit (the gap stop counts as optimal).
+    early = TerminationCondition.time_limit if time_limit_s is not None else TerminationCondition.other
     if status_text == "Infeasible":
-        return SolveResult("cbc", "infeasible", None, None, wall, None, time_limit_s, threads)
+        return SolveResult(
+            Backend.cbc,
+            SolverStatus.infeasible,
+            None,
+            None,
+            wall,
+            None,
+            time_limit_s,
+            threads,
+            None,
+            TerminationCondition.infeasible,
+        )
     if status_text == "Optimal" and sol_status in (None, pulp.LpSolutionOptimal):
         obj = model.evaluate_objective(values)  # CBC reports no bound when it finishes: within the gap asked for
-        return SolveResult("cbc", "optimal", obj, obj, wall, values, time_limit_s, threads)
+        return SolveResult(
+            Backend.cbc,
+            SolverStatus.optimal,
+            obj,
+            obj,
+            wall,
+            values,
+            time_limit_s,
+            threads,
+            None,
+            TerminationCondition.optimal,
+        )
     if has_values and sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal):
         obj = model.evaluate_objective(values)
-        return SolveResult("cbc", "feasible", obj, log_bound, wall, values, time_limit_s, threads)
-    return SolveResult("cbc", "no_solution", None, None, wall, None, time_limit_s, threads)
+        return SolveResult(
+            Backend.cbc, SolverStatus.feasible, obj, log_bound, wall, values, time_limit_s, threads, None, early
+        )
+    return SolveResult(
+        Backend.cbc, SolverStatus.no_solution, None, None, wall, None, time_limit_s, threads, None, early
+    )
 
 
 def _cbc_log_bound(path: str) -> float | None:
@@ -324,13 +367,21 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
     status = solver.solve(cp, _FirstSolution())
     wall = time.perf_counter() - t0
     first = found[0] - t0 if found else None
+    if status == cp_model.OPTIMAL:
+        why = TerminationCondition.optimal
+    elif status == cp_model.INFEASIBLE:
+        why = TerminationCondition.infeasible
+    elif status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and time_limit_s is not None:
+        why = TerminationCondition.time_limit  # CP-SAT stops short of a proof only at its limit
+    else:
+        why = TerminationCondition.other
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         values = [solver.value(x) * unit[i] for i, x in enumerate(xs)]
         obj = model.evaluate_objective(values)
         bound = solver.best_objective_bound / obj_scale + model.objective_constant
         return SolveResult(
-            "cpsat",
-            "optimal" if status == cp_model.OPTIMAL else "feasible",
+            Backend.cpsat,
+            SolverStatus.optimal if status == cp_model.OPTIMAL else SolverStatus.feasible,
             obj,
             float(bound),
             wall,
@@ -338,7 +389,12 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
             time_limit_s,
             threads,
             first,
+            why,
         )
     if status == cp_model.INFEASIBLE:
-        return SolveResult("cpsat", "infeasible", None, None, wall, None, time_limit_s, threads)
-    return SolveResult("cpsat", "no_solution", None, None, wall, None, time_limit_s, threads)
+        return SolveResult(
+            Backend.cpsat, SolverStatus.infeasible, None, None, wall, None, time_limit_s, threads, None, why
+        )
+    return SolveResult(
+        Backend.cpsat, SolverStatus.no_solution, None, None, wall, None, time_limit_s, threads, None, why
+    )

@@ -130,7 +130,10 @@ def _assignment_numbers(
                 problems.append(f"{a.pool} on {a.device}: step {s.id} does not fit")
         return a.batch / float(cap.latency_s[0]), lat, demand, problems
     if kind == "retrieval":
-        wf_id, _, step_id = rest.partition(".")
+        if a.workflow and a.step:
+            wf_id, step_id = a.workflow, a.step
+        else:  # plans written before the fields existed name the step only in the pool id
+            wf_id, _, step_id = rest.rpartition(".")
         wf = next(w for w in resolved.workflows if w.id == wf_id)
         s = wf.step(step_id)
         assert isinstance(s, RetrievalStep)

@@ -26,26 +26,53 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hetplace.catalogs.schema import Device
-from hetplace.costmodels.tco import EconomicsInputs, bought_device_year, owned_device_year, rented_device_year
+from hetplace.costmodels.tco import (
+    DeviceYearCost,
+    EconomicsInputs,
+    bought_device_year,
+    owned_device_year,
+    rented_device_year,
+)
 from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
 from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
-from hetplace.problems.schema import Workflow
+from hetplace.problems.schema import UNLIMITED_COUNT, Workflow
 
 TIME_RESOLUTION_S = 1e-5  # CP-SAT counts latencies in units of 10 µs
 SHARE_RESOLUTION = 1e-4  # CP-SAT counts traffic shares in units of 0.01 %
 
 
+NO_COST = DeviceYearCost(0.0, 0.0, 0.0, 0.0)
+
+
 @dataclass
 class DeviceOffer:
+    """How many devices of one type can be owned, bought and rented, and what one costs per year in service by
+    each source, kept in its parts (capex, energy, hosting, rental) for the plan's cost breakdown."""
+
     device: Device
     owned: int = 0
-    owned_cost: float = 0.0  # USD per device-year in service
+    owned_year: DeviceYearCost = NO_COST  # one owned device kept in service
     buy_max: int = 0
-    buy_cost: float = 0.0
-    capex_usd: float = 0.0
+    bought_year: DeviceYearCost = NO_COST
+    capex_usd: float = 0.0  # purchase price of one device
     rent_max: int = 0
-    rent_cost: float = 0.0
+    rented_year: DeviceYearCost = NO_COST
+
+    @property
+    def owned_cost(self) -> float:
+        """USD per owned device-year in service."""
+        return self.owned_year.total_usd
+
+    @property
+    def buy_cost(self) -> float:
+        """USD per bought device-year."""
+        return self.bought_year.total_usd
+
+    @property
+    def rent_cost(self) -> float:
+        """USD per rented device-year."""
+        return self.rented_year.total_usd
 
     @property
     def available(self) -> int:
@@ -63,6 +90,23 @@ class DeviceOffer:
         return min(prices) if prices else float("inf")
 
 
+@dataclass(frozen=True)
+class FleetVars:
+    """Indices of one device type's fleet variables; None where the scenario offers no such source."""
+
+    own_devices: int | None  # owned devices kept in service
+    buy_nodes: int | None  # whole nodes bought
+    rent_devices: int | None  # devices rented
+
+
+@dataclass(frozen=True)
+class ConfigVars:
+    """Indices of one config's variables."""
+
+    replicas: int  # r_c, replicas in use
+    in_use: int  # x_c, 1 when the config is in use (its latency counts)
+
+
 @dataclass
 class Formulation:
     model: LinearModel
@@ -71,10 +115,10 @@ class Formulation:
     workflows: list[Workflow]
     econ: EconomicsInputs
     max_utilisation: float
-    config_vars: dict[str, tuple[int, int]] = field(default_factory=dict)  # config key -> (r index, x index)
+    config_vars: dict[str, ConfigVars] = field(default_factory=dict)  # by config key
     latency_vars: dict[tuple[str, StepRef], int] = field(default_factory=dict)
     start_vars: dict[StepRef, int] = field(default_factory=dict)
-    fleet_vars: dict[str, tuple[int | None, int | None, int | None]] = field(default_factory=dict)
+    fleet_vars: dict[str, FleetVars] = field(default_factory=dict)  # by device id
     dropped_configs: int = 0
     power_coeffs: dict[int, float] = field(default_factory=dict)  # facility kW per fleet variable
     capex_coeffs: dict[int, float] = field(default_factory=dict)  # up-front USD per fleet variable
@@ -89,9 +133,6 @@ class Formulation:
         if shares is None:
             return pool.demand
         return pool.demand * min(1.0, max(0.0, values[shares[pool.route]]))
-
-
-UNLIMITED = 100_000  # stands in for "no availability limit" (keeps CP-SAT bounds finite)
 
 
 def economics_of(resolved: ResolvedScenario) -> EconomicsInputs:
@@ -113,17 +154,17 @@ def device_offers(resolved: ResolvedScenario, econ: EconomicsInputs) -> dict[str
         dev = resolved.catalog.device(o.device)
         off = offer(o.device)
         off.owned = o.count
-        off.owned_cost = owned_device_year(dev.tdp_w, econ, o.sunk, dev.capex_usd, o.residual_value_usd).total_usd
+        off.owned_year = owned_device_year(dev.tdp_w, econ, o.sunk, dev.capex_usd, o.residual_value_usd)
     for p in hw.purchasable:
         off = offer(p.device)
         off.capex_usd = float(purchase_price_usd(p, resolved.catalog) or 0.0)
-        off.buy_max = p.max_count if p.max_count is not None else UNLIMITED
-        off.buy_cost = bought_device_year(off.capex_usd, off.device.tdp_w, econ).total_usd
+        off.buy_max = p.max_count if p.max_count is not None else UNLIMITED_COUNT
+        off.bought_year = bought_device_year(off.capex_usd, off.device.tdp_w, econ)
     for q in hw.rentable:
         off = offer(q.device)
-        off.rent_max = q.max_count if q.max_count is not None else UNLIMITED
+        off.rent_max = q.max_count if q.max_count is not None else UNLIMITED_COUNT
         price = float(rental_usd_per_hour(q, resolved.catalog) or 0.0)
-        off.rent_cost = rented_device_year(price).total_usd
+        off.rented_year = rented_device_year(price)
     return offers
 
 
@@ -136,7 +177,7 @@ def define_fleet_variables(f: Formulation) -> None:
             m.add_var(f"buy_nodes[{dev_id}]", 0, math.floor(off.buy_max / dpn), True) if off.buy_max >= dpn else None
         )
         rent = m.add_var(f"rent[{dev_id}]", 0, off.rent_max, True) if off.rent_max else None
-        f.fleet_vars[dev_id] = (own, nodes, rent)
+        f.fleet_vars[dev_id] = FleetVars(own, nodes, rent)
         if own is not None:
             m.add_objective(own, off.owned_cost)
         if nodes is not None:
@@ -158,7 +199,7 @@ def define_config_variables(f: Formulation) -> None:
                 continue
             r = m.add_var(f"r[{cfg.key}]", 0, bound, True)
             x = m.add_var(f"x[{cfg.key}]", 0, 1, True)
-            f.config_vars[cfg.key] = (r, x)
+            f.config_vars[cfg.key] = ConfigVars(r, x)
             m.add_row(f"link[{cfg.key}]", {r: 1.0, x: -float(bound)}, "<=", 0.0)
             # A config in use has a replica (valid: x = 1 with no replica only adds latency). With `choose` this
             # makes the relaxation pay for at least one whole replica per pool instead of a sliver of one.
@@ -188,8 +229,8 @@ def define_capacity(f: Formulation) -> None:
                 # 1: valid for integer replicas, and it tightens the relaxation (a sliver of a big replica no longer
                 # passes for capacity). Exact coefficients of 1 also survive CP-SAT's integer scaling unrounded.
                 cap = 1.0 if f.tighten else float("inf")
-                r_coeffs = {f.config_vars[c.key][0]: min(c.throughput / need, cap) for c in pool.configs}
-                x_coeffs = {f.config_vars[c.key][1]: 1.0 for c in pool.configs}
+                r_coeffs = {f.config_vars[c.key].replicas: min(c.throughput / need, cap) for c in pool.configs}
+                x_coeffs = {f.config_vars[c.key].in_use: 1.0 for c in pool.configs}
                 if route not in shares:
                     m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", 1.0)
                     m.add_row(f"choose[{pool.id}]", x_coeffs, ">=", 1.0)
@@ -202,12 +243,12 @@ def define_fleet_balance(f: Formulation) -> None:
     usage: dict[str, dict[int, float]] = {d: {} for d in f.offers}
     for pool in f.pools:
         for c in pool.configs:
-            usage[c.device][f.config_vars[c.key][0]] = float(c.tp)
+            usage[c.device][f.config_vars[c.key].replicas] = float(c.tp)
     for dev_id, coeffs in usage.items():
-        own, nodes, rent = f.fleet_vars[dev_id]
+        fv = f.fleet_vars[dev_id]
         row = dict(coeffs)
         dpn = f.offers[dev_id].device.devices_per_node
-        for idx, k in ((own, 1.0), (nodes, float(dpn)), (rent, 1.0)):
+        for idx, k in ((fv.own_devices, 1.0), (fv.buy_nodes, float(dpn)), (fv.rent_devices, 1.0)):
             if idx is not None:
                 row[idx] = row.get(idx, 0.0) - k
         f.model.add_row(f"fleet[{dev_id}]", row, "<=", 0.0)
@@ -227,7 +268,7 @@ def define_latency_and_sla(f: Formulation) -> None:
             for c in pool.configs:
                 m.add_row(
                     f"lat[{pool.id},{ref.step},{c.key}]",
-                    {lv: 1.0, f.config_vars[c.key][1]: -(c.latency_s[ref] + c.extra_s.get(ref, 0.0))},
+                    {lv: 1.0, f.config_vars[c.key].in_use: -(c.latency_s[ref] + c.extra_s.get(ref, 0.0))},
                     ">=",
                     0.0,
                 )
@@ -274,7 +315,8 @@ def define_limits(f: Formulation, resolved: ResolvedScenario, relax: frozenset[s
     m = f.model
     power: dict[int, float] = {}
     capex: dict[int, float] = {}
-    for dev_id, (own, nodes, _rent) in f.fleet_vars.items():
+    for dev_id, fv in f.fleet_vars.items():
+        own, nodes = fv.own_devices, fv.buy_nodes
         off = f.offers[dev_id]
         kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
         dpn = off.device.devices_per_node

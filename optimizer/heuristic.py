@@ -15,20 +15,20 @@ depends on the hardware (LLM, embedding, conversion, retrieval) are scaled.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hetplace.optimizer.formulation import DeviceOffer, Formulation
 from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
 from hetplace.optimizer.presolve import fastest_step_durations, path_margins, step_latency
+from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import ToolStep, Workflow
 
 
 def _longest_path_s(wf: Workflow, duration_s: dict[StepRef, float]) -> float:
-    """The workflow's longest path: through every step, the SLA minus its margin plus its own time."""
-    margins = path_margins([wf], duration_s)
-    return max((wf.sla.e2e_latency_s - margins[ref] + d for ref, d in duration_s.items()), default=0.0)
+    """The workflow's critical path with each step taking `duration_s` (all of its repeats)."""
+    return longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps}).critical_path_s
 
 
 def step_budgets(workflows: list[Workflow], fastest_s: dict[StepRef, float]) -> dict[StepRef, float]:
@@ -61,6 +61,43 @@ def step_budgets(workflows: list[Workflow], fastest_s: dict[StepRef, float]) -> 
 
 
 @dataclass
+class _Source:
+    """One way to have devices of a type (owned, bought, rented): its price and how many are left."""
+
+    usd_per_device_year: float
+    devices_left: int
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """Devices taken from one source of the ledger (what `release` gives back)."""
+
+    device: str
+    source: int  # index into the device's sources
+    devices: int
+
+
+@dataclass(frozen=True)
+class ConfigReplicas:
+    config: Config
+    replicas: int
+
+    @property
+    def devices(self) -> int:
+        return self.config.tp * self.replicas
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One config per pool of a route, with its yearly cost and its worst duration/budget ratio over the steps."""
+
+    usd_per_year: float
+    budget_ratio: float
+    configs: list[ConfigReplicas]
+    route: str = ""
+
+
+@dataclass
 class _Ledger:
     """Devices still available per source, used cheapest first (owned devices usually are, unless their resale
     value makes them dearer than new ones), so every limit is kept."""
@@ -68,10 +105,11 @@ class _Ledger:
     offers: dict[str, DeviceOffer]
 
     def __post_init__(self) -> None:
-        self.left: dict[str, list[list[float]]] = {}  # device -> [[price, devices left], ...] in order of use
+        self.left: dict[str, list[_Source]] = {}  # device -> its sources in order of use
         for d, o in self.offers.items():
             whole_nodes = o.buy_max // o.device.devices_per_node * o.device.devices_per_node  # purchases: nodes
-            self.left[d] = sorted([[o.owned_cost, o.owned], [o.buy_cost, whole_nodes], [o.rent_cost, o.rent_max]])
+            sources = [(o.owned_cost, o.owned), (o.buy_cost, whole_nodes), (o.rent_cost, o.rent_max)]
+            self.left[d] = [_Source(price, n) for price, n in sorted(sources)]
 
     def cost_usd(self, device: str, count: int) -> float:
         """Yearly cost of `count` more devices (inf when fewer are left)."""
@@ -81,26 +119,29 @@ class _Ledger:
         """`cost_usd` for an array of counts."""
         rest = counts.astype(float)
         cost = np.zeros(len(rest))
-        for price, n in self.left[device]:
-            used = np.minimum(rest, n)
-            cost += np.where(used > 0, used * price, 0.0)
+        for source in self.left[device]:
+            used = np.minimum(rest, source.devices_left)
+            cost += np.where(used > 0, used * source.usd_per_device_year, 0.0)
             rest = rest - used
         return np.where(rest > 0, math.inf, cost)
 
-    def take(self, device: str, count: int) -> list[tuple[str, int, int]]:
+    def take(self, device: str, count: int) -> list[_Taken]:
         """Use `count` devices in order of price; returns what to give back to release them."""
         taken = []
         for k, source in enumerate(self.left[device]):
-            used = int(min(count, source[1]))
-            source[1] -= used
+            used = min(count, source.devices_left)
+            source.devices_left -= used
             count -= used
             if used:
-                taken.append((device, k, used))
+                taken.append(_Taken(device, k, used))
         return taken
 
-    def release(self, taken: list[tuple[str, int, int]]) -> None:
-        for device, k, used in taken:
-            self.left[device][k][1] += used
+    def take_choice(self, choice: Choice) -> list[_Taken]:
+        return [t for c in choice.configs for t in self.take(c.config.device, c.devices)]
+
+    def release(self, taken: list[_Taken]) -> None:
+        for t in taken:
+            self.left[t.device][t.source].devices_left += t.devices
 
 
 def _replicas(pool: Pool, c: Config, u_max: float) -> int:
@@ -154,16 +195,18 @@ def _pick(cost: np.ndarray, ratio: np.ndarray, closest: bool) -> int | None:
 
 def _cheapest(
     menus: list[_Menu], budgets: dict[StepRef, float], ledger: _Ledger, closest: bool = False
-) -> tuple[float, float, list[tuple[Config, int]]] | None:
-    """(cost, worst duration/budget ratio, choice): the cheapest choice of one config per pool of a route within the
-    budgets (the route's pool latencies add up), or with `closest` the one nearest to them (see `_pick`)."""
+) -> Choice | None:
+    """The cheapest choice of one config per pool of a route within the budgets (the route's pool latencies add
+    up), or with `closest` the one nearest to them (see `_pick`)."""
     budget = np.maximum(np.array([budgets[r] for r in menus[0].pool.steps]), 1e-12)
     costs = [m.costs_usd(ledger) for m in menus]
     if len(menus) == 1:
         (m,), (cost,) = menus, costs
         ratio = (m.latency_s / budget[None, :]).max(axis=1)
         i = _pick(cost, ratio, closest)
-        return None if i is None else (float(cost[i]), float(ratio[i]), [(m.pool.configs[i], m.replicas[i])])
+        if i is None:
+            return None
+        return Choice(float(cost[i]), float(ratio[i]), [ConfigReplicas(m.pool.configs[i], m.replicas[i])])
     a, b = menus
     ratio = ((a.latency_s[:, None, :] + b.latency_s[None, :, :]) / budget[None, None, :]).max(axis=2)
     total = costs[0][:, None] + costs[1][None, :]
@@ -175,12 +218,9 @@ def _cheapest(
     k = _pick(total.ravel(), ratio.ravel(), closest)
     if k is None:
         return None
-    i, j = np.unravel_index(k, total.shape)
-    choice = [(a.pool.configs[i], a.replicas[i]), (b.pool.configs[j], b.replicas[j])]
-    return float(total[i, j]), float(ratio[i, j]), choice
-
-
-Choice = tuple[float, str, list[tuple[Config, int]]]  # (yearly cost, route, configs with replica counts)
+    i, j = (int(n) for n in np.unravel_index(k, total.shape))
+    choice = [ConfigReplicas(a.pool.configs[i], a.replicas[i]), ConfigReplicas(b.pool.configs[j], b.replicas[j])]
+    return Choice(float(total[i, j]), float(ratio[i, j]), choice)
 
 
 def _best_choice(
@@ -195,19 +235,18 @@ def _best_choice(
         found = _cheapest(menus, budgets, ledger, closest)
         if found is None:
             continue
-        cost, ratio, configs = found
-        key = (ratio, cost) if closest else (cost, 0.0)
+        key = (found.budget_ratio, found.usd_per_year) if closest else (found.usd_per_year, 0.0)
         if best is None or key < best:
-            best, out = key, (cost, route, configs)
+            best, out = key, replace(found, route=route)
     return out
 
 
 def _family_durations(choice: Choice) -> dict[StepRef, float]:
     """Per step of the family: one execution's duration under the chosen configs (a route's pools add up)."""
     out: dict[StepRef, float] = {}
-    for c, _ in choice[2]:
-        for ref in c.latency_s:
-            out[ref] = out.get(ref, 0.0) + step_latency(c, ref)
+    for c in choice.configs:
+        for ref in c.config.latency_s:
+            out[ref] = out.get(ref, 0.0) + step_latency(c.config, ref)
     return out
 
 
@@ -279,7 +318,7 @@ def _plan_in_order(
 ) -> dict[int, float] | None:
     ledger = _Ledger(f.offers)
     chosen: dict[str, Choice] = {}
-    taken: dict[str, list[tuple[str, int, int]]] = {}
+    taken: dict[str, list[_Taken]] = {}
     durations: dict[StepRef, float] = {}
     for family in order:
         # A family that cannot meet its budgets (its configs are not fastest on all its steps at once) takes the
@@ -288,7 +327,7 @@ def _plan_in_order(
         if best is None:
             return None
         chosen[family] = best
-        taken[family] = [t for c, n in best[2] for t in ledger.take(c.device, c.tp * n)]
+        taken[family] = ledger.take_choice(best)
         durations.update(_family_durations(best))
     workflows = {w.id: w for w in f.workflows}
     if not _meets_slas(f.workflows, durations):
@@ -302,23 +341,23 @@ def _plan_in_order(
             slack = _slack_budgets(steps, workflows, durations)
             best = _best_choice(menus[family], slack, ledger)
             # price the current choice with the same ledger, so the comparison is like for like
-            now = sum(ledger.cost_usd(c.device, c.tp * n) for c, n in current[2])
-            if best is not None and best[0] < now - 1e-6:
+            now = sum(ledger.cost_usd(c.config.device, c.devices) for c in current.configs)
+            if best is not None and best.usd_per_year < now - 1e-6:
                 chosen[family] = best
                 durations.update(_family_durations(best))
                 improved = True
-            taken[family] = [t for c, n in chosen[family][2] for t in ledger.take(c.device, c.tp * n)]
+            taken[family] = ledger.take_choice(chosen[family])
         if not improved:
             break
     values: dict[int, float] = {}
     for pool in f.pools:
         for c in pool.configs:
-            r, x = f.config_vars[c.key]
-            values[r] = values[x] = 0.0
-    for family, (_, route, configs) in chosen.items():
-        for c, n in configs:
-            r, x = f.config_vars[c.key]
-            values[r], values[x] = float(n), 1.0
+            v = f.config_vars[c.key]
+            values[v.replicas] = values[v.in_use] = 0.0
+    for family, choice in chosen.items():
+        for cr in choice.configs:
+            v = f.config_vars[cr.config.key]
+            values[v.replicas], values[v.in_use] = float(cr.replicas), 1.0
         for name, share in f.share_vars.get(family, {}).items():
-            values[share] = 1.0 if name == route else 0.0
+            values[share] = 1.0 if name == choice.route else 0.0
     return values

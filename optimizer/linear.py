@@ -1,8 +1,9 @@
 """A solver-neutral mixed-integer linear model: named variables, linear rows, a linear objective.
 
-Every backend (PuLP HiGHS/CBC, OR-Tools CP-SAT) is built from this one object, so all solve the same model.
-Continuous variables carry a `resolution`: the unit CP-SAT counts them in (it only has integers), e.g. 1 ms for
-times. See backends/cpsat.py for how rows are scaled to integers.
+Every backend (HiGHS via highspy, CBC via PuLP, OR-Tools CP-SAT) is built from this one object, so all solve the
+same model.
+Continuous variables carry a `resolution`: the unit CP-SAT counts them in (it only has integers), e.g. 10 µs for
+times. See `_solve_cpsat` in optimizer/backends.py for how rows are scaled to integers.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class LinearModel:
 
     def var(self, name: str) -> int:
         return self._index[name]
+
+    def find_var(self, name: str) -> int | None:
+        """The index of the variable called `name`, or None when the model has none (models built from the same
+        scenario name their variables alike, so a solution of one can be carried over to another by name)."""
+        return self._index.get(name)
 
     def add_row(self, name: str, coeffs: dict[int, float], sense: str, rhs: float) -> None:
         if sense not in ("<=", ">=", "=="):

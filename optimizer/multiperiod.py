@@ -89,11 +89,12 @@ def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Join
             m.add_var(f"p{t}:{v.name}", v.lb, v.ub, v.integer, v.resolution)
         for r in f.model.rows:
             m.add_row(f"p{t}:{r.name}", {i + offset: c for i, c in r.coeffs.items()}, r.sense, r.rhs)
-        held_vars = {nodes for (_own, nodes, _rent) in f.fleet_vars.values() if nodes is not None}
+        held_vars = {fv.buy_nodes for fv in f.fleet_vars.values() if fv.buy_nodes is not None}
         for i, c in f.model.objective.items():
             if i not in held_vars:
                 m.add_objective(i + offset, c * h.period_years)
-        for dev_id, (_own, nodes, _rent) in f.fleet_vars.items():
+        for dev_id, fv in f.fleet_vars.items():
+            nodes = fv.buy_nodes
             if nodes is None:
                 continue
             off = f.offers[dev_id]
@@ -108,7 +109,7 @@ def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Join
             link = {nodes + offset: 1.0, n: -1.0}
             if t > 0:
                 prev_f, prev_off = joint.periods[t - 1][1], joint.periods[t - 1][2]
-                prev_nodes = prev_f.fleet_vars[dev_id][1]
+                prev_nodes = prev_f.fleet_vars[dev_id].buy_nodes
                 link[prev_nodes + prev_off] = -1.0
             m.add_row(f"p{t}:hold[{dev_id}]", link, "==", 0.0)
         joint.periods.append((rs, f, offset))
@@ -120,7 +121,10 @@ def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Join
 
 def _period_result(res: SolveResult, f: Formulation, offset: int) -> SolveResult:
     values = res.values[offset : offset + len(f.model.vars)]
-    return SolveResult(res.backend, res.status, None, None, res.wall_time_s, values, res.time_limit_s, res.threads)
+    return SolveResult(
+        res.backend, res.status, None, None, res.wall_time_s, values, res.time_limit_s, res.threads,
+        termination=res.termination,
+    )  # fmt: skip
 
 
 def _assemble(resolved: ResolvedScenario, joint: _Joint, res: SolveResult) -> list[PeriodPlan]:

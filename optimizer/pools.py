@@ -28,6 +28,7 @@ import numpy as np
 
 from hetplace.catalogs.loader import Catalog
 from hetplace.catalogs.schema import Device, DeviceKind, Dtype
+from hetplace.common.enums import Phase
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
@@ -67,8 +68,11 @@ DISAGGREGATED, COLOCATED, SINGLE = "disaggregated", "colocated", "single"
 
 @dataclass
 class Pool:
+    """A set of replicas serving one kind of work. Its identity is in fields (phase, model, workflow, step); `id` is
+    a readable name for variable names and reports, never parsed back (workflow ids may contain dots)."""
+
     id: str
-    phase: str  # prefill | decode | colocated | embed | convert | retrieval | tool
+    phase: Phase
     unit: str
     demand: float  # work units per second
     model: str | None
@@ -76,6 +80,8 @@ class Pool:
     configs: list[Config] = field(default_factory=list)
     family: str = ""  # pools serving the same traffic: the LLM model id, else the pool's own id
     route: str = SINGLE  # one way to serve the family's traffic: all pools of a route together serve it
+    workflow: str | None = None  # the workflow of a pool serving one step (retrieval), else None
+    step: str | None = None  # that step's id
 
     def __post_init__(self) -> None:
         self.family = self.family or self.id
@@ -139,10 +145,10 @@ def build_pools(
                 pools.append(_retrieval_pool(wf, step, catalog, device_ids))
             elif isinstance(step, ToolStep):
                 tool_refs.append((wf, step))
-    for model_id, uses in llm_steps.items():
-        pools.extend(_llm_pools(model_id, uses, catalog, device_ids, max_utilisation, weight_dtypes))
-    for (kind, model_id), uses in encoder_steps.items():
-        pools.append(_encoder_pool(kind, model_id, uses, catalog, device_ids))
+    for model_id, llm_uses in llm_steps.items():
+        pools.extend(_llm_pools(model_id, llm_uses, catalog, device_ids, max_utilisation, weight_dtypes))
+    for (kind, model_id), encoder_uses in encoder_steps.items():
+        pools.append(_encoder_pool(kind, model_id, encoder_uses, catalog, device_ids))
     if tool_refs:
         pools.append(_tool_pool(tool_refs, catalog, device_ids))
     return pools
@@ -171,7 +177,7 @@ def _llm_pools(
     dtypes = list(dict.fromkeys([model.weight_dtype, *(weight_dtypes or [])]))
     pre = Pool(
         f"{model_id}:prefill",
-        "prefill",
+        Phase.prefill,
         "prefill_tokens",
         prefill_demand,
         model_id,
@@ -181,7 +187,7 @@ def _llm_pools(
     )
     dec = Pool(
         f"{model_id}:decode",
-        "decode",
+        Phase.decode,
         "decode_tokens",
         decode_demand,
         model_id,
@@ -191,7 +197,7 @@ def _llm_pools(
     )
     col = Pool(
         f"{model_id}:colocated",
-        "colocated",
+        Phase.colocated,
         "calls",
         float(execs.sum()),
         model_id,
@@ -276,15 +282,27 @@ def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float]) -> Config
     )
 
 
-def _encoder_pool(kind: str, model_id: str, uses, catalog: Catalog, device_ids: list[str]) -> Pool:
+def _encoder_pool(
+    kind: str,
+    model_id: str,
+    uses: list[tuple[Workflow, EmbedStep | ConvertStep]],
+    catalog: Catalog,
+    device_ids: list[str],
+) -> Pool:
     model = catalog.model(model_id)
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
+    encoder_input = model.encoder_input
 
-    def tokens(s) -> int:
-        return model.encoder_input.tokens_per_item if kind == "convert" else s.tokens_per_item
+    def tokens(s: EmbedStep | ConvertStep) -> int:
+        """Tokens per item: an embed step says; a conversion takes the encoder's fixed input size."""
+        if isinstance(s, EmbedStep):
+            return s.tokens_per_item
+        if encoder_input is None:  # the catalog requires encoder_input on every encoder model
+            raise ValueError(f"model {model_id} has no encoder_input: step {s.id} cannot convert with it")
+        return encoder_input.tokens_per_item
 
     demand = float(sum(wf.arrival_rate_rps * s.repeat * s.items for wf, s in uses))
-    pool = Pool(f"{kind}:{model_id}", kind, "items", demand, model_id, refs)
+    pool = Pool(f"{kind}:{model_id}", Phase(kind), "items", demand, model_id, refs)
     devices = [
         d
         for d in _devices_for(catalog, device_ids)
@@ -307,7 +325,9 @@ def _encoder_pool(kind: str, model_id: str, uses, catalog: Catalog, device_ids: 
 def _retrieval_pool(wf: Workflow, step: RetrievalStep, catalog: Catalog, device_ids: list[str]) -> Pool:
     ref = StepRef(wf.id, step.id)
     demand = wf.arrival_rate_rps * step.repeat * step.queries
-    pool = Pool(f"retrieval:{wf.id}.{step.id}", "retrieval", "queries", demand, None, [ref])
+    pool = Pool(
+        f"retrieval:{wf.id}.{step.id}", Phase.retrieval, "queries", demand, None, [ref], workflow=wf.id, step=step.id
+    )
     devices = _devices_for(catalog, device_ids)
     cost = retrieval_cost(
         devices, step.corpus_vectors, step.dim, step.top_k, step.index, step.vector_dtype.value, step.queries
@@ -325,7 +345,7 @@ def _retrieval_pool(wf: Workflow, step: RetrievalStep, catalog: Catalog, device_
 def _tool_pool(uses: list[tuple[Workflow, ToolStep]], catalog: Catalog, device_ids: list[str]) -> Pool:
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
     demand = float(sum(wf.arrival_rate_rps * s.repeat * s.cpu_s for wf, s in uses))
-    pool = Pool("tool:cpu", "tool", "cpu_seconds", demand, None, refs)
+    pool = Pool("tool:cpu", Phase.tool, "cpu_seconds", demand, None, refs)
     cpus = _devices_for(catalog, device_ids, {DeviceKind.cpu})
     for dev in cpus:
         costs = [tool_cost([dev], s.latency_s, s.cpu_s) for _, s in uses]
@@ -336,7 +356,7 @@ def _tool_pool(uses: list[tuple[Workflow, ToolStep]], catalog: Catalog, device_i
                 1,
                 1,
                 None,
-                float(dev.cores),
+                float(dev.cores or 0),  # the catalog requires cores on every CPU
                 {r: float(c.latency_s[0]) for r, c in zip(refs, costs, strict=True)},
             )
         )

@@ -11,15 +11,35 @@ Every rule here keeps the optimum (tests compare pruned and unpruned solves):
 
 from __future__ import annotations
 
-from graphlib import TopologicalSorter
+from dataclasses import dataclass
 
 from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
+from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import Workflow
+
+
+@dataclass(frozen=True)
+class FastestRoute:
+    """A step's fastest possible execution over the routes that can serve it."""
+
+    duration_s: float  # one execution (a route's pool latencies add up)
+    device: str  # the device of its slowest part ("-" when no pool serves the step)
 
 
 def step_latency(c: Config, ref: StepRef) -> float:
     """Per-execution latency of a served step on config c, transfer included."""
     return c.latency_s[ref] + c.extra_s.get(ref, 0.0)
+
+
+def fastest_config(configs: list[Config], ref: StepRef) -> Config | None:
+    """The config with the lowest latency on step `ref` (the first of equals; None without configs)."""
+    best: Config | None = None
+    best_s = 0.0
+    for c in configs:
+        t = step_latency(c, ref)
+        if best is None or t < best_s:
+            best, best_s = c, t
+    return best
 
 
 def _dominates(o: Config, c: Config, steps: list[StepRef]) -> bool:
@@ -62,32 +82,28 @@ def fastest_pool_latencies(pools: list[Pool]) -> dict[tuple[str, StepRef], float
     }
 
 
-def fastest_routes(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, tuple[float, str]]:
+def fastest_routes(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, FastestRoute]:
     """Per step: the fastest possible duration of one execution over the routes that can serve it (a route's
     pool latencies add up), and the device that dominates it. Steps no pool serves take 0 s."""
-    best_config = {
-        (pool.id, ref): min(pool.configs, key=lambda c, r=ref: step_latency(c, r), default=None)
-        for pool in pools
-        for ref in pool.steps
-    }
+    best_config = {(pool.id, ref): fastest_config(pool.configs, ref) for pool in pools for ref in pool.steps}
     by_route: dict[StepRef, dict[tuple[str, str], list[tuple[float, str]]]] = {}
     for pool in pools:
         for ref in pool.steps:
             c = best_config[(pool.id, ref)]
             part = (step_latency(c, ref), c.device) if c is not None else (float("inf"), "-")
             by_route.setdefault(ref, {}).setdefault((pool.family, pool.route), []).append(part)
-    out: dict[StepRef, tuple[float, str]] = {}
+    out: dict[StepRef, FastestRoute] = {}
     for wf in workflows:
         for s in wf.steps:
             routes = by_route.get(StepRef(wf.id, s.id), {}).values()
             parts = min(routes, key=lambda ps: sum(t for t, _ in ps), default=[(0.0, "-")])
-            out[StepRef(wf.id, s.id)] = (sum(t for t, _ in parts), max(parts)[1])
+            out[StepRef(wf.id, s.id)] = FastestRoute(sum(t for t, _ in parts), max(parts)[1])
     return out
 
 
 def fastest_step_durations(pools: list[Pool], workflows: list[Workflow]) -> dict[StepRef, float]:
     """Per step: the fastest possible duration of one execution (see `fastest_routes`)."""
-    return {ref: d for ref, (d, _) in fastest_routes(pools, workflows).items()}
+    return {ref: r.duration_s for ref, r in fastest_routes(pools, workflows).items()}
 
 
 def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) -> dict[StepRef, float]:
@@ -95,20 +111,9 @@ def path_margins(workflows: list[Workflow], duration_s: dict[StepRef, float]) ->
     longest tail), i.e. the most time all of the step's repeats may take."""
     margins: dict[StepRef, float] = {}
     for wf in workflows:
-        order = list(TopologicalSorter({s.id: set(s.after) for s in wf.steps}).static_order())
-        succ: dict[str, list[str]] = {s.id: [] for s in wf.steps}
+        times = longest_paths(wf, {s.id: duration_s[StepRef(wf.id, s.id)] for s in wf.steps})
         for s in wf.steps:
-            for p in s.after:
-                succ[p].append(s.id)
-        dur = {s: duration_s[StepRef(wf.id, s)] for s in order}
-        start: dict[str, float] = {}
-        for s in order:
-            start[s] = max((start[p] + dur[p] for p in wf.step(s).after), default=0.0)
-        tail: dict[str, float] = {}
-        for s in reversed(order):
-            tail[s] = max((dur[n] + tail[n] for n in succ[s]), default=0.0)
-        for s in order:
-            margins[StepRef(wf.id, s)] = wf.sla.e2e_latency_s - start[s] - tail[s]
+            margins[StepRef(wf.id, s.id)] = wf.sla.e2e_latency_s - times.start_s[s.id] - times.tail_s[s.id]
     return margins
 
 

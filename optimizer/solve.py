@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from hetplace.catalogs.schema import DeviceKind
+from hetplace.common.enums import LLM_PHASES, Backend, Objective, SolverStatus
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.precision import Precision
 from hetplace.optimizer.assemble import assemble_plan, critical_paths
@@ -33,7 +34,7 @@ from hetplace.problems.plan import Baseline, Plan
 
 @dataclass
 class SolveOutcome:
-    status: str  # optimal | feasible | infeasible | no_solution
+    status: SolverStatus
     plan: Plan | None
     diagnosis: list[str] = field(default_factory=list)
     result: SolveResult | None = None
@@ -107,7 +108,7 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
             precision = Precision(model.weight_dtype, model.kv_dtype)
             needs = []
             for dev in offered:
-                if dev.kind == DeviceKind.cpu and pool.phase in ("prefill", "decode", "colocated"):
+                if dev.kind == DeviceKind.cpu and pool.phase in LLM_PHASES:
                     continue
                 k = min_devices_for_weights(model, precision, dev.mem_gb)
                 if k and dev.supports(model.weight_dtype):
@@ -117,18 +118,18 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
         else:
             causes.append(f"pool {pool.id}: no offered device can serve it (tools need CPUs; indexes must fit)")
     # Fastest possible critical path per workflow: every step on its fastest route and configs.
-    fastest = {
-        ref: (d * repeat[ref], 0.0, device, "") for ref, (d, device) in fastest_routes(f.pools, f.workflows).items()
-    }
-    _, paths = critical_paths(f, fastest)
+    fastest = fastest_routes(f.pools, f.workflows)
+    all_repeats_s = {ref: r.duration_s * repeat[ref] for ref, r in fastest.items()}
+    paths = critical_paths(f, all_repeats_s)
     for wf in f.workflows:
-        length, chain = paths[wf.id]
-        if length > wf.sla.e2e_latency_s:
-            slowest = max(chain, key=lambda s, w=wf.id: fastest[StepRef(w, s)][0])
+        path = paths[wf.id]
+        if path.critical_path_s > wf.sla.e2e_latency_s:
+            on_path_s = {s: all_repeats_s[StepRef(wf.id, s)] for s in path.critical_steps}
+            slowest = max(path.critical_steps, key=on_path_s.__getitem__)
             ref = StepRef(wf.id, slowest)
             causes.append(
-                f"workflow {wf.id}: fastest possible critical path {length:.2f} s > SLA "
-                f"{wf.sla.e2e_latency_s:g} s (step {slowest}: {fastest[ref][0]:.2f} s on {fastest[ref][2]})"
+                f"workflow {wf.id}: fastest possible critical path {path.critical_path_s:.2f} s > SLA "
+                f"{wf.sla.e2e_latency_s:g} s (step {slowest}: {all_repeats_s[ref]:.2f} s on {fastest[ref].device})"
             )
     if not causes:
         causes.extend(diagnose_limits(resolved))
@@ -141,17 +142,17 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
     return causes
 
 
-OBJECTIVES = ("min_tco", "min_latency")
+OBJECTIVES = tuple(Objective)
 
 
 def solve_scenario(
     resolved: ResolvedScenario,
-    backend: str = "highs",
+    backend: Backend | str = Backend.highs,
     time_limit_s: float | None = None,
     gap: float = 1e-4,
     threads: int = 1,
     baselines: bool = True,
-    objective: str = "min_tco",
+    objective: Objective | str = Objective.min_tco,
 ) -> SolveOutcome:
     """min_tco: the cheapest fleet meeting every SLA and limit. min_latency: the lowest arrival-weighted mean
     end-to-end latency within the limits (set limits.annual_budget_usd for "fastest under a budget"), then the
@@ -160,24 +161,29 @@ def solve_scenario(
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     f = formulate(resolved)
     if any(not p.configs for p in f.pools):
-        return SolveOutcome("infeasible", None, diagnose(resolved))
-    if objective == "min_latency":
+        return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved))
+    if objective == Objective.min_latency:
         return _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
     res = solve_model(resolved, f, backend, time_limit_s, gap, threads)
-    if res.status == "infeasible":
-        return SolveOutcome("infeasible", None, diagnose(resolved), res)
+    if res.status == SolverStatus.infeasible:
+        return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved), res)
     if res.values is None:
-        return SolveOutcome("no_solution", None, [], res)
+        return SolveOutcome(SolverStatus.no_solution, None, [], res)
     base = homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective) if baselines else []
     return SolveOutcome(res.status, assemble_plan(f, res, resolved.scenario.id, base), [], res)
 
 
 def solve_model(
-    resolved: ResolvedScenario, f: Formulation, backend: str, time_limit_s: float | None, gap: float, threads: int
+    resolved: ResolvedScenario,
+    f: Formulation,
+    backend: Backend | str,
+    time_limit_s: float | None,
+    gap: float,
+    threads: int,
 ) -> SolveResult:
     """Solve a min-TCO formulation from the budget heuristic's plan (heuristic.py); large models on HiGHS then
     start from a restricted model's plan (warmstart.py)."""
-    if backend != "highs":
+    if backend != Backend.highs:
         return solve(f.model, backend, time_limit_s, gap, threads, start=budget_plan(f))
 
     def restricted(must_keep: frozenset[str]) -> Formulation:
@@ -189,17 +195,23 @@ def solve_model(
 
 
 def _solve_min_latency(
-    resolved: ResolvedScenario, f: Formulation, backend: str, time_limit_s: float | None, gap: float, threads: int
+    resolved: ResolvedScenario,
+    f: Formulation,
+    backend: Backend | str,
+    time_limit_s: float | None,
+    gap: float,
+    threads: int,
 ) -> SolveOutcome:
     define_latency_objective(f)
     first = solve(f.model, backend, time_limit_s, gap, threads)
-    if first.status == "infeasible":
-        return SolveOutcome("infeasible", None, diagnose(resolved), first)
-    if first.values is None:
-        return SolveOutcome("no_solution", None, [], first)
+    if first.status == SolverStatus.infeasible:
+        return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved), first)
+    if first.values is None or first.objective is None:  # a solve with values always has their objective
+        return SolveOutcome(SolverStatus.no_solution, None, [], first)
     # Second stage: hold the mean latency (with a few CP-SAT time units of slack) and minimise TCO.
     weights = dict(f.model.objective)
-    f.model.add_row("latency_target", weights, "<=", first.objective + 1e-6 * first.objective + 5 * TIME_RESOLUTION_S)
+    target = first.objective
+    f.model.add_row("latency_target", weights, "<=", target + 1e-6 * target + 5 * TIME_RESOLUTION_S)
     f.model.objective = dict(f.tco_objective)
     second = solve(f.model, backend, time_limit_s, gap, threads)
     if second.values is None:  # keep the first stage's plan (fastest, not necessarily cheapest)
@@ -207,16 +219,16 @@ def _solve_min_latency(
         second.objective = f.model.evaluate_objective(first.values)
         second.best_bound = None
     second.wall_time_s = first.wall_time_s + (second.wall_time_s if second is not first else 0.0)
-    if first.status != "optimal":
-        second.status = "feasible"
+    if first.status != SolverStatus.optimal:
+        second.status = SolverStatus.feasible
     plan = assemble_plan(f, second, resolved.scenario.id)
-    plan.objective = "min_latency"
+    plan.objective = Objective.min_latency
     return SolveOutcome(second.status, plan, [], second)
 
 
 def homogeneous_baselines(
     resolved: ResolvedScenario,
-    backend: str,
+    backend: Backend | str,
     time_limit_s: float | None,
     gap: float,
     threads: int,
@@ -236,7 +248,9 @@ def homogeneous_baselines(
     for dev_id in ids:
         f = formulate(resolved, {dev_id})
         if any(not p.configs for p in f.pools):
-            out.append(Baseline(device=dev_id, status="infeasible", total_usd_per_year=None, saving_fraction=None))
+            out.append(
+                Baseline(device=dev_id, status=SolverStatus.infeasible, total_usd_per_year=None, saving_fraction=None)
+            )
             continue
         res = solve_model(resolved, f, backend, time_limit_s, gap, threads)
         if res.values is None:

@@ -12,11 +12,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from hetplace.optimizer.backends import SolveResult, solve
+from hetplace.optimizer.backends import SolveResult, Start, solve
 from hetplace.optimizer.formulation import DeviceOffer, Formulation
 from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.pools import Config, Pool
-from hetplace.optimizer.presolve import step_latency
+from hetplace.optimizer.presolve import fastest_config, step_latency
 
 
 def restrict_menus(
@@ -35,7 +35,7 @@ def restrict_menus(
         chosen = {id(c) for c in sorted(pool.configs, key=cost)[:keep]}
         chosen |= {id(c) for c in pool.configs if c.key in must_keep}
         fastest = {ref: min(step_latency(c, ref) for c in pool.configs) for ref in pool.steps}
-        chosen |= {id(min(pool.configs, key=lambda c, r=ref: step_latency(c, r))) for ref in pool.steps}
+        chosen |= {id(fastest_config(pool.configs, ref)) for ref in pool.steps}
         # A latency ladder: the cheapest config within 1.25×, 1.5×, 2×, 4× of the fastest on every served step, so
         # the restricted model can trade speed for cost where an SLA leaves room.
         for factor in LADDER:
@@ -66,12 +66,15 @@ def solve_with_warm_start(
     third of the time limit (20 s without one), and its plan, lifted, starts the full solve. The reported wall
     time covers everything after the model is built."""
     t0 = time.perf_counter()
-    plan: dict[int, float] | list[float] | None = budget_plan(full)
+    heuristic = budget_plan(full)
+    plan: Start = heuristic
     first_plan_s = None
     if len(full.model.vars) >= WARM_START_MIN_VARS:
-        in_plan = frozenset(c for c, (r, _) in full.config_vars.items() if plan is not None and plan.get(r, 0.0) > 0)
+        in_plan = frozenset(
+            c for c, v in full.config_vars.items() if heuristic is not None and heuristic.get(v.replicas, 0.0) > 0
+        )
         restricted = build_restricted(in_plan)
-        restricted_start = _rename(plan, full, restricted) if plan is not None else None
+        restricted_start = _rename(heuristic, full, restricted) if heuristic is not None else None
         limit = (time_limit_s or 60.0) / 3
         t1 = time.perf_counter()
         first = solve(restricted.model, "highs", limit, max(gap, 0.01), threads, start=restricted_start)
@@ -99,16 +102,19 @@ def solve_with_warm_start(
 
 def _rename(plan: dict[int, float], full: Formulation, restricted: Formulation) -> dict[int, float]:
     """A partial start of the full model as one of the restricted model (same variable names)."""
-    index = restricted.model._index
-    names = full.model.vars
-    return {index[names[i].name]: v for i, v in plan.items() if names[i].name in index}
+    out: dict[int, float] = {}
+    for i, v in plan.items():
+        j = restricted.model.find_var(full.model.vars[i].name)
+        if j is not None:
+            out[j] = v
+    return out
 
 
 def _lift(values: list[float], restricted: Formulation, full: Formulation) -> list[float] | None:
     """The restricted solution as values of the full model's variables (dropped configs at zero)."""
     out = [0.0] * len(full.model.vars)
     for i, v in enumerate(restricted.model.vars):
-        j = full.model._index.get(v.name)
+        j = full.model.find_var(v.name)
         if j is None:
             return None  # the two models differ in more than columns: no start
         out[j] = values[i]

@@ -11,11 +11,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from hetplace.common.enums import Backend, Objective, Phase, SolverStatus, TerminationCondition
 from hetplace.common.schema_base import Identifier, NonNegativeFloat, NonNegativeInt, PositiveInt, StrictModel
 
-PLAN_SCHEMA_VERSION = "1"
-
-SolverStatus = Literal["optimal", "feasible", "infeasible", "no_solution"]
+PLAN_SCHEMA_VERSION: Literal["1"] = "1"
 
 
 class FleetEntry(StrictModel):
@@ -33,9 +32,14 @@ class FleetEntry(StrictModel):
 class PoolAssignment(StrictModel):
     """One serving configuration chosen for a pool (a pool may mix several configs)."""
 
-    pool: str = Field(description="Pool id: '<model>:<phase>' for LLM pools, '<kind>:<step>' otherwise.")
-    phase: Literal["prefill", "decode", "colocated", "embed", "retrieval", "tool", "convert"]
+    pool: str = Field(
+        description="Pool id, a readable name: '<model>:<phase>' for LLM pools, '<kind>:<model>' for encoders, "
+        "'retrieval:<workflow>.<step>', 'tool:cpu'. Read the pool's identity from phase, model, workflow and step."
+    )
+    phase: Phase
     model: Identifier | None = None
+    workflow: Identifier | None = Field(default=None, description="The workflow of a retrieval pool's step.")
+    step: Identifier | None = Field(default=None, description="The step a retrieval pool serves.")
     device: Identifier
     weight_dtype: str | None = None
     tensor_parallel: PositiveInt = 1
@@ -82,8 +86,11 @@ class TcoBreakdown(StrictModel):
 
 
 class SolverReport(StrictModel):
-    backend: Literal["highs", "cbc", "cpsat"]
+    backend: Backend
     status: SolverStatus
+    termination: TerminationCondition | None = Field(
+        default=None, description="Why the solver stopped (None in plans written before it was recorded)."
+    )
     objective: float | None
     best_bound: float | None
     gap: float | None = Field(description="Relative gap (objective − bound) / objective; 0 when optimal.")
@@ -107,7 +114,7 @@ class Baseline(StrictModel):
 class Plan(StrictModel):
     schema_version: Literal["1"] = PLAN_SCHEMA_VERSION
     scenario: Identifier
-    objective: Literal["min_tco", "min_latency"] = "min_tco"
+    objective: Objective = Objective.min_tco
     fleet: list[FleetEntry]
     pools: list[PoolAssignment]
     steps: list[StepTiming]

@@ -7,6 +7,8 @@ import copy
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
+from hetplace.common.enums import Phase
+from hetplace.costmodels.tco import DeviceYearCost
 from hetplace.optimizer.assemble import assemble_plan
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.checker import check_plan
@@ -20,6 +22,11 @@ from tests.conftest import FIXTURES, load_case
 from tests.test_presolve import chained_scenarios
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
+
+
+def _year(usd: float) -> DeviceYearCost:
+    """A device-year costing `usd`, all of it capex."""
+    return DeviceYearCost(usd, 0.0, 0.0, 0.0)
 
 
 def _workflow(sla_s: float) -> Workflow:
@@ -65,8 +72,10 @@ def test_budgets_scale_only_hardware_dependent_steps() -> None:
 
 def test_ledger_uses_the_cheapest_source_first_within_its_limits(catalog) -> None:
     # L4s come 4 to a node: a purchase limit of 6 allows one node (4 devices); 1 more may be rented.
-    offer = DeviceOffer(catalog.device("l4"), owned=2, owned_cost=100.0, buy_max=6, buy_cost=500.0, rent_max=1)
-    offer.rent_cost = 400.0
+    offer = DeviceOffer(
+        catalog.device("l4"), owned=2, owned_year=_year(100.0), buy_max=6, bought_year=_year(500.0), rent_max=1
+    )
+    offer.rented_year = _year(400.0)
     ledger = _Ledger({"l4": offer})
     assert ledger.cost_usd("l4", 2) == 200.0
     assert ledger.cost_usd("l4", 4) == 200.0 + 400.0 + 500.0  # renting is cheaper than buying here
@@ -77,28 +86,33 @@ def test_ledger_uses_the_cheapest_source_first_within_its_limits(catalog) -> Non
     ledger.release(taken)
     assert ledger.cost_usd("l4", 1) == 100.0
     # Owned devices whose resale value makes them dearer than renting come after the rented ones.
-    pricey = DeviceOffer(catalog.device("l4"), owned=2, owned_cost=450.0, rent_max=1, rent_cost=400.0)
+    pricey = DeviceOffer(catalog.device("l4"), owned=2, owned_year=_year(450.0), rent_max=1, rented_year=_year(400.0))
     assert _Ledger({"l4": pricey}).cost_usd("l4", 2) == 400.0 + 450.0
 
 
 def test_cheapest_config_within_budget(catalog) -> None:
     a = StepRef("w", "a")
-    offers = {"l4": DeviceOffer(catalog.device("l4"), owned=0, buy_max=100, buy_cost=1000.0)}
+    offers = {"l4": DeviceOffer(catalog.device("l4"), owned=0, buy_max=100, bought_year=_year(1000.0))}
     configs = [  # (tp, throughput, latency): demand 100/s at u_max 0.5 needs 200/s
         Config("p", "l4", 1, 1, "bf16", 50.0, {a: 1.0}),  # 4 replicas, 4 devices: 4,000
         Config("p", "l4", 2, 8, "bf16", 150.0, {a: 2.0}),  # 2 replicas, 4 devices: 4,000
         Config("p", "l4", 1, 64, "bf16", 100.0, {a: 5.0}),  # 2 replicas, 2 devices: 2,000 but slow
     ]
-    pool = Pool("p", "decode", "decode_tokens", 100.0, "m", [a], configs)
+    pool = Pool("p", Phase.decode, "decode_tokens", 100.0, "m", [a], configs)
     menu = [_Menu.of(pool, 0.5)]
-    cost, ratio, chosen = _cheapest(menu, {a: 2.5}, _Ledger(offers))
-    assert cost == 4000.0 and chosen[0][1] in (2, 4) and ratio <= 1.0
-    cost, ratio, chosen = _cheapest(menu, {a: 5.0}, _Ledger(offers))
-    assert (cost, ratio, chosen[0][0].batch, chosen[0][1]) == (2000.0, 1.0, 64, 2)
+    choice = _cheapest(menu, {a: 2.5}, _Ledger(offers))
+    assert choice is not None
+    assert choice.usd_per_year == 4000.0 and choice.configs[0].replicas in (2, 4) and choice.budget_ratio <= 1.0
+    choice = _cheapest(menu, {a: 5.0}, _Ledger(offers))
+    assert choice is not None
+    (c,) = choice.configs
+    assert (choice.usd_per_year, choice.budget_ratio, c.config.batch, c.replicas) == (2000.0, 1.0, 64, 2)
     assert _cheapest(menu, {a: 0.5}, _Ledger(offers)) is None
     # Nothing meets 0.5 s: the nearest choice is the fastest config, 2× over its budget.
-    cost, ratio, chosen = _cheapest(menu, {a: 0.5}, _Ledger(offers), closest=True)
-    assert (cost, ratio, chosen[0][0].batch, chosen[0][1]) == (4000.0, 2.0, 1, 4)
+    choice = _cheapest(menu, {a: 0.5}, _Ledger(offers), closest=True)
+    assert choice is not None
+    (c,) = choice.configs
+    assert (choice.usd_per_year, choice.budget_ratio, c.config.batch, c.replicas) == (4000.0, 2.0, 1, 4)
 
 
 def _completed(f, plan: dict[int, float]):

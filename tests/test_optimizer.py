@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
+from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
+from hetplace.costmodels.tco import energy_usd_per_year, hosting_usd_per_year
+from hetplace.optimizer.backends import solve
 from hetplace.optimizer.checker import check_plan
+from hetplace.optimizer.formulation import economics_of
+from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.solve import solve_scenario
-from hetplace.problems.loader import load_scenario
+from hetplace.problems.loader import load_scenario, rental_usd_per_hour
 from hetplace.problems.plan import Plan
 from tests.conftest import FIXTURES, write_yaml
 
@@ -200,3 +205,75 @@ def test_allowed_weight_dtypes_widen_the_menu(tmp_path: Path, small_plans: dict[
     assert outcome.plan.tco.total_usd_per_year < 0.6 * base
     assert "int4" in {a.weight_dtype for a in outcome.plan.pools}
     assert check_plan(resolved, outcome.plan) == []
+
+
+def test_a_workflow_id_with_a_dot_solves_and_checks(tmp_path: Path) -> None:
+    # Pool ids like 'retrieval:<workflow>.<step>' are names only: the plan carries workflow and step as fields.
+    workflow = yaml.safe_load((FIXTURES / "scenarios" / "small-agent-workflow.yaml").read_text())
+    workflow["id"] = "small.agent.v2"
+    scenario = yaml.safe_load(SMALL.read_text())
+    scenario["workflows"] = [{"path": str(write_yaml(tmp_path / "wf.yaml", workflow))}]
+    resolved = load_scenario(write_yaml(tmp_path / "scenario.yaml", scenario))
+    outcome = solve_scenario(resolved, baselines=False)
+    assert outcome.status == "optimal" and outcome.plan is not None
+    (retrieval,) = {(a.workflow, a.step) for a in outcome.plan.pools if a.phase == "retrieval"}
+    assert retrieval == ("small.agent.v2", "search")
+    assert check_plan(resolved, outcome.plan) == []
+    assert outcome.plan.tco.total_usd_per_year == pytest.approx(18_561.24, abs=0.01)  # same scenario, renamed
+
+
+def test_a_plan_without_pool_identity_fields_still_validates_and_checks(small_plans: dict[str, Any]) -> None:
+    # Plans written before pools carried workflow and step name the retrieval step only in the pool id.
+    data = small_plans["highs"].plan.model_dump(mode="json")
+    for a in data["pools"]:
+        del a["workflow"], a["step"]
+    del data["solver"]["termination"]
+    old = Plan.model_validate(data)
+    assert {a.workflow for a in old.pools} == {None} and old.solver.termination is None
+    assert check_plan(load_scenario(SMALL), old) == []
+
+
+def test_tco_parts_are_those_of_the_devices_in_use(small_plans: dict[str, Any]) -> None:
+    # Energy and hosting from the cost model per device on site; rental at the catalog's hourly price all year.
+    resolved = load_scenario(SMALL)
+    plan = small_plans["highs"].plan
+    econ = economics_of(resolved)
+    rentable = {r.device: r for r in resolved.scenario.hardware.rentable}
+    energy = hosting = rental = 0.0
+    for e in plan.fleet:
+        dev = resolved.catalog.device(e.device)
+        energy += (e.owned_used + e.bought) * energy_usd_per_year(dev.tdp_w, econ)
+        hosting += (e.owned_used + e.bought) * hosting_usd_per_year(dev.tdp_w, econ)
+        if e.rented:
+            rental += e.rented * float(rental_usd_per_hour(rentable[e.device], resolved.catalog) or 0.0) * 8760
+    assert plan.tco.energy_usd_per_year == pytest.approx(energy, rel=1e-12)
+    assert plan.tco.hosting_usd_per_year == pytest.approx(hosting, rel=1e-12)
+    assert plan.tco.rental_usd_per_year == pytest.approx(rental, rel=1e-12)
+    # The owned L4s are sunk with no resale value: capex is the purchases amortised.
+    assert plan.tco.capex_usd_per_year == pytest.approx(plan.tco.purchases_usd / econ.amortisation_years, rel=1e-12)
+
+
+def test_status_and_termination_are_enums_written_as_the_same_strings(small_plans: dict[str, Any]) -> None:
+    for backend, outcome in small_plans.items():
+        solver = outcome.plan.solver
+        assert (solver.backend, solver.status, solver.termination) == (
+            Backend(backend),
+            SolverStatus.optimal,
+            TerminationCondition.optimal,
+        )
+        data = outcome.plan.model_dump(mode="json")
+        assert (data["solver"]["backend"], data["solver"]["status"], data["objective"]) == (
+            backend,
+            "optimal",
+            "min_tco",
+        )
+        assert {a["phase"] for a in data["pools"]} <= {"prefill", "decode", "colocated", "embed", "retrieval", "tool"}
+
+
+@pytest.mark.parametrize("backend", list(Backend))
+def test_an_infeasible_model_says_so_in_status_and_termination(backend: Backend) -> None:
+    m = LinearModel()
+    x = m.add_var("x", 0, 1, True)
+    m.add_row("impossible", {x: 1.0}, ">=", 2.0)
+    res = solve(m, backend)
+    assert (res.status, res.termination) == (SolverStatus.infeasible, TerminationCondition.infeasible)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from hetplace.common.enums import Phase
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.pools import Config, Pool, StepRef
 from hetplace.optimizer.presolve import path_margins, prune_by_critical_path, prune_dominated
@@ -25,14 +26,14 @@ def test_dominance_needs_a_divisible_tensor_parallel_degree_and_no_slower_step()
     tp2_worse = _cfg("h100", 2, 8, 190.0, 0.6)  # 2 × tp1 gives 200 ≥ 190 tokens/s and 0.5 s ≤ 0.6 s: dominated
     tp2_faster = _cfg("h100", 2, 4, 150.0, 0.3)  # faster than tp1: kept
     other_device = _cfg("l4", 2, 8, 10.0, 5.0)  # never compared across devices
-    pool = Pool("p", "decode", "decode_tokens", 1000.0, "m", [A], [tp1, tp2_worse, tp2_faster, other_device])
+    pool = Pool("p", Phase.decode, "decode_tokens", 1000.0, "m", [A], [tp1, tp2_worse, tp2_faster, other_device])
     assert prune_dominated([pool]) == 1
     assert pool.configs == [tp1, tp2_faster, other_device]
 
 
 def test_exact_ties_keep_the_smaller_tensor_parallel_degree() -> None:
     a, b = _cfg("h100", 1, 8, 100.0, 0.5), _cfg("h100", 2, 8, 200.0, 0.5)
-    pool = Pool("p", "decode", "decode_tokens", 1000.0, "m", [A], [b, a])
+    pool = Pool("p", Phase.decode, "decode_tokens", 1000.0, "m", [A], [b, a])
     assert prune_dominated([pool]) == 1
     assert pool.configs == [a]
 
@@ -72,7 +73,7 @@ def test_critical_path_pruning_drops_a_config_that_cannot_fit_beside_the_fastest
     # on this config step c takes 2.6 s per repeat: 1 + 2 × 2.6 + 1 = 7.2 s > 7 s, although c alone (5.2 s) fits
     slow = Config("tool", "cpu2", 1, 1, None, 50.0, {**dict.fromkeys(refs, 1.0), StepRef("w", "c"): 2.6})
     ok = Config("tool", "cpu3", 1, 1, None, 50.0, {**dict.fromkeys(refs, 1.0), StepRef("w", "c"): 2.4})
-    pool = Pool("tool", "tool", "cpu_seconds", 1.0, None, refs, [fast, slow, ok])
+    pool = Pool("tool", Phase.tool, "cpu_seconds", 1.0, None, refs, [fast, slow, ok])
     assert prune_by_critical_path([pool], [wf]) == 1
     assert pool.configs == [fast, ok]
 

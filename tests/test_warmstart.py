@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 
 import hetplace.optimizer.warmstart as warmstart
+from hetplace.common.enums import Phase
+from hetplace.costmodels.tco import DeviceYearCost
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.formulation import DeviceOffer
+from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.pools import Config, Pool, StepRef
 from hetplace.optimizer.solve import formulate, solve_scenario
 from hetplace.optimizer.warmstart import _lift, restrict_menus
@@ -19,22 +22,27 @@ SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 A = StepRef("w", "a")
 
 
+def _year(usd: float) -> DeviceYearCost:
+    """A device-year costing `usd`, all of it capex."""
+    return DeviceYearCost(usd, 0.0, 0.0, 0.0)
+
+
 def test_restricted_menus_keep_the_cheapest_and_the_fastest(catalog) -> None:
-    offers = {"l4": DeviceOffer(catalog.device("l4"), owned=4, owned_cost=200.0)}
+    offers = {"l4": DeviceOffer(catalog.device("l4"), owned=4, owned_year=_year(200.0))}
     configs = [
         Config("p", "l4", 1, b, "bf16", thr, {A: lat})
         for b, thr, lat in [(1, 10, 0.1), (4, 30, 0.3), (16, 80, 0.9), (64, 100, 2.0)]
     ]
-    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], list(configs))
+    pool = Pool("p", Phase.decode, "decode_tokens", 50.0, "m", [A], list(configs))
     # cost per coverage ∝ 1 / throughput: b64 then b16 are cheapest; b1 is the fastest; on the latency ladder
     # b4 (0.3 s) is the cheapest within 4× of the fastest 0.1 s, b1 within 1.25–2×
     assert restrict_menus([pool], offers, keep=2) == 0
     assert [c.batch for c in pool.configs] == [1, 4, 16, 64]
     five = [*configs, Config("p", "l4", 1, 256, "bf16", 70.0, {A: 3.0})]  # dearer and slower than b16, b64: dropped
-    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], five)
+    pool = Pool("p", Phase.decode, "decode_tokens", 50.0, "m", [A], five)
     assert restrict_menus([pool], offers, keep=2) == 1
     assert [c.batch for c in pool.configs] == [1, 4, 16, 64]
-    pool = Pool("p", "decode", "decode_tokens", 50.0, "m", [A], list(five))
+    pool = Pool("p", Phase.decode, "decode_tokens", 50.0, "m", [A], list(five))
     assert restrict_menus([pool], offers, keep=2, must_keep=frozenset({five[-1].key})) == 0  # a heuristic's choice
 
 
@@ -57,3 +65,11 @@ def test_warm_started_solve_reaches_the_same_optimum(monkeypatch: pytest.MonkeyP
     assert warm.status == "optimal"
     assert warm.plan.tco.total_usd_per_year == pytest.approx(cold.plan.tco.total_usd_per_year, rel=1e-6)
     assert check_plan(resolved, warm.plan) == []
+
+
+def test_variables_are_found_by_name() -> None:
+    m = LinearModel()
+    m.add_var("a")
+    b = m.add_var("b", 0, 1, True)
+    assert (m.find_var("b"), b, m.var("b")) == (1, 1, 1)
+    assert m.find_var("c") is None
