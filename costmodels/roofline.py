@@ -120,9 +120,11 @@ def total_latency(timings: Sequence[OpTiming]) -> Array:
     return np.sum([t.latency_s for t in timings], axis=0)
 
 
-def kv_transfer_time(kv_bytes: Array, same_node: Array, src: DeviceArrays) -> Array:
-    """Moving a request's KV cache from its prefill replica to its decode replica (disaggregated serving):
-    over the scale-up link inside a node, over the NIC across nodes; one message latency each."""
-    bw = np.where(same_node, src.link_bw, src.nic_bw) * LINK_EFFICIENCY
-    alpha = np.where(same_node, LINK_LATENCY_S, NIC_LATENCY_S)
-    return alpha + np.asarray(kv_bytes, dtype=float) / bw
+def kv_transfer_time(kv_bytes: Array, same_node: Array | bool, dev: DeviceArrays) -> Array:
+    """Moving a request's KV cache from its prefill replica to its decode replica (disaggregated serving): the
+    payload over the scale-up link inside a node, over the NIC across nodes, of `dev` (the end whose link bounds
+    the transfer), at LINK_EFFICIENCY. Bandwidth only: one message latency (10-25 µs) is noise beside a KV
+    payload of megabytes, and leaving it out keeps the optimizer's numbers those the plan checker recomputes.
+    Broadcasts, e.g. a column of payloads against a row of devices."""
+    bw = np.where(same_node, dev.link_bw, dev.nic_bw) * LINK_EFFICIENCY
+    return np.asarray(kv_bytes, dtype=float) / bw

@@ -32,6 +32,7 @@ from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision
+from hetplace.costmodels.roofline import DeviceArrays, kv_transfer_time
 from hetplace.costmodels.step_shape import LlmCallShape, llm_call_shape, llm_pool_shape
 from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
 
@@ -221,17 +222,16 @@ def _llm_pools(
         if cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre):
             latency = {r: float(m.latency_s[i]) for r, m in zip(refs, lat_pre, strict=True)}
             pre.configs.append(_config(pre.id, cap_pre, i, latency))
+    # Disaggregated serving: each execution's KV cache moves from its prefill replica, assumed on another node
+    # (NIC), to the decode replica — a conservative bound that holds whichever prefill device is chosen.
+    kv_bytes = np.array([[kv_per_token * s.prompt_tokens] for _, s in uses])  # one row per step
+    transfer_s = kv_transfer_time(kv_bytes, False, DeviceArrays.of(devices, [model.weight_dtype] * len(devices)))
     for i in range(len(cap_dec)):
         if not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
             continue
         latency = {r: float(m.latency_s[i]) * s.output_tokens for r, m, (_, s) in zip(refs, lat_dec, uses, strict=True)}
-        dev = catalog.device(cap_dec.device_ids[int(cap_dec.device_index[i])])
-        # Disaggregated serving: each execution's KV cache moves from its prefill replica, assumed on another node
-        # (NIC), to this decode replica — a conservative bound that holds whichever prefill device is chosen.
-        nic_bytes_per_s = dev.scaleout_nic_gbps * 1e9 / 8 * 0.8
-        transfer = {r: kv_per_token * s.prompt_tokens / nic_bytes_per_s for r, (_, s) in zip(refs, uses, strict=True)}
         cfg = _config(dec.id, cap_dec, i, latency)
-        cfg.extra_s = transfer
+        cfg.extra_s = {r: float(transfer_s[k, int(cap_dec.device_index[i])]) for k, r in enumerate(refs)}
         dec.configs.append(cfg)
     demands = (prefill_demand, decode_demand)
     col.configs = _colocated_configs(col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max)

@@ -1,4 +1,4 @@
-"""The LLM call shape shared by the optimizer's pools and the reports, against hand-computed numbers."""
+"""Formulas the optimizer's pools share with the cost models and the reports, against hand-computed numbers."""
 
 from __future__ import annotations
 
@@ -94,3 +94,21 @@ def test_report_roofline_prices_each_llm_pool_at_the_call_the_optimizer_sized_it
             assert res["totals"]["tokens_per_s"] == pytest.approx(cfg.throughput, rel=1e-9)
             checked += 1
     assert checked >= 10
+
+
+def test_decode_configs_carry_the_kv_transfer_over_the_decode_devices_nic() -> None:
+    from hetplace.optimizer.pools import StepRef, build_pools
+    from hetplace.problems.loader import load_scenario
+    from tests.conftest import FIXTURES
+
+    resolved = load_scenario(FIXTURES / "scenarios" / "small-agent.yaml")
+    pools = build_pools(resolved.workflows, resolved.catalog, ["h100-sxm", "l4"], 0.8)
+    decode = next(p for p in pools if p.phase == "decode")
+    ref = StepRef("small-agent", "plan")
+    assert ref in decode.steps
+    # llama-3.1-8b bf16 KV: 32 layers · 2 · 8 KV heads · 128 · 2 B = 131,072 B/token; 'plan' sends 1200 tokens.
+    kv = 32 * 2 * 8 * 128 * 2 * 1200
+    nic = {"h100-sxm": 400e9 / 8 * 0.8, "l4": 10e9 / 8 * 0.8}  # 80 % of the NIC line rate, bytes/s
+    for cfg in decode.configs:
+        assert cfg.extra_s[ref] == pytest.approx(kv / nic[cfg.device], rel=1e-12)  # 3.9 ms / 157 ms
+    assert {c.device for c in decode.configs} == {"h100-sxm", "l4"}
