@@ -29,11 +29,15 @@ def workspace_bytes(model: ModelArch, tp: Array) -> Array:
     return 4.0 * WORKSPACE_TOKENS * widest * ACT_BYTES / np.asarray(tp, dtype=float)
 
 
+def usable_bytes(mem_gb: Array | float) -> Array:
+    """Device memory a serving runtime can fill: everything but MEMORY_RESERVE (LLMs, encoders and indexes)."""
+    return np.asarray(mem_gb, dtype=float) * 1e9 * (1.0 - MEMORY_RESERVE)
+
+
 def free_bytes_for_kv(model: ModelArch, precision: Precision, mem_gb: Array, tp: Array) -> Array:
     """Bytes per device left for the KV cache after reserve, weights and workspace (negative: weights don't fit)."""
     tp = np.asarray(tp, dtype=float)
-    usable = np.asarray(mem_gb, dtype=float) * 1e9 * (1.0 - MEMORY_RESERVE)
-    return usable - weight_bytes(model, precision) / tp - workspace_bytes(model, tp)
+    return usable_bytes(mem_gb) - weight_bytes(model, precision) / tp - workspace_bytes(model, tp)
 
 
 def max_batch(model: ModelArch, precision: Precision, mem_gb: Array, tp: Array, context_tokens: Array) -> Array:

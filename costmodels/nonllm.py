@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hetplace.catalogs.schema import DTYPE_BYTES, Device, DeviceKind, ModelArch
+from hetplace.catalogs.schema import DTYPE_BYTES, Device, DeviceKind, Dtype, ModelArch
+from hetplace.costmodels.capacity import usable_bytes
 from hetplace.costmodels.llm_ops import Shape
 from hetplace.costmodels.llm_perf import evaluate_pass
 from hetplace.costmodels.precision import Precision
@@ -54,10 +55,10 @@ def encoder_cost(model: ModelArch, devices: Sequence[Device], items: int, tokens
 
 
 def retrieval_work(
-    corpus_vectors: int, dim: int, top_k: int, index: str, vector_dtype: str, queries: int
+    corpus_vectors: int, dim: int, top_k: int, index: str, vector_dtype: Dtype | str, queries: int
 ) -> tuple[float, float, float, bool]:
     """(FLOPs, bytes read, resident bytes, random_access) of `queries` searches of one index."""
-    vb = DTYPE_BYTES[vector_dtype]
+    vb = DTYPE_BYTES[Dtype(vector_dtype)]
     n = float(corpus_vectors)
     data = n * dim * vb
     if index == "flat":
@@ -75,18 +76,22 @@ def retrieval_work(
 
 
 def retrieval_cost(
-    devices: Sequence[Device], corpus_vectors: int, dim: int, top_k: int, index: str, vector_dtype: str, queries: int
+    devices: Sequence[Device],
+    corpus_vectors: int,
+    dim: int,
+    top_k: int,
+    index: str,
+    vector_dtype: Dtype | str,
+    queries: int,
 ) -> StepCost:
     """Vector search on each device: memory-bound scans, compute-bound only for big query batches."""
     flops, moved, resident, random_access = retrieval_work(corpus_vectors, dim, top_k, index, vector_dtype, queries)
-    fp32 = np.array([d.peak_tflops.get("fp32", min(d.peak_tflops.values())) * 1e12 for d in devices])
-    bw = np.array([d.mem_bw_gbs * 1e9 * d.efficiency.memory for d in devices])
+    dev = DeviceArrays.of(devices, [Dtype.fp32] * len(devices))  # distances: element-wise fp32 work
+    bw = dev.mem_bw * dev.eta_m
     if random_access:
         bw = bw * RANDOM_ACCESS_EFFICIENCY
-    overhead = np.array([d.efficiency.kernel_overhead_us * 1e-6 for d in devices])
-    eta = np.array([d.efficiency.compute for d in devices])
-    latency = np.maximum(flops / (fp32 * eta), moved / bw) + overhead * queries
-    fits = np.array([resident <= d.mem_gb * 1e9 * 0.9 for d in devices])
+    latency = np.maximum(flops / (dev.vector_flops * dev.eta_c), moved / bw) + dev.overhead_s * queries
+    fits = resident <= usable_bytes(np.array([d.mem_gb for d in devices]))
     n = len(devices)
     return StepCost(latency, latency, fits, np.full(n, resident), np.full(n, flops), np.full(n, moved))
 

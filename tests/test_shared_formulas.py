@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hetplace.catalogs.loader import Catalog
 from hetplace.costmodels.step_shape import LlmCallShape, llm_call_shape, llm_pool_shape
 
 
@@ -112,3 +113,24 @@ def test_decode_configs_carry_the_kv_transfer_over_the_decode_devices_nic() -> N
     for cfg in decode.configs:
         assert cfg.extra_s[ref] == pytest.approx(kv / nic[cfg.device], rel=1e-12)  # 3.9 ms / 157 ms
     assert {c.device for c in decode.configs} == {"h100-sxm", "l4"}
+
+
+def test_retrieval_indexes_and_llm_replicas_keep_the_same_memory_reserve(catalog: Catalog) -> None:
+    from hetplace.costmodels.capacity import MEMORY_RESERVE, usable_bytes
+    from hetplace.costmodels.nonllm import retrieval_cost
+
+    assert MEMORY_RESERVE == 0.10
+    l4 = catalog.device("l4")  # 24 GB: 21.6e9 bytes usable; a flat fp32 index of dim 1024 holds 4096 B/vector
+    assert float(usable_bytes(24.0)) == pytest.approx(21.6e9)
+    fits = [bool(retrieval_cost([l4], n, 1024, 10, "flat", "fp32", 1).fits[0]) for n in (5_273_437, 5_273_438)]
+    assert fits == [True, False]  # 5,273,437 · 4096 = 21,599,997,952 ≤ 21.6e9 < 5,273,438 · 4096
+
+
+def test_facility_power_drives_the_energy_bill() -> None:
+    from hetplace.costmodels.tco import EconomicsInputs, energy_usd_per_year, facility_kw
+
+    econ = EconomicsInputs(
+        energy_usd_per_kwh=0.1, pue=1.5, hosting_usd_per_kw_month=0.0, amortisation_years=4.0, avg_load_fraction=0.6
+    )
+    assert facility_kw(700.0, econ) == pytest.approx(0.7 * 0.6 * 1.5)  # 0.63 kW
+    assert energy_usd_per_year(700.0, econ) == pytest.approx(0.63 * 8760 * 0.1)  # 551.88 USD
