@@ -167,10 +167,6 @@ def _stats(device: Device, part: Measurements, ec: float, em: float, oh: float, 
     return error_stats(predict(device, part, ec, em, oh, padded), part.time_s) if len(part) else None
 
 
-def _stats(device: Device, part: Measurements, ec: float, em: float, oh: float, padded: bool) -> ErrorStats | None:
-    return error_stats(predict(device, part, ec, em, oh, padded), part.time_s) if len(part) else None
-
-
 def calibrate(meas: Measurements, catalog: Catalog, held_back_fraction: float = 0.25, seed: int = 0) -> CalibrationFile:
     """Fit every device in `meas`; report datasheet vs fitted error on fit and held-back rows."""
     unknown = sorted(set(meas.device) - catalog.devices.keys())

@@ -5,7 +5,7 @@ and tensor-parallel degree are numpy arrays of one shape (one entry per config),
 whole menu. A forward pass processes `batch` sequences with `new_tokens` each (prefill: the uncached prompt;
 decode: 1) attending to `past_tokens` already in the KV cache plus the new ones (causal).
 
-Conventions (DESIGN.md "Cost models"): h hidden, n_h heads, n_kv KV heads, d head dim, f FFN width; w/kv bytes per
+Conventions (README "Cost models"): h hidden, n_h heads, n_kv KV heads, d head dim, f FFN width; w/kv bytes per
 element of weights and KV cache, activations 16-bit. Rows are summed over the layers they occur in.
 """
 
@@ -123,10 +123,6 @@ def weight_params(model: ModelArch) -> dict[str, float]:
     if model.kind.value == "decoder":
         out["lm_head"] = 0.0 if model.tied_embeddings else float(model.vocab_size * h)
     return out
-
-
-def total_params(model: ModelArch) -> float:
-    return sum(weight_params(model).values())
 
 
 def weight_bytes(model: ModelArch, precision: Precision) -> float:

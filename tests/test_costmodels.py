@@ -1,4 +1,4 @@
-"""Cost models against hand-computed numbers (DESIGN.md formulas; efficiency priors η_c=0.7, η_m=0.8)."""
+"""Cost models against hand-computed numbers (README "Cost models" formulas; efficiency priors η_c=0.7, η_m=0.8)."""
 
 from __future__ import annotations
 
