@@ -16,7 +16,7 @@ from hetplace.common.errors import InputError
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.llm_ops import kv_bytes_per_token, weight_bytes
 from hetplace.costmodels.llm_perf import evaluate_pass, feasible_tp, phase_shape
-from hetplace.costmodels.nonllm import StepCost, encoder_cost, retrieval_cost, tool_cost
+from hetplace.costmodels.nonllm import StepCost, encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision, unsupported_reason
 from hetplace.costmodels.roofline import DeviceArrays
 from hetplace.costmodels.step_shape import llm_call_shape
@@ -62,7 +62,7 @@ def analyze_llm(
     shape = phase_shape(phase, batch, prompt_tokens, cached_tokens, context_tokens, tp)
     dev = DeviceArrays.of([device], [dtype])
     res = evaluate_pass(model, precision, shape, dev, np.array([device.mem_gb]))
-    operators = []
+    operators: list[dict[str, Any]] = []
     for op, t in zip(res.ops, res.timings, strict=True):
         operators.append(
             {
@@ -181,7 +181,7 @@ def analyze_workflow(workflow, catalog: Catalog, devices: Sequence[Device] | Non
             )
         elif step.kind in ("embed", "convert"):
             model = catalog.model(step.model)
-            per_item = model.encoder_input.tokens_per_item if step.kind == "convert" else step.tokens_per_item
+            per_item = encoder_tokens_per_item(model, None if step.kind == "convert" else step.tokens_per_item)
             cost = encoder_cost(model, devices, step.items, per_item)
             rows = _cost_rows(devices, cost, "encoder pass")
         elif step.kind == "retrieval":

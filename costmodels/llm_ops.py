@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetplace.catalogs.schema import DTYPE_BYTES, AttentionKind, FfnKind, ModelArch
+from hetplace.costmodels.arrays import FloatArray, Floats
 from hetplace.costmodels.precision import ACT_BYTES, Precision
-
-Array = np.ndarray
 
 # Row kinds decide which peak applies: weight GEMMs run in the weight format, attention in 16-bit.
 GEMM, ATTENTION, VECTOR, COMM = "gemm", "attention", "vector", "comm"
@@ -28,16 +27,16 @@ GEMM, ATTENTION, VECTOR, COMM = "gemm", "attention", "vector", "comm"
 class Operator:
     name: str
     kind: str  # GEMM | ATTENTION | VECTOR | COMM
-    flops: Array  # per device, per forward pass
-    bytes: Array  # bytes read + written from device memory (COMM: payload bytes over the link)
-    cf_bytes: Array  # resident bytes this operator needs (weights, KV cache)
+    flops: FloatArray  # per device, per forward pass
+    bytes: FloatArray  # bytes read + written from device memory (COMM: payload bytes over the link)
+    cf_bytes: FloatArray  # resident bytes this operator needs (weights, KV cache)
     layers: int  # layers (or kernel launches) it spans, for the fixed per-kernel overhead
-    collectives: Array | int = 0  # all-reduce calls per forward pass (COMM rows)
-    gemm_m: Array | None = None  # rows of the operator's main GEMM (for tile/wave padding), per device
-    gemm_n: Array | float | None = None  # output columns of that GEMM, per device
+    collectives: FloatArray | int = 0  # all-reduce calls per forward pass (COMM rows)
+    gemm_m: FloatArray | None = None  # rows of the operator's main GEMM (for tile/wave padding), per device
+    gemm_n: Floats | None = None  # output columns of that GEMM, per device
 
     @property
-    def oi(self) -> Array:
+    def oi(self) -> FloatArray:
         """Operational intensity, FLOPs per byte of memory traffic."""
         return np.divide(self.flops, self.bytes, out=np.zeros_like(self.flops, dtype=float), where=self.bytes > 0)
 
@@ -46,10 +45,10 @@ class Operator:
 class Shape:
     """Work of one forward pass, one entry per config."""
 
-    batch: Array
-    new_tokens: Array
-    past_tokens: Array
-    tp: Array
+    batch: FloatArray
+    new_tokens: FloatArray
+    past_tokens: FloatArray
+    tp: FloatArray
 
     @classmethod
     def of(cls, batch, new_tokens, past_tokens, tp=1) -> Shape:
@@ -57,7 +56,7 @@ class Shape:
         return cls(*(np.atleast_1d(a) for a in arrays))
 
     @property
-    def tokens(self) -> Array:
+    def tokens(self) -> FloatArray:
         return self.batch * self.new_tokens
 
 
@@ -69,7 +68,7 @@ def kv_elems_per_token_layer(model: ModelArch) -> float:
     return 2.0 * model.num_kv_heads * model.head_dim
 
 
-def kv_shard(model: ModelArch, tp: Array) -> Array:
+def kv_shard(model: ModelArch, tp: FloatArray) -> FloatArray:
     """Fraction of a layer's KV cache one device holds: KV heads split over tp, replicated beyond n_kv (and
     the MLA latent, shared by all heads, is replicated on every tensor-parallel rank)."""
     if model.attention == AttentionKind.mla:
@@ -77,7 +76,7 @@ def kv_shard(model: ModelArch, tp: Array) -> Array:
     return np.maximum(1.0 / tp, 1.0 / model.num_kv_heads)
 
 
-def kv_bytes_per_token(model: ModelArch, precision: Precision, tp: Array | float = 1.0) -> Array:
+def kv_bytes_per_token(model: ModelArch, precision: Precision, tp: Floats = 1.0) -> FloatArray:
     """KV bytes one device stores per cached token over all layers (sliding-window layers counted in full;
     `attention_context` caps their reads)."""
     tp = np.asarray(tp, dtype=float)
@@ -138,13 +137,13 @@ def _group_weight_bytes(model: ModelArch, precision: Precision, group: str) -> f
     return precision.weight_bytes
 
 
-def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: Array) -> Array:
+def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: FloatArray) -> FloatArray:
     """Expected number of distinct experts a batch of `tokens` routes to, assuming uniform routing:
     E·(1 − (1 − k/E)^tokens)."""
     return num_experts * (1.0 - (1.0 - experts_per_token / num_experts) ** tokens)
 
 
-def attention_context(model: ModelArch, shape: Shape) -> tuple[Array, Array]:
+def attention_context(model: ModelArch, shape: Shape) -> tuple[FloatArray, FloatArray]:
     """(mean positions each new token attends to, KV positions read per sequence), averaged over layers with
     and without a sliding window. Decoders are causal: new token i sees the past plus i earlier new tokens."""
     if model.kind.value == "decoder":
@@ -180,22 +179,22 @@ class _Pass:
         return self.model.num_layers
 
     @property
-    def tp(self) -> Array:
+    def tp(self) -> FloatArray:
         return self.shape.tp
 
     @property
-    def tokens(self) -> Array:
+    def tokens(self) -> FloatArray:
         return self.shape.tokens
 
     @property
     def moe_layers(self) -> int:
         return self.model.num_layers - self.model.moe.dense_layers if self.model.moe is not None else 0
 
-    def zero(self) -> Array:
+    def zero(self) -> FloatArray:
         """A fresh per-config zero array (operators never share one)."""
         return np.zeros_like(self.tokens)
 
-    def gemm(self, name: str, group: str, rows: Array, out_features: float | None = None) -> Operator:
+    def gemm(self, name: str, group: str, rows: FloatArray, out_features: float | None = None) -> Operator:
         """A weight GEMM over `rows` token rows in every layer of its group, weights `params[group]` split
         over tp; reads the weights once, the input activations and writes the (sharded) output."""
         layers_of = {"lm_head": 1, "ffn": self.layers - self.moe_layers, "moe_shared": self.moe_layers}
@@ -228,8 +227,8 @@ def _attention(p: _Pass) -> list[Operator]:
     kv_elems = kv_elems_per_token_layer(model)
     kv_resident = shape.batch * kv_pos * kv_elems * p.precision.kv_bytes * L * kv_shard(model, k)
     ops: list[Operator] = []
-    d_qk: Array | float
-    d_v: Array | float
+    d_qk: Floats
+    d_v: Floats
     if model.mla is not None:
         m = model.mla
         ops.append(p.gemm("q_proj", "q_proj", n_tok))

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetplace.catalogs.schema import DTYPE_BYTES, Device, DeviceKind, Dtype, ModelArch
+from hetplace.costmodels.arrays import BoolArray, FloatArray
 from hetplace.costmodels.capacity import usable_bytes
 from hetplace.costmodels.llm_ops import Shape
 from hetplace.costmodels.llm_perf import evaluate_pass
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.roofline import DeviceArrays
-
-Array = np.ndarray
 
 # Approximate-nearest-neighbour parameters (common defaults; FAISS / hnswlib documentation).
 IVF_NPROBE = 32  # lists probed per query
@@ -34,12 +33,22 @@ RANDOM_ACCESS_EFFICIENCY = 0.25  # graph walks read scattered vectors: a fractio
 class StepCost:
     """Cost of one execution of a step on each device (arrays aligned with the device list)."""
 
-    latency_s: Array  # wall-clock time of one execution on one device
-    busy_s: Array  # device-seconds one execution occupies (throughput = 1 / busy_s per device)
-    fits: Array
-    cf_bytes: Array  # resident bytes the step needs on the device
-    flops: Array
-    bytes: Array
+    latency_s: FloatArray  # wall-clock time of one execution on one device
+    busy_s: FloatArray  # device-seconds one execution occupies (throughput = 1 / busy_s per device)
+    fits: BoolArray
+    cf_bytes: FloatArray  # resident bytes the step needs on the device
+    flops: FloatArray
+    bytes: FloatArray
+
+
+def encoder_tokens_per_item(model: ModelArch, step_tokens_per_item: int | None) -> int:
+    """Tokens one input item becomes: an embedding step states it (text lengths vary); a conversion step's items
+    (images, audio clips) become the fixed number of patches/frames its encoder model declares."""
+    if step_tokens_per_item is not None:
+        return step_tokens_per_item
+    if model.encoder_input is None:
+        raise ValueError(f"{model.id} has no encoder_input: it cannot convert images or audio")
+    return model.encoder_input.tokens_per_item
 
 
 def encoder_cost(model: ModelArch, devices: Sequence[Device], items: int, tokens_per_item: int) -> StepCost:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hetplace.costmodels.arrays import FloatArray
+
 MIN_DEMAND = 1e-12  # guards the weighted means of a pool with no demand
 
 
@@ -63,7 +65,9 @@ class LlmPoolShape:
 
 
 def llm_pool_shape(
-    calls_per_s: Sequence[float], calls: Sequence[LlmCallShape], output_tokens: Sequence[float]
+    calls_per_s: Sequence[float] | FloatArray,
+    calls: Sequence[LlmCallShape],
+    output_tokens: Sequence[float] | FloatArray,
 ) -> LlmPoolShape:
     """Demand and demand-weighted mean call of the steps served together (aligned sequences, one per step)."""
     execs = np.asarray(calls_per_s, dtype=float)

@@ -155,7 +155,8 @@ def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int
     for dev_id, color in colors.items():
         dev = resolved.catalog.device(dev_id)
         placed = next((d for d in dev.peak_tflops if d.value == dtypes.get(dev_id)), None)
-        dtype = placed or max(dev.peak_tflops, key=dev.peak_tflops.get)
+        peaks = dev.peak_tflops
+        dtype = placed or max(peaks, key=lambda d: peaks[d])
         ax.plot(grid, attainable_flops(dev, dtype, grid), color=color, label=f"{dev_id} roof ({dtype.value})")
     for phase, m in markers.items():
         ax.scatter([], [], marker=m, color="0.3", label=phase)

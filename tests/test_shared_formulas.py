@@ -134,3 +134,13 @@ def test_facility_power_drives_the_energy_bill() -> None:
     )
     assert facility_kw(700.0, econ) == pytest.approx(0.7 * 0.6 * 1.5)  # 0.63 kW
     assert energy_usd_per_year(700.0, econ) == pytest.approx(0.63 * 8760 * 0.1)  # 551.88 USD
+
+
+def test_conversion_items_become_the_encoders_declared_tokens(catalog: Catalog) -> None:
+    from hetplace.costmodels.nonllm import encoder_tokens_per_item
+
+    clip = catalog.model("clip-vit-l-14-336")
+    assert encoder_tokens_per_item(clip, None) == 577  # (336 / 14)² = 576 patches + the class token
+    assert encoder_tokens_per_item(catalog.model("bge-large-en-v1.5"), 300) == 300  # an embed step states its own
+    with pytest.raises(ValueError, match="no encoder_input"):
+        encoder_tokens_per_item(catalog.model("llama-3.1-8b"), None)
