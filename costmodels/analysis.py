@@ -16,9 +16,10 @@ from hetplace.common.errors import InputError
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.llm_ops import kv_bytes_per_token, weight_bytes
 from hetplace.costmodels.llm_perf import evaluate_pass, feasible_tp, phase_shape
-from hetplace.costmodels.nonllm import StepCost, encoder_cost, retrieval_cost, tool_cost
+from hetplace.costmodels.nonllm import StepCost, encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision, unsupported_reason
 from hetplace.costmodels.roofline import DeviceArrays
+from hetplace.costmodels.step_shape import llm_call_shape
 from hetplace.costmodels.tco import DEFAULT_ECONOMICS, HOURS_PER_YEAR, EconomicsInputs, bought_device_year
 
 
@@ -42,12 +43,13 @@ def analyze_llm(
     tp: int,
     phase: str,
     batch: int,
-    prompt_tokens: int,
-    context_tokens: int,
-    dtype: Dtype | None = None,
-    cached_tokens: int = 0,
+    prompt_tokens: float,
+    context_tokens: float,
+    dtype: Dtype | str | None = None,
+    cached_tokens: float = 0,
 ) -> dict[str, Any]:
-    """Operator table and totals of one forward pass (prefill of the prompt, or one decode step)."""
+    """Operator table and totals of one forward pass (prefill of the prompt, or one decode step). Token counts
+    may be fractional: a pool is priced at the demand-weighted mean call (costmodels.step_shape)."""
     dtype = Dtype(dtype or model.weight_dtype)
     reason = unsupported_reason(device, dtype)
     if reason:
@@ -60,7 +62,7 @@ def analyze_llm(
     shape = phase_shape(phase, batch, prompt_tokens, cached_tokens, context_tokens, tp)
     dev = DeviceArrays.of([device], [dtype])
     res = evaluate_pass(model, precision, shape, dev, np.array([device.mem_gb]))
-    operators = []
+    operators: list[dict[str, Any]] = []
     for op, t in zip(res.ops, res.timings, strict=True):
         operators.append(
             {
@@ -117,8 +119,13 @@ def _llm_step_on_devices(
             continue
         table = DeviceArrays.of([dev], [model.weight_dtype])
         mem = np.array([dev.mem_gb])
-        pre = evaluate_pass(model, precision, phase_shape("prefill", 1, prompt, cached, 0, tp), table, mem)
-        dec = evaluate_pass(model, precision, phase_shape("decode", 1, 0, 0, prompt + output / 2, tp), table, mem)
+        call = llm_call_shape(prompt, cached, output)  # one call: the step's first repeat
+        pre = evaluate_pass(
+            model, precision, phase_shape("prefill", 1, call.prompt_tokens, call.cached_tokens, 0, tp), table, mem
+        )
+        dec = evaluate_pass(
+            model, precision, phase_shape("decode", 1, 0, 0, call.decode_context_tokens, tp), table, mem
+        )
         ttft, tpot = float(pre.latency_s[0]), float(dec.latency_s[0])
         latency = ttft + output * tpot
         bound = next(t.bound[0] for t in dec.timings if t.name in ("ffn", "moe_experts"))
@@ -174,7 +181,7 @@ def analyze_workflow(workflow, catalog: Catalog, devices: Sequence[Device] | Non
             )
         elif step.kind in ("embed", "convert"):
             model = catalog.model(step.model)
-            per_item = model.encoder_input.tokens_per_item if step.kind == "convert" else step.tokens_per_item
+            per_item = encoder_tokens_per_item(model, None if step.kind == "convert" else step.tokens_per_item)
             cost = encoder_cost(model, devices, step.items, per_item)
             rows = _cost_rows(devices, cost, "encoder pass")
         elif step.kind == "retrieval":

@@ -26,9 +26,9 @@ from hetplace.catalogs.loader import Catalog
 from hetplace.catalogs.schema import Device, Dtype
 from hetplace.common.errors import InputError
 from hetplace.common.io import read_text
+from hetplace.costmodels.arrays import BoolArray, FloatArray, StrArray
 from hetplace.costmodels.gemm import gemm_time
 
-Array = np.ndarray
 VIDUR_COLUMNS = ("device", "m", "k", "n", "dtype", "measured_ms_median")
 HETPLACE_COLUMNS = ("device", "m", "k", "n", "dtype", "time_s")
 METHOD = "grid search of eta_c, eta_m, overhead on mean |log(pred/measured)|; tile/wave-padded GEMM roofline"
@@ -37,17 +37,17 @@ METHOD = "grid search of eta_c, eta_m, overhead on mean |log(pred/measured)|; ti
 @dataclass(frozen=True)
 class Measurements:
     source: str
-    device: np.ndarray  # device ids (str)
-    dtype: np.ndarray
-    m: Array
-    k: Array
-    n: Array
-    time_s: Array
+    device: StrArray  # device ids
+    dtype: StrArray
+    m: FloatArray
+    k: FloatArray
+    n: FloatArray
+    time_s: FloatArray
 
     def __len__(self) -> int:
         return int(self.m.size)
 
-    def subset(self, mask: Array) -> Measurements:
+    def subset(self, mask: BoolArray) -> Measurements:
         return Measurements(
             self.source, *(getattr(self, f)[mask] for f in ("device", "dtype", "m", "k", "n", "time_s"))
         )
@@ -92,7 +92,7 @@ def load_measurements(path: Path) -> Measurements:
     )
 
 
-def holdout_mask(n: int, fraction: float, seed: int) -> Array:
+def holdout_mask(n: int, fraction: float, seed: int) -> BoolArray:
     """True for rows kept out of the fit: a seeded random `fraction` (reproducible across runs)."""
     rng = np.random.default_rng(seed)
     return rng.random(n) < fraction
@@ -108,13 +108,13 @@ def _device_arrays(device: Device, dtype: str) -> tuple[float, float, float]:
 
 def predict(
     device: Device, meas: Measurements, eta_c: float, eta_m: float, overhead_s: float, padded: bool = True
-) -> Array:
+) -> FloatArray:
     """Modelled GEMM times for the rows of `meas` (all on `device`)."""
     peak, bw, units = _device_arrays(device, str(meas.dtype[0]))
     return gemm_time(meas.m, meas.n, meas.k, peak, bw, eta_c, eta_m, overhead_s, units if padded else np.nan)
 
 
-def error_stats(pred: Array, measured: Array) -> ErrorStats:
+def error_stats(pred: FloatArray, measured: FloatArray) -> ErrorStats:
     err = np.abs(pred / measured - 1.0)
     return ErrorStats(
         rows=int(err.size),
@@ -124,7 +124,11 @@ def error_stats(pred: Array, measured: Array) -> ErrorStats:
 
 
 def _grid_search(
-    terms: tuple[Array, Array], measured: Array, etas_c: Array, etas_m: Array, overheads: Array
+    terms: tuple[FloatArray, FloatArray],
+    measured: FloatArray,
+    etas_c: FloatArray,
+    etas_m: FloatArray,
+    overheads: FloatArray,
 ) -> tuple[float, float, float]:
     compute, memory = terms  # times at η = 1, no overhead
     log_t = np.log(measured)
@@ -161,10 +165,6 @@ def fit_device(device: Device, meas: Measurements) -> tuple[float, float, float]
         np.clip(em + fine, 0.05, 1.0),
         np.clip(oh + np.arange(-5e-6, 5.01e-6, 0.5e-6), 0.0, None),
     )
-
-
-def _stats(device: Device, part: Measurements, ec: float, em: float, oh: float, padded: bool) -> ErrorStats | None:
-    return error_stats(predict(device, part, ec, em, oh, padded), part.time_s) if len(part) else None
 
 
 def _stats(device: Device, part: Measurements, ec: float, em: float, oh: float, padded: bool) -> ErrorStats | None:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from hetplace.catalogs.schema import ModelArch
+from hetplace.costmodels.arrays import FloatArray, Floats
 from hetplace.costmodels.llm_ops import kv_bytes_per_token, weight_bytes
 from hetplace.costmodels.precision import ACT_BYTES, Precision
-
-Array = np.ndarray
 
 MEMORY_RESERVE = 0.10  # runtime, allocator fragmentation and CUDA graphs (vLLM's default gpu_memory_utilization=0.9)
 WORKSPACE_TOKENS = 8192  # activation workspace sized for a chunked-prefill budget of 8k tokens per step
 
 
-def workspace_bytes(model: ModelArch, tp: Array) -> Array:
+def workspace_bytes(model: ModelArch, tp: Floats) -> FloatArray:
     """Peak activation workspace per device: the widest layer output for a full token budget, 4 live buffers."""
     widest = max(
         model.hidden_size,
@@ -29,14 +28,18 @@ def workspace_bytes(model: ModelArch, tp: Array) -> Array:
     return 4.0 * WORKSPACE_TOKENS * widest * ACT_BYTES / np.asarray(tp, dtype=float)
 
 
-def free_bytes_for_kv(model: ModelArch, precision: Precision, mem_gb: Array, tp: Array) -> Array:
+def usable_bytes(mem_gb: Floats) -> FloatArray:
+    """Device memory a serving runtime can fill: everything but MEMORY_RESERVE (LLMs, encoders and indexes)."""
+    return np.asarray(mem_gb, dtype=float) * 1e9 * (1.0 - MEMORY_RESERVE)
+
+
+def free_bytes_for_kv(model: ModelArch, precision: Precision, mem_gb: Floats, tp: Floats) -> FloatArray:
     """Bytes per device left for the KV cache after reserve, weights and workspace (negative: weights don't fit)."""
     tp = np.asarray(tp, dtype=float)
-    usable = np.asarray(mem_gb, dtype=float) * 1e9 * (1.0 - MEMORY_RESERVE)
-    return usable - weight_bytes(model, precision) / tp - workspace_bytes(model, tp)
+    return usable_bytes(mem_gb) - weight_bytes(model, precision) / tp - workspace_bytes(model, tp)
 
 
-def max_batch(model: ModelArch, precision: Precision, mem_gb: Array, tp: Array, context_tokens: Array) -> Array:
+def max_batch(model: ModelArch, precision: Precision, mem_gb: Floats, tp: Floats, context_tokens: Floats) -> FloatArray:
     """Largest number of sequences of `context_tokens` whose KV fits; 0 when even the weights don't fit."""
     free = free_bytes_for_kv(model, precision, mem_gb, tp)
     context = np.maximum(np.asarray(context_tokens, dtype=float), 1.0)

@@ -13,48 +13,48 @@ from __future__ import annotations
 
 import numpy as np
 
-Array = np.ndarray
+from hetplace.costmodels.arrays import FloatArray, Floats
 
 TILE_SHAPES = ((128, 128), (128, 256), (256, 128), (64, 128), (128, 64))
 
 
-def padded_flops(m: Array, n: Array, k: Array, units: Array) -> Array:
+def padded_flops(m: Floats, n: Floats, k: Floats, units: Floats) -> FloatArray:
     """FLOPs paid for after tile and wave quantisation (plain 2mnk where `units` is nan or ≤ 0)."""
-    m, n, k, units = (np.asarray(x, dtype=float) for x in (m, n, k, units))
-    plain = 2.0 * m * n * k
-    known = np.isfinite(units) & (units > 0)
-    safe_units = np.where(known, units, 1.0)
-    best = None
+    m_, n_, k_, units_ = (np.asarray(x, dtype=np.float64) for x in (m, n, k, units))
+    plain = 2.0 * m_ * n_ * k_
+    known = np.isfinite(units_) & (units_ > 0)
+    safe_units = np.where(known, units_, 1.0)
+    best = np.full(np.broadcast(plain, safe_units).shape, np.inf)
     for tm, tn in TILE_SHAPES:
-        tiles = np.ceil(m / tm) * np.ceil(n / tn)
+        tiles = np.ceil(m_ / tm) * np.ceil(n_ / tn)
         # Fewer tiles than units: libraries split K over the idle units (split-K / stream-K), so no wave is
         # wasted; otherwise the last, partial wave costs a full one.
         waves = np.where(tiles >= safe_units, np.ceil(tiles / safe_units), tiles / safe_units)
-        paid = waves * safe_units * tm * tn * k * 2.0
-        best = paid if best is None else np.minimum(best, paid)
+        paid = waves * safe_units * tm * tn * k_ * 2.0
+        best = np.minimum(best, paid)
     return np.where(known, np.maximum(best, plain), plain)
 
 
-def padding_factor(m: Array, n: Array, units: Array) -> Array:
+def padding_factor(m: Floats, n: Floats, units: Floats) -> FloatArray:
     """padded / plain FLOPs for an [m×·]·[·×n] GEMM (k cancels)."""
-    one = np.ones_like(np.asarray(m, dtype=float))
-    return padded_flops(m, n, one, units) / (2.0 * np.asarray(m, dtype=float) * np.asarray(n, dtype=float))
+    m_ = np.asarray(m, dtype=np.float64)
+    return padded_flops(m_, n, np.ones_like(m_), units) / (2.0 * m_ * np.asarray(n, dtype=np.float64))
 
 
 def gemm_time(
-    m: Array,
-    n: Array,
-    k: Array,
-    peak_flops: Array,
-    mem_bw: Array,
-    eta_c: Array,
-    eta_m: Array,
-    overhead_s: Array,
-    units: Array,
+    m: Floats,
+    n: Floats,
+    k: Floats,
+    peak_flops: Floats,
+    mem_bw: Floats,
+    eta_c: Floats,
+    eta_m: Floats,
+    overhead_s: Floats,
+    units: Floats,
     elem_bytes: float = 2.0,
-) -> Array:
+) -> FloatArray:
     """Time of one GEMM: tile-padded compute vs. reading A, B and writing C once, plus a launch overhead."""
-    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
-    compute = padded_flops(m, n, k, units) / (peak_flops * eta_c)
-    memory = (m * k + k * n + m * n) * elem_bytes / (mem_bw * eta_m)
+    m_, n_, k_ = (np.asarray(x, dtype=np.float64) for x in (m, n, k))
+    compute = padded_flops(m_, n_, k_, units) / (np.multiply(peak_flops, eta_c))
+    memory = (m_ * k_ + k_ * n_ + m_ * n_) * elem_bytes / (np.multiply(mem_bw, eta_m))
     return np.maximum(compute, memory) + overhead_s

@@ -5,7 +5,7 @@ and tensor-parallel degree are numpy arrays of one shape (one entry per config),
 whole menu. A forward pass processes `batch` sequences with `new_tokens` each (prefill: the uncached prompt;
 decode: 1) attending to `past_tokens` already in the KV cache plus the new ones (causal).
 
-Conventions (DESIGN.md "Cost models"): h hidden, n_h heads, n_kv KV heads, d head dim, f FFN width; w/kv bytes per
+Conventions (README "Cost models"): h hidden, n_h heads, n_kv KV heads, d head dim, f FFN width; w/kv bytes per
 element of weights and KV cache, activations 16-bit. Rows are summed over the layers they occur in.
 """
 
@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetplace.catalogs.schema import DTYPE_BYTES, AttentionKind, FfnKind, ModelArch
+from hetplace.costmodels.arrays import FloatArray, Floats
 from hetplace.costmodels.precision import ACT_BYTES, Precision
-
-Array = np.ndarray
 
 # Row kinds decide which peak applies: weight GEMMs run in the weight format, attention in 16-bit.
 GEMM, ATTENTION, VECTOR, COMM = "gemm", "attention", "vector", "comm"
@@ -28,16 +27,16 @@ GEMM, ATTENTION, VECTOR, COMM = "gemm", "attention", "vector", "comm"
 class Operator:
     name: str
     kind: str  # GEMM | ATTENTION | VECTOR | COMM
-    flops: Array  # per device, per forward pass
-    bytes: Array  # bytes read + written from device memory (COMM: payload bytes over the link)
-    cf_bytes: Array  # resident bytes this operator needs (weights, KV cache)
+    flops: FloatArray  # per device, per forward pass
+    bytes: FloatArray  # bytes read + written from device memory (COMM: payload bytes over the link)
+    cf_bytes: FloatArray  # resident bytes this operator needs (weights, KV cache)
     layers: int  # layers (or kernel launches) it spans, for the fixed per-kernel overhead
-    collectives: Array | int = 0  # all-reduce calls per forward pass (COMM rows)
-    gemm_m: Array | None = None  # rows of the operator's main GEMM (for tile/wave padding), per device
-    gemm_n: Array | float | None = None  # output columns of that GEMM, per device
+    collectives: FloatArray | int = 0  # all-reduce calls per forward pass (COMM rows)
+    gemm_m: FloatArray | None = None  # rows of the operator's main GEMM (for tile/wave padding), per device
+    gemm_n: Floats | None = None  # output columns of that GEMM, per device
 
     @property
-    def oi(self) -> Array:
+    def oi(self) -> FloatArray:
         """Operational intensity, FLOPs per byte of memory traffic."""
         return np.divide(self.flops, self.bytes, out=np.zeros_like(self.flops, dtype=float), where=self.bytes > 0)
 
@@ -46,10 +45,10 @@ class Operator:
 class Shape:
     """Work of one forward pass, one entry per config."""
 
-    batch: Array
-    new_tokens: Array
-    past_tokens: Array
-    tp: Array
+    batch: FloatArray
+    new_tokens: FloatArray
+    past_tokens: FloatArray
+    tp: FloatArray
 
     @classmethod
     def of(cls, batch, new_tokens, past_tokens, tp=1) -> Shape:
@@ -57,7 +56,7 @@ class Shape:
         return cls(*(np.atleast_1d(a) for a in arrays))
 
     @property
-    def tokens(self) -> Array:
+    def tokens(self) -> FloatArray:
         return self.batch * self.new_tokens
 
 
@@ -69,7 +68,7 @@ def kv_elems_per_token_layer(model: ModelArch) -> float:
     return 2.0 * model.num_kv_heads * model.head_dim
 
 
-def kv_shard(model: ModelArch, tp: Array) -> Array:
+def kv_shard(model: ModelArch, tp: FloatArray) -> FloatArray:
     """Fraction of a layer's KV cache one device holds: KV heads split over tp, replicated beyond n_kv (and
     the MLA latent, shared by all heads, is replicated on every tensor-parallel rank)."""
     if model.attention == AttentionKind.mla:
@@ -77,7 +76,7 @@ def kv_shard(model: ModelArch, tp: Array) -> Array:
     return np.maximum(1.0 / tp, 1.0 / model.num_kv_heads)
 
 
-def kv_bytes_per_token(model: ModelArch, precision: Precision, tp: Array | float = 1.0) -> Array:
+def kv_bytes_per_token(model: ModelArch, precision: Precision, tp: Floats = 1.0) -> FloatArray:
     """KV bytes one device stores per cached token over all layers (sliding-window layers counted in full;
     `attention_context` caps their reads)."""
     tp = np.asarray(tp, dtype=float)
@@ -125,10 +124,6 @@ def weight_params(model: ModelArch) -> dict[str, float]:
     return out
 
 
-def total_params(model: ModelArch) -> float:
-    return sum(weight_params(model).values())
-
-
 def weight_bytes(model: ModelArch, precision: Precision) -> float:
     """Bytes of all weights at `precision` (MoE experts may keep their own format, e.g. mxfp4)."""
     return sum(n * _group_weight_bytes(model, precision, g) for g, n in weight_params(model).items())
@@ -142,13 +137,13 @@ def _group_weight_bytes(model: ModelArch, precision: Precision, group: str) -> f
     return precision.weight_bytes
 
 
-def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: Array) -> Array:
+def expected_distinct_experts(num_experts: int, experts_per_token: int, tokens: FloatArray) -> FloatArray:
     """Expected number of distinct experts a batch of `tokens` routes to, assuming uniform routing:
     E·(1 − (1 − k/E)^tokens)."""
     return num_experts * (1.0 - (1.0 - experts_per_token / num_experts) ** tokens)
 
 
-def attention_context(model: ModelArch, shape: Shape) -> tuple[Array, Array]:
+def attention_context(model: ModelArch, shape: Shape) -> tuple[FloatArray, FloatArray]:
     """(mean positions each new token attends to, KV positions read per sequence), averaged over layers with
     and without a sliding window. Decoders are causal: new token i sees the past plus i earlier new tokens."""
     if model.kind.value == "decoder":
@@ -166,119 +161,175 @@ def attention_context(model: ModelArch, shape: Shape) -> tuple[Array, Array]:
     )
 
 
-def llm_operators(model: ModelArch, shape: Shape, precision: Precision) -> list[Operator]:
-    """Operators of one forward pass of a decoder (or encoder) model, per device."""
-    h, L, k = float(model.hidden_size), model.num_layers, shape.tp
-    n_tok = shape.tokens
-    w = precision.weight_bytes
-    params = weight_params(model)
-    zero = np.zeros_like(n_tok)
-    ops: list[Operator] = []
+@dataclass(frozen=True)
+class _Pass:
+    """What every operator group of one forward pass needs: the model, the work, the formats and the weights."""
 
-    moe_layers = L - model.moe.dense_layers if model.moe is not None else 0
-    dense_ffn_layers = L - moe_layers
-    layers_of = {"lm_head": 1, "ffn": dense_ffn_layers, "moe_shared": moe_layers}
+    model: ModelArch
+    shape: Shape
+    precision: Precision
+    params: dict[str, float]
 
-    def gemm(name: str, group: str, rows: Array, out_features: float | None = None) -> Operator:
+    @property
+    def h(self) -> float:
+        return float(self.model.hidden_size)
+
+    @property
+    def layers(self) -> int:
+        return self.model.num_layers
+
+    @property
+    def tp(self) -> FloatArray:
+        return self.shape.tp
+
+    @property
+    def tokens(self) -> FloatArray:
+        return self.shape.tokens
+
+    @property
+    def moe_layers(self) -> int:
+        return self.model.num_layers - self.model.moe.dense_layers if self.model.moe is not None else 0
+
+    def zero(self) -> FloatArray:
+        """A fresh per-config zero array (operators never share one)."""
+        return np.zeros_like(self.tokens)
+
+    def gemm(self, name: str, group: str, rows: FloatArray, out_features: float | None = None) -> Operator:
         """A weight GEMM over `rows` token rows in every layer of its group, weights `params[group]` split
         over tp; reads the weights once, the input activations and writes the (sharded) output."""
-        layers = layers_of.get(group, L)
-        weights = params[group] * _group_weight_bytes(model, precision, group) / k
-        act = rows * (h + (out_features or h) / k) * ACT_BYTES * layers
+        layers_of = {"lm_head": 1, "ffn": self.layers - self.moe_layers, "moe_shared": self.moe_layers}
+        layers = layers_of.get(group, self.layers)
+        k = self.tp
+        weights = self.params[group] * _group_weight_bytes(self.model, self.precision, group) / k
+        act = rows * (self.h + (out_features or self.h) / k) * ACT_BYTES * layers
         return Operator(
             name,
             GEMM,
-            2.0 * rows * params[group] / k,
+            2.0 * rows * self.params[group] / k,
             weights + act,
             weights,
             layers,
             gemm_m=rows,
-            gemm_n=(out_features or h) / k,
+            gemm_n=(out_features or self.h) / k,
         )
 
-    # Embedding lookup: reads one row per token, no FLOPs; the table is resident (vocab-parallel over tp).
-    emb_resident = params["embed"] * ACT_BYTES / k
-    ops.append(Operator("embedding", VECTOR, zero.copy(), n_tok * h * ACT_BYTES, emb_resident, 1))
 
+def _embedding(p: _Pass) -> list[Operator]:
+    """Embedding lookup: reads one row per token, no FLOPs; the table is resident (vocab-parallel over tp)."""
+    resident = p.params["embed"] * ACT_BYTES / p.tp
+    return [Operator("embedding", VECTOR, p.zero(), p.tokens * p.h * ACT_BYTES, resident, 1)]
+
+
+def _attention(p: _Pass) -> list[Operator]:
+    """Q/K/V projections (MLA: q and latent-kv), the attention core over the KV cache, and the O projection."""
+    model, shape, k, n_tok, L = p.model, p.shape, p.tp, p.tokens, p.layers
     mean_ctx, kv_pos = attention_context(model, shape)
     kv_elems = kv_elems_per_token_layer(model)
-    kv_resident = shape.batch * kv_pos * kv_elems * precision.kv_bytes * L * kv_shard(model, k)
+    kv_resident = shape.batch * kv_pos * kv_elems * p.precision.kv_bytes * L * kv_shard(model, k)
+    ops: list[Operator] = []
+    d_qk: Floats
+    d_v: Floats
     if model.mla is not None:
         m = model.mla
-        ops.append(gemm("q_proj", "q_proj", n_tok))
+        ops.append(p.gemm("q_proj", "q_proj", n_tok))
         # Prefill expands cached latents for every position (kv_b on past + new tokens); decode absorbs kv_b
         # into the query/output projections, so it runs on the new tokens only.
         decode_like = shape.new_tokens <= 1
         kv_rows = np.where(decode_like, n_tok, shape.batch * kv_pos)
-        ops.append(gemm("kv_proj", "kv_proj", kv_rows))
+        ops.append(p.gemm("kv_proj", "kv_proj", kv_rows))
         d_qk = np.where(decode_like, m.kv_lora_rank + m.qk_rope_head_dim, m.qk_nope_head_dim + m.qk_rope_head_dim)
         d_v = np.where(decode_like, m.kv_lora_rank, m.v_head_dim)
-        heads = model.num_heads / k
     else:
-        ops.append(gemm("qkv_proj", "qkv_proj", n_tok, (model.num_heads + 2 * model.num_kv_heads) * model.head_dim))
+        qkv_out = (model.num_heads + 2 * model.num_kv_heads) * model.head_dim
+        ops.append(p.gemm("qkv_proj", "qkv_proj", n_tok, qkv_out))
         d_qk = d_v = float(model.head_dim)
-        heads = model.num_heads / k
+    heads = model.num_heads / k
     attn_flops = 2.0 * n_tok * heads * (d_qk + d_v) * mean_ctx * L
-    kv_read = shape.batch * kv_pos * kv_elems * precision.kv_bytes * L * kv_shard(model, k)
+    kv_read = shape.batch * kv_pos * kv_elems * p.precision.kv_bytes * L * kv_shard(model, k)
     q_o_act = 2.0 * n_tok * heads * np.maximum(d_qk, d_v) * ACT_BYTES * L
     ops.append(Operator("attention", ATTENTION, attn_flops, kv_read + q_o_act, kv_resident, L))
-    ops.append(gemm("o_proj", "o_proj", n_tok))
-
-    mats = _ffn_mats(model)
-    if "ffn" in params:
-        ops.append(gemm("ffn", "ffn", n_tok, model.intermediate_size * (mats - 1)))
-    if model.moe is not None:
-        moe = model.moe
-        router_p = params["moe_router"]
-        ops.append(
-            Operator(
-                "moe_router",
-                GEMM,
-                2.0 * n_tok * router_p,
-                router_p * w + n_tok * h * ACT_BYTES * moe_layers,
-                router_p * w + zero,
-                moe_layers,
-            )
-        )
-        expert_p = params["moe_experts"] / moe.num_experts  # one expert over all MoE layers
-        ewb = _group_weight_bytes(model, precision, "moe_experts")
-        touched = expected_distinct_experts(moe.num_experts, moe.experts_per_token, n_tok)
-        act = 2.0 * n_tok * moe.experts_per_token * h * ACT_BYTES * moe_layers
-        ops.append(
-            Operator(
-                "moe_experts",
-                GEMM,
-                2.0 * n_tok * moe.experts_per_token * expert_p / k,
-                touched * expert_p * ewb / k + act / k,
-                params["moe_experts"] * ewb / k,
-                moe_layers,
-            )
-        )
-        if moe.num_shared_experts:
-            ops.append(gemm("moe_shared", "moe_shared", n_tok))
-    norm_bytes = 2.0 * 2.0 * n_tok * h * ACT_BYTES * L  # two norms per layer, read + write
-    ops.append(Operator("norms", VECTOR, 2.0 * 4.0 * n_tok * h * L, norm_bytes, zero.copy(), L))
-
-    if model.kind.value == "decoder":
-        # Logits only for the last position of each sequence (prefill) or each new token (decode).
-        logit_rows = np.where(shape.new_tokens <= 1, n_tok, shape.batch)
-        p = float(model.vocab_size * h)
-        head_resident = 0.0 if model.tied_embeddings else p * ACT_BYTES / k
-        head_bytes = p * ACT_BYTES / k + logit_rows * (h + model.vocab_size / k) * ACT_BYTES
-        ops.append(
-            Operator(
-                "lm_head",
-                GEMM,
-                2.0 * logit_rows * p / k,
-                head_bytes,
-                head_resident + zero,
-                1,
-                gemm_m=logit_rows,
-                gemm_n=model.vocab_size / k,
-            )
-        )
-
-    # Two all-reduces per layer (after attention and after the FFN) of the layer's activations, when tp > 1.
-    payload = np.where(k > 1, n_tok * h * ACT_BYTES * 2 * L, 0.0)
-    ops.append(Operator("allreduce", COMM, zero.copy(), payload, zero.copy(), 2 * L, np.where(k > 1, 2 * L, 0)))
+    ops.append(p.gemm("o_proj", "o_proj", n_tok))
     return ops
+
+
+def _ffn(p: _Pass) -> list[Operator]:
+    """The dense FFN of the layers that have one (SwiGLU: gate and up in one GEMM, then down)."""
+    if "ffn" not in p.params:
+        return []
+    return [p.gemm("ffn", "ffn", p.tokens, p.model.intermediate_size * (_ffn_mats(p.model) - 1))]
+
+
+def _moe(p: _Pass) -> list[Operator]:
+    """Router, routed experts (FLOPs of the top-k, bytes of the distinct experts the batch touches), shared experts."""
+    moe = p.model.moe
+    if moe is None:
+        return []
+    n_tok, k, h, moe_layers = p.tokens, p.tp, p.h, p.moe_layers
+    w = p.precision.weight_bytes
+    router_p = p.params["moe_router"]
+    router = Operator(
+        "moe_router",
+        GEMM,
+        2.0 * n_tok * router_p,
+        router_p * w + n_tok * h * ACT_BYTES * moe_layers,
+        router_p * w + p.zero(),
+        moe_layers,
+    )
+    expert_p = p.params["moe_experts"] / moe.num_experts  # one expert over all MoE layers
+    ewb = _group_weight_bytes(p.model, p.precision, "moe_experts")
+    touched = expected_distinct_experts(moe.num_experts, moe.experts_per_token, n_tok)
+    act = 2.0 * n_tok * moe.experts_per_token * h * ACT_BYTES * moe_layers
+    experts = Operator(
+        "moe_experts",
+        GEMM,
+        2.0 * n_tok * moe.experts_per_token * expert_p / k,
+        touched * expert_p * ewb / k + act / k,
+        p.params["moe_experts"] * ewb / k,
+        moe_layers,
+    )
+    shared = [p.gemm("moe_shared", "moe_shared", n_tok)] if moe.num_shared_experts else []
+    return [router, experts, *shared]
+
+
+def _norms(p: _Pass) -> list[Operator]:
+    """Two norms per layer, each reading and writing the activations."""
+    n_tok, h, L = p.tokens, p.h, p.layers
+    norm_bytes = 2.0 * 2.0 * n_tok * h * ACT_BYTES * L
+    return [Operator("norms", VECTOR, 2.0 * 4.0 * n_tok * h * L, norm_bytes, p.zero(), L)]
+
+
+def _lm_head(p: _Pass) -> list[Operator]:
+    """Logits of decoders, only for the last position of each sequence (prefill) or each new token (decode)."""
+    model, shape, k, h = p.model, p.shape, p.tp, p.h
+    if model.kind.value != "decoder":
+        return []
+    logit_rows = np.where(shape.new_tokens <= 1, p.tokens, shape.batch)
+    params = float(model.vocab_size * h)
+    head_resident = 0.0 if model.tied_embeddings else params * ACT_BYTES / k
+    head_bytes = params * ACT_BYTES / k + logit_rows * (h + model.vocab_size / k) * ACT_BYTES
+    return [
+        Operator(
+            "lm_head",
+            GEMM,
+            2.0 * logit_rows * params / k,
+            head_bytes,
+            head_resident + p.zero(),
+            1,
+            gemm_m=logit_rows,
+            gemm_n=model.vocab_size / k,
+        )
+    ]
+
+
+def _collectives(p: _Pass) -> list[Operator]:
+    """Two all-reduces per layer (after attention and after the FFN) of the layer's activations, when tp > 1."""
+    k, L = p.tp, p.layers
+    payload = np.where(k > 1, p.tokens * p.h * ACT_BYTES * 2 * L, 0.0)
+    return [Operator("allreduce", COMM, p.zero(), payload, p.zero(), 2 * L, np.where(k > 1, 2 * L, 0))]
+
+
+def llm_operators(model: ModelArch, shape: Shape, precision: Precision) -> list[Operator]:
+    """Operators of one forward pass of a decoder (or encoder) model, per device, in execution order."""
+    p = _Pass(model, shape, precision, weight_params(model))
+    groups = (_embedding, _attention, _ffn, _moe, _norms, _lm_head, _collectives)
+    return [op for group in groups for op in group(p)]

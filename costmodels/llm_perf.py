@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
+from hetplace.costmodels.arrays import BoolArray, FloatArray, IntArray, StrArray
 from hetplace.costmodels.capacity import max_batch
 from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
 from hetplace.costmodels.precision import Precision, matmul_dtype, sixteen_bit_dtype
 from hetplace.costmodels.roofline import DeviceArrays, OpTiming, time_operators, total_latency
 
-Array = np.ndarray
 PHASES = ("prefill", "decode")
 
 
@@ -28,10 +28,10 @@ class PassResult:
 
     ops: list[Operator]
     timings: list[OpTiming]
-    latency_s: Array
-    fits: Array
-    max_batch: Array
-    cf_bytes: Array  # resident bytes per device: weights + KV of this batch + workspace-free estimate
+    latency_s: FloatArray
+    fits: BoolArray
+    max_batch: FloatArray
+    cf_bytes: FloatArray  # resident bytes per device: weights + KV of this batch + workspace-free estimate
 
 
 def phase_shape(phase: str, batch, prompt_tokens, cached_tokens, context_tokens, tp) -> Shape:
@@ -44,7 +44,9 @@ def phase_shape(phase: str, batch, prompt_tokens, cached_tokens, context_tokens,
     raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
 
 
-def evaluate_pass(model: ModelArch, precision: Precision, shape: Shape, dev: DeviceArrays, mem_gb: Array) -> PassResult:
+def evaluate_pass(
+    model: ModelArch, precision: Precision, shape: Shape, dev: DeviceArrays, mem_gb: FloatArray
+) -> PassResult:
     """Latency, fit and footprint of one forward pass for configs aligned with `dev` rows."""
     ops = llm_operators(model, shape, precision)
     timings = time_operators(ops, dev, shape.tp)
@@ -63,16 +65,16 @@ class Menu:
     model: str
     phase: str
     device_ids: list[str]  # index → device id
-    device_index: Array
-    tp: Array
-    batch: Array
-    weight_dtype: np.ndarray  # dtype names
-    latency_s: Array  # TTFT (prefill) or TPOT (decode)
-    throughput: Array  # tokens/s per replica (prefill tokens or decode tokens)
-    fits: Array
-    max_batch: Array
-    devices_per_replica: Array
-    usd_per_hour: Array  # replica cost at the devices' hourly rate (see `hourly_usd`)
+    device_index: IntArray
+    tp: FloatArray
+    batch: FloatArray
+    weight_dtype: StrArray  # dtype names
+    latency_s: FloatArray  # TTFT (prefill) or TPOT (decode)
+    throughput: FloatArray  # tokens/s per replica (prefill tokens or decode tokens)
+    fits: BoolArray
+    max_batch: FloatArray
+    devices_per_replica: FloatArray
+    usd_per_hour: FloatArray  # replica cost at the devices' hourly rate (see `hourly_usd`)
 
     def __len__(self) -> int:
         return int(self.tp.size)
@@ -146,7 +148,7 @@ def evaluate_menu(
     return Menu(model.id, phase, [d.id for d in devices], **merged)
 
 
-def _vector_tp_ok(model: ModelArch, devices: Sequence[Device], dev_idx: Array, tp: Array) -> Array:
+def _vector_tp_ok(model: ModelArch, devices: Sequence[Device], dev_idx: IntArray, tp: FloatArray) -> BoolArray:
     """`feasible_tp` for many configs at once."""
     reach = np.array([tp_reach(d) for d in devices], dtype=float)[dev_idx]
     return (np.mod(model.num_heads, tp) == 0) & (tp <= reach)

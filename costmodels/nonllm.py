@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hetplace.catalogs.schema import DTYPE_BYTES, Device, DeviceKind, ModelArch
+from hetplace.catalogs.schema import DTYPE_BYTES, Device, DeviceKind, Dtype, ModelArch
+from hetplace.costmodels.arrays import BoolArray, FloatArray
+from hetplace.costmodels.capacity import usable_bytes
 from hetplace.costmodels.llm_ops import Shape
 from hetplace.costmodels.llm_perf import evaluate_pass
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.roofline import DeviceArrays
-
-Array = np.ndarray
 
 # Approximate-nearest-neighbour parameters (common defaults; FAISS / hnswlib documentation).
 IVF_NPROBE = 32  # lists probed per query
@@ -33,12 +33,22 @@ RANDOM_ACCESS_EFFICIENCY = 0.25  # graph walks read scattered vectors: a fractio
 class StepCost:
     """Cost of one execution of a step on each device (arrays aligned with the device list)."""
 
-    latency_s: Array  # wall-clock time of one execution on one device
-    busy_s: Array  # device-seconds one execution occupies (throughput = 1 / busy_s per device)
-    fits: Array
-    cf_bytes: Array  # resident bytes the step needs on the device
-    flops: Array
-    bytes: Array
+    latency_s: FloatArray  # wall-clock time of one execution on one device
+    busy_s: FloatArray  # device-seconds one execution occupies (throughput = 1 / busy_s per device)
+    fits: BoolArray
+    cf_bytes: FloatArray  # resident bytes the step needs on the device
+    flops: FloatArray
+    bytes: FloatArray
+
+
+def encoder_tokens_per_item(model: ModelArch, step_tokens_per_item: int | None) -> int:
+    """Tokens one input item becomes: an embedding step states it (text lengths vary); a conversion step's items
+    (images, audio clips) become the fixed number of patches/frames its encoder model declares."""
+    if step_tokens_per_item is not None:
+        return step_tokens_per_item
+    if model.encoder_input is None:
+        raise ValueError(f"{model.id} has no encoder_input: it cannot convert images or audio")
+    return model.encoder_input.tokens_per_item
 
 
 def encoder_cost(model: ModelArch, devices: Sequence[Device], items: int, tokens_per_item: int) -> StepCost:
@@ -54,10 +64,10 @@ def encoder_cost(model: ModelArch, devices: Sequence[Device], items: int, tokens
 
 
 def retrieval_work(
-    corpus_vectors: int, dim: int, top_k: int, index: str, vector_dtype: str, queries: int
+    corpus_vectors: int, dim: int, top_k: int, index: str, vector_dtype: Dtype | str, queries: int
 ) -> tuple[float, float, float, bool]:
     """(FLOPs, bytes read, resident bytes, random_access) of `queries` searches of one index."""
-    vb = DTYPE_BYTES[vector_dtype]
+    vb = DTYPE_BYTES[Dtype(vector_dtype)]
     n = float(corpus_vectors)
     data = n * dim * vb
     if index == "flat":
@@ -75,18 +85,22 @@ def retrieval_work(
 
 
 def retrieval_cost(
-    devices: Sequence[Device], corpus_vectors: int, dim: int, top_k: int, index: str, vector_dtype: str, queries: int
+    devices: Sequence[Device],
+    corpus_vectors: int,
+    dim: int,
+    top_k: int,
+    index: str,
+    vector_dtype: Dtype | str,
+    queries: int,
 ) -> StepCost:
     """Vector search on each device: memory-bound scans, compute-bound only for big query batches."""
     flops, moved, resident, random_access = retrieval_work(corpus_vectors, dim, top_k, index, vector_dtype, queries)
-    fp32 = np.array([d.peak_tflops.get("fp32", min(d.peak_tflops.values())) * 1e12 for d in devices])
-    bw = np.array([d.mem_bw_gbs * 1e9 * d.efficiency.memory for d in devices])
+    dev = DeviceArrays.of(devices, [Dtype.fp32] * len(devices))  # distances: element-wise fp32 work
+    bw = dev.mem_bw * dev.eta_m
     if random_access:
         bw = bw * RANDOM_ACCESS_EFFICIENCY
-    overhead = np.array([d.efficiency.kernel_overhead_us * 1e-6 for d in devices])
-    eta = np.array([d.efficiency.compute for d in devices])
-    latency = np.maximum(flops / (fp32 * eta), moved / bw) + overhead * queries
-    fits = np.array([resident <= d.mem_gb * 1e9 * 0.9 for d in devices])
+    latency = np.maximum(flops / (dev.vector_flops * dev.eta_c), moved / bw) + dev.overhead_s * queries
+    fits = resident <= usable_bytes(np.array([d.mem_gb for d in devices]))
     n = len(devices)
     return StepCost(latency, latency, fits, np.full(n, resident), np.full(n, flops), np.full(n, moved))
 

@@ -47,11 +47,6 @@ def matmul_dtype(device: Device, weight: Dtype) -> Dtype | None:
     return sixteen_bit_dtype(device)  # bf16, fp16, tf32-stored and int4 weight-only
 
 
-def peak_flops(device: Device, dtype: Dtype) -> float:
-    """Dense peak in FLOP/s (not TFLOP/s) for `dtype` on `device`."""
-    return device.peak_tflops[dtype] * 1e12
-
-
 def unsupported_reason(device: Device, weight: Dtype) -> str | None:
     """Why `device` cannot run weights in `weight`, or None when it can."""
     if matmul_dtype(device, weight) is not None and sixteen_bit_dtype(device) is not None:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from hetplace.catalogs.schema import Device, Dtype
+from hetplace.costmodels.arrays import BoolArray, FloatArray, Floats, IntArray, StrArray
 from hetplace.costmodels.gemm import padding_factor
 from hetplace.costmodels.llm_ops import ATTENTION, COMM, GEMM, VECTOR, Operator
 from hetplace.costmodels.precision import matmul_dtype, sixteen_bit_dtype
-
-Array = np.ndarray
 
 LINK_LATENCY_S = 10e-6  # α per all-reduce call on a scale-up link (NCCL small-message latency, order of 10 µs)
 NIC_LATENCY_S = 25e-6  # α per call when the group spans nodes
@@ -30,23 +29,23 @@ LINK_EFFICIENCY = 0.8  # achieved / peak link bandwidth for large all-reduce pay
 class DeviceArrays:
     """Device parameters laid out per config (one row per config), in SI units."""
 
-    gemm_flops: Array  # FLOP/s for weight GEMMs in the config's weight format (nan: unsupported)
-    attn_flops: Array  # FLOP/s for attention (16-bit)
-    vector_flops: Array  # FLOP/s for element-wise work
-    mem_bw: Array  # bytes/s
-    eta_c: Array
-    eta_m: Array
-    overhead_s: Array
-    link_bw: Array  # bytes/s per direction, scale-up
-    domain: Array  # devices per scale-up domain
-    nic_bw: Array  # bytes/s per device, scale-out
-    units: Array  # compute units (SMs/CUs) for tile/wave padding; nan where unknown
+    gemm_flops: FloatArray  # FLOP/s for weight GEMMs in the config's weight format (nan: unsupported)
+    attn_flops: FloatArray  # FLOP/s for attention (16-bit)
+    vector_flops: FloatArray  # FLOP/s for element-wise work
+    mem_bw: FloatArray  # bytes/s
+    eta_c: FloatArray
+    eta_m: FloatArray
+    overhead_s: FloatArray
+    link_bw: FloatArray  # bytes/s per direction, scale-up
+    domain: FloatArray  # devices per scale-up domain
+    nic_bw: FloatArray  # bytes/s per device, scale-out
+    units: FloatArray  # compute units (SMs/CUs) for tile/wave padding; nan where unknown
 
     @classmethod
     def of(cls, devices: Sequence[Device], weight_dtypes: Sequence[Dtype]) -> DeviceArrays:
         """One row per (device, weight dtype) pair, in the order given."""
 
-        def col(fn) -> Array:
+        def col(fn) -> FloatArray:
             return np.array([fn(d, w) for d, w in zip(devices, weight_dtypes, strict=True)], dtype=float)
 
         def peak(d: Device, dt: Dtype | None) -> float:
@@ -66,7 +65,7 @@ class DeviceArrays:
             units=col(lambda d, w: d.compute_units or np.nan),
         )
 
-    def take(self, index: Array) -> DeviceArrays:
+    def take(self, index: IntArray) -> DeviceArrays:
         """Rows re-indexed (expand a per-device table to per-config)."""
         return DeviceArrays(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
@@ -74,21 +73,21 @@ class DeviceArrays:
 @dataclass(frozen=True)
 class OpTiming:
     name: str
-    latency_s: Array
-    compute_s: Array
-    memory_s: Array
-    comm_s: Array
+    latency_s: FloatArray
+    compute_s: FloatArray
+    memory_s: FloatArray
+    comm_s: FloatArray
     is_comm: bool = False
 
     @property
-    def bound(self) -> np.ndarray:
+    def bound(self) -> StrArray:
         """'compute' | 'memory' | 'comm' per config: which term dominates."""
         if self.is_comm:
             return np.full(self.latency_s.shape, "comm")
         return np.where(self.compute_s >= self.memory_s, "compute", "memory")
 
 
-def allreduce_time(payload_bytes: Array, calls: Array, tp: Array, dev: DeviceArrays) -> Array:
+def allreduce_time(payload_bytes: FloatArray, calls: Floats, tp: FloatArray, dev: DeviceArrays) -> FloatArray:
     """Ring all-reduce over `tp` devices: α per call + 2(k−1)/k · payload / bandwidth (NIC across nodes)."""
     inside = tp <= dev.domain
     bw = np.where(inside, dev.link_bw, dev.nic_bw) * LINK_EFFICIENCY
@@ -97,7 +96,7 @@ def allreduce_time(payload_bytes: Array, calls: Array, tp: Array, dev: DeviceArr
     return np.where(tp > 1, t, 0.0)
 
 
-def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: Array) -> list[OpTiming]:
+def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: FloatArray) -> list[OpTiming]:
     """Latency of each operator for every config (arrays aligned with `dev` and `tp`)."""
     timings = []
     zero = np.zeros_like(tp, dtype=float)
@@ -116,13 +115,15 @@ def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: Array) -> lis
     return timings
 
 
-def total_latency(timings: Sequence[OpTiming]) -> Array:
+def total_latency(timings: Sequence[OpTiming]) -> FloatArray:
     return np.sum([t.latency_s for t in timings], axis=0)
 
 
-def kv_transfer_time(kv_bytes: Array, same_node: Array, src: DeviceArrays) -> Array:
-    """Moving a request's KV cache from its prefill replica to its decode replica (disaggregated serving):
-    over the scale-up link inside a node, over the NIC across nodes; one message latency each."""
-    bw = np.where(same_node, src.link_bw, src.nic_bw) * LINK_EFFICIENCY
-    alpha = np.where(same_node, LINK_LATENCY_S, NIC_LATENCY_S)
-    return alpha + np.asarray(kv_bytes, dtype=float) / bw
+def kv_transfer_time(kv_bytes: Floats, same_node: BoolArray | bool, dev: DeviceArrays) -> FloatArray:
+    """Moving a request's KV cache from its prefill replica to its decode replica (disaggregated serving): the
+    payload over the scale-up link inside a node, over the NIC across nodes, of `dev` (the end whose link bounds
+    the transfer), at LINK_EFFICIENCY. Bandwidth only: one message latency (10-25 µs) is noise beside a KV
+    payload of megabytes, and leaving it out keeps the optimizer's numbers those the plan checker recomputes.
+    Broadcasts, e.g. a column of payloads against a row of devices."""
+    bw = np.where(same_node, dev.link_bw, dev.nic_bw) * LINK_EFFICIENCY
+    return np.asarray(kv_bytes, dtype=float) / bw

@@ -47,9 +47,14 @@ class DeviceYearCost:
         return self.capex_usd + self.energy_usd + self.hosting_usd + self.rental_usd
 
 
+def facility_kw(tdp_w: float, econ: EconomicsInputs) -> float:
+    """Facility power one device draws at average load, cooling and distribution (PUE) included."""
+    return tdp_w / 1000.0 * econ.avg_load_fraction * econ.pue
+
+
 def energy_usd_per_year(tdp_w: float, econ: EconomicsInputs) -> float:
     """Energy at average load, facility overhead (PUE) included."""
-    return tdp_w / 1000.0 * econ.avg_load_fraction * econ.pue * HOURS_PER_YEAR * econ.energy_usd_per_kwh
+    return facility_kw(tdp_w, econ) * HOURS_PER_YEAR * econ.energy_usd_per_kwh
 
 
 def hosting_usd_per_year(tdp_w: float, econ: EconomicsInputs) -> float:

@@ -33,6 +33,8 @@ from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision
+from hetplace.costmodels.roofline import DeviceArrays, kv_transfer_time
+from hetplace.costmodels.step_shape import LlmCallShape, llm_call_shape, llm_pool_shape
 from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
 
 PREFILL_BATCHES = (1, 2, 4, 8)
@@ -107,13 +109,15 @@ def drop_unusable_routes(pools: list[Pool]) -> list[Pool]:
     return kept
 
 
-def _llm_step_contexts(step: LlmStep) -> tuple[float, float, float]:
-    """(uncached tokens per execution, mean cached tokens, mean decode context) over the step's repeats."""
-    growth_mean = step.prompt_growth_tokens_per_repeat * (step.repeat - 1) / 2.0
-    uncached = float(step.prompt_tokens - step.cached_prefix_tokens)
-    cached = step.cached_prefix_tokens + growth_mean
-    context = step.prompt_tokens + growth_mean + step.output_tokens / 2.0
-    return uncached, cached, context
+def _llm_step_contexts(step: LlmStep) -> LlmCallShape:
+    """A step's mean call over its repeats (costmodels.step_shape holds the definition)."""
+    return llm_call_shape(
+        step.prompt_tokens,
+        step.cached_prefix_tokens,
+        step.output_tokens,
+        step.repeat,
+        step.prompt_growth_tokens_per_repeat,
+    )
 
 
 def _devices_for(catalog: Catalog, device_ids: list[str], kinds: set[DeviceKind] | None = None) -> list[Device]:
@@ -166,14 +170,9 @@ def _llm_pools(
     devices = _devices_for(catalog, device_ids)
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
     execs = np.array([wf.arrival_rate_rps * s.repeat for wf, s in uses])
-    ctx = np.array([_llm_step_contexts(s) for _, s in uses])  # uncached, cached, context
-    outputs = np.array([float(s.output_tokens) for _, s in uses])
-    prefill_demand = float(np.sum(execs * ctx[:, 0]))
-    decode_demand = float(np.sum(execs * outputs))
-    weights_p = execs * ctx[:, 0] / max(prefill_demand, 1e-12)
-    weights_d = execs * outputs / max(decode_demand, 1e-12)
-    mean_uncached, mean_cached = float(weights_p @ ctx[:, 0]), float(weights_p @ ctx[:, 1])
-    mean_context = float(weights_d @ ctx[:, 2])
+    ctx = [_llm_step_contexts(s) for _, s in uses]
+    shape = llm_pool_shape(execs, ctx, [float(s.output_tokens) for _, s in uses])
+    prefill_demand, decode_demand, mean = shape.prefill_tokens_per_s, shape.decode_tokens_per_s, shape.mean_call
     dtypes = list(dict.fromkeys([model.weight_dtype, *(weight_dtypes or [])]))
     pre = Pool(
         f"{model_id}:prefill",
@@ -207,15 +206,20 @@ def _llm_pools(
     )
     # Pool throughput at the demand-weighted mean shape; each step's latency at its own shape.
     cap_pre = evaluate_menu(
-        model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, mean_uncached + mean_cached, mean_cached, 0
+        model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, mean.prompt_tokens, mean.cached_tokens, 0
     )
-    cap_dec = evaluate_menu(model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, mean_context)
+    cap_dec = evaluate_menu(
+        model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, mean.decode_context_tokens
+    )
     lat_pre = [
-        evaluate_menu(model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, c[0] + c[1], c[1], 0)
+        evaluate_menu(
+            model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, c.prompt_tokens, c.cached_tokens, 0
+        )
         for c in ctx
     ]
     lat_dec = [
-        evaluate_menu(model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, c[2]) for c in ctx
+        evaluate_menu(model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, c.decode_context_tokens)
+        for c in ctx
     ]
     precision = Precision(model.weight_dtype, model.kv_dtype)
     kv_per_token = float(kv_bytes_per_token(model, precision))
@@ -224,17 +228,16 @@ def _llm_pools(
         if cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre):
             latency = {r: float(m.latency_s[i]) for r, m in zip(refs, lat_pre, strict=True)}
             pre.configs.append(_config(pre.id, cap_pre, i, latency))
+    # Disaggregated serving: each execution's KV cache moves from its prefill replica, assumed on another node
+    # (NIC), to the decode replica — a conservative bound that holds whichever prefill device is chosen.
+    kv_bytes = np.array([[kv_per_token * s.prompt_tokens] for _, s in uses])  # one row per step
+    transfer_s = kv_transfer_time(kv_bytes, False, DeviceArrays.of(devices, [model.weight_dtype] * len(devices)))
     for i in range(len(cap_dec)):
         if not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
             continue
         latency = {r: float(m.latency_s[i]) * s.output_tokens for r, m, (_, s) in zip(refs, lat_dec, uses, strict=True)}
-        dev = catalog.device(cap_dec.device_ids[int(cap_dec.device_index[i])])
-        # Disaggregated serving: each execution's KV cache moves from its prefill replica, assumed on another node
-        # (NIC), to this decode replica — a conservative bound that holds whichever prefill device is chosen.
-        nic_bytes_per_s = dev.scaleout_nic_gbps * 1e9 / 8 * 0.8
-        transfer = {r: kv_per_token * s.prompt_tokens / nic_bytes_per_s for r, (_, s) in zip(refs, uses, strict=True)}
         cfg = _config(dec.id, cap_dec, i, latency)
-        cfg.extra_s = transfer
+        cfg.extra_s = {r: float(transfer_s[k, int(cap_dec.device_index[i])]) for k, r in enumerate(refs)}
         dec.configs.append(cfg)
     demands = (prefill_demand, decode_demand)
     col.configs = _colocated_configs(col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max)

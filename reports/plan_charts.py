@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hetplace.costmodels.analysis import analyze_llm
+from hetplace.costmodels.step_shape import LlmCallShape, llm_call_shape, llm_pool_shape
 from hetplace.problems.loader import ResolvedScenario
 from hetplace.problems.plan import Plan
 from hetplace.problems.schema import LlmStep
@@ -93,12 +94,22 @@ def sla_chart(plan: Plan, out: Path) -> None:
     save_png(fig, out)
 
 
-def _llm_shape(resolved: ResolvedScenario, model: str) -> tuple[int, int]:
-    """A representative call of the model: the busiest step's prompt and mean decode context."""
-    steps = [(wf.arrival_rate_rps * s.repeat, s) for wf in resolved.workflows for s in wf.steps]
-    calls = [(w, s) for w, s in steps if isinstance(s, LlmStep) and s.model == model]
-    _, step = max(calls, key=lambda ws: ws[0])
-    return step.prompt_tokens, step.prompt_tokens + step.output_tokens // 2
+def _llm_mean_call(resolved: ResolvedScenario, model: str) -> LlmCallShape:
+    """The call the model's pools were sized at: the demand-weighted mean over every step it serves, repeats
+    and prompt growth included (the same definition the optimizer prices, costmodels.step_shape)."""
+    steps = [
+        (wf.arrival_rate_rps * s.repeat, s)
+        for wf in resolved.workflows
+        for s in wf.steps
+        if isinstance(s, LlmStep) and s.model == model
+    ]
+    calls = [
+        llm_call_shape(
+            s.prompt_tokens, s.cached_prefix_tokens, s.output_tokens, s.repeat, s.prompt_growth_tokens_per_repeat
+        )
+        for _, s in steps
+    ]
+    return llm_pool_shape([r for r, _ in steps], calls, [float(s.output_tokens) for _, s in steps]).mean_call
 
 
 def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int:
@@ -115,9 +126,19 @@ def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int
             continue
         model = resolved.catalog.model(a.model)
         device = resolved.catalog.device(a.device)
-        prompt, context = _llm_shape(resolved, a.model)
+        call = _llm_mean_call(resolved, a.model)
         phase = "prefill" if a.phase == "prefill" else "decode"  # a co-located pool is drawn at its decode step
-        result = analyze_llm(model, device, a.tensor_parallel, phase, a.batch, prompt, context, a.weight_dtype)
+        result = analyze_llm(
+            model,
+            device,
+            a.tensor_parallel,
+            phase,
+            a.batch,
+            call.prompt_tokens,
+            call.decode_context_tokens,
+            a.weight_dtype,
+            call.cached_tokens,
+        )
         color = colors.setdefault(a.device, f"C{len(colors) % 10}")
         dtypes.setdefault(a.device, a.weight_dtype)
         ops = [o for o in result["operators"] if o["flops"] > 0 and o["latency_s"] > 0 and o["oi"] > 0]
@@ -134,7 +155,8 @@ def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int
     for dev_id, color in colors.items():
         dev = resolved.catalog.device(dev_id)
         placed = next((d for d in dev.peak_tflops if d.value == dtypes.get(dev_id)), None)
-        dtype = placed or max(dev.peak_tflops, key=dev.peak_tflops.get)
+        peaks = dev.peak_tflops
+        dtype = placed or max(peaks, key=lambda d: peaks[d])
         ax.plot(grid, attainable_flops(dev, dtype, grid), color=color, label=f"{dev_id} roof ({dtype.value})")
     for phase, m in markers.items():
         ax.scatter([], [], marker=m, color="0.3", label=phase)
