@@ -149,25 +149,6 @@ def solve(
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
-def available_backends() -> dict[str, bool]:
-    """Which backends work on this machine (cheap, never raises) — for `hetplace doctor`-style reports."""
-    out = {}
-    try:
-        import pulp
-
-        out["highs"] = pulp.HiGHS(msg=False).available()
-        out["cbc"] = pulp.PULP_CBC_CMD(msg=False).available()
-    except Exception:
-        out["highs"] = out["cbc"] = False
-    try:
-        from ortools.sat.python import cp_model  # noqa: F401
-
-        out["cpsat"] = True
-    except Exception:
-        out["cpsat"] = False
-    return out
-
-
 def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
     """CBC through PuLP (bundled binary). Its bound on an early stop is read from its log."""
     import pulp

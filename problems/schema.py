@@ -1,7 +1,8 @@
 """Schemas of problem inputs: agent workflows (DAGs of steps) and scenarios (demand + hardware offer + economics).
 
 Structural rules that need more than one field (unknown step references, cycles) are checked here; references
-into the catalogs (model and device ids) are checked by `problems.references`, which needs the catalogs.
+into the catalogs (model and device ids) are checked when a file is loaded against them, in `problems.loader`
+(`workflow_reference_problems` for a workflow's models, `_hardware_reference_problems` for a scenario's devices).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hetplace.costmodels.tco import DEFAULT_ECONOMICS
 # A purchase or rental offer without `max_count` is capped here: large enough never to bind on a real fleet, finite
 # so that CP-SAT gets bounded integer variables. The optimizer and the checker both read this one number.
 UNLIMITED_COUNT = 100_000
+
 
 class StepBase(StrictModel):
     id: Identifier
