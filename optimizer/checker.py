@@ -7,7 +7,7 @@ Even the longest-path pass over a workflow DAG is its own (`critical_path_s`), n
 test holds the two against each other.
 
 `check_plan` runs one function per group of constraints: fleet sources, pools (capacity, fit), device usage,
-critical paths, power, costs.
+critical paths, power, costs. `check_notes` says what it does not check: user rows (`extra_constraints`).
 """
 
 from __future__ import annotations
@@ -506,3 +506,21 @@ def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
         *_power_violations(resolved, plan),
         *_cost_violations(resolved, plan, offer),
     ]
+
+
+def check_notes(resolved: ResolvedScenario, plan: Plan) -> list[str]:
+    """What the checker leaves unchecked, as readable lines (notes, not violations): the rows of the scenario's
+    `extra_constraints` are user code, so the checker cannot recompute them independently."""
+    applied = plan.solver.extra_constraints
+    named = resolved.scenario.extra_constraints
+    if applied:
+        return [
+            f"the plan was solved with user rows from extra_constraints ({', '.join(applied)}); "
+            "they are not re-checked here"
+        ]
+    if named:
+        return [
+            f"the scenario names extra_constraints ({', '.join(named)}) but the plan records none: it was solved "
+            "without them, and they are not checked here"
+        ]
+    return []

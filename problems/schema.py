@@ -7,9 +7,10 @@ into the catalogs (model and device ids) are checked when a file is loaded again
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from hetplace.catalogs.schema import Dtype
 from hetplace.common.schema_base import (
@@ -289,6 +290,19 @@ class Horizon(StrictModel):
         return self
 
 
+# "module:function" (a module importable from sys.path) or "path/to/file.py:function" (relative to the scenario).
+_EXTENSION_SPEC = re.compile(r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*|.+\.py):[A-Za-z_]\w*$")
+
+
+def _check_extension_spec(spec: str) -> str:
+    if not _EXTENSION_SPEC.match(spec):
+        raise ValueError(f"'{spec}' is not 'module:function' (e.g. 'mypkg.rules:no_rent') or 'file.py:function'")
+    return spec
+
+
+ExtensionSpec = Annotated[str, AfterValidator(_check_extension_spec)]
+
+
 class Scenario(StrictModel):
     """What to plan: workflows with demand and SLAs, the hardware on offer, economics and limits."""
 
@@ -311,3 +325,14 @@ class Scenario(StrictModel):
         description="Weight quantisations the planner may also choose for every LLM (besides the model's own dtype, "
         "e.g. [fp8, int4]); none = each model's own dtype only. Accuracy effects are the user's call.",
     )
+    extra_constraints: list[ExtensionSpec] = Field(
+        default_factory=list,
+        description="User rows added to the model before the solve: functions named 'package.module:function' "
+        "(importable from sys.path) or 'file.py:function' (a path relative to this scenario file), each called as "
+        "function(model, formulation). A single string is one function. See README 'Extra constraints'.",
+    )
+
+    @field_validator("extra_constraints", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
