@@ -3,8 +3,9 @@ in any MILP solver.
 
 Variables and rows keep the model's own names (`r[<config>]`, `fleet[<device>]`, `user:...`), made writable:
 every character other than letters, digits, "_" and "." becomes "_", and a name that then collides gets a
-"_<n>" suffix. The file goes to a temporary file first and is renamed into place (common/io), so an interrupted
-write leaves no partial file. PuLP writes both formats.
+"_<n>" suffix. An objective constant (LP files have none) rides on a variable fixed at 1. The file goes to a
+temporary file first and is renamed into place (common/io), so an interrupted write leaves no partial file.
+PuLP writes both formats. `hetplace solve` writes the model, then solves it as usual.
 """
 
 from __future__ import annotations
@@ -50,9 +51,14 @@ def write_model(model: LinearModel, path: Path) -> None:
     problem = model_file_problem(path)
     if problem:
         raise ValueError(problem)
-    prob, _ = pulp_problem(
-        model, writable_names([v.name for v in model.vars], "v"), writable_names([r.name for r in model.rows], "c")
-    )
+    import pulp
+
+    var_names = writable_names([v.name for v in model.vars], "v")
+    prob, _ = pulp_problem(model, var_names, writable_names([r.name for r in model.rows], "c"))
+    if model.objective_constant:  # LP files have no objective constant: carry it on a variable fixed at 1
+        prob.objective.constant = 0.0
+        one = pulp.LpVariable(writable_names([*var_names, "objective_constant"], "v")[-1], 1, 1)
+        prob.objective += model.objective_constant * one
     with tempfile.TemporaryDirectory(prefix="hetplace-model-") as tmp:
         scratch = Path(tmp) / f"model{path.suffix.lower()}"
         if scratch.suffix == ".lp":
