@@ -557,11 +557,25 @@ def solve_cmd(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the plan here (.json or .yaml), atomically.")
     ] = None,
+    model_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-model",
+            help="Also write the built min-TCO model (extra_constraints included) as .lp or .mps, then solve it.",
+        ),
+    ] = None,
 ) -> None:
     """Plan the TCO-minimal heterogeneous fleet for a scenario (exit 1 infeasible, 3 no plan in time)."""
+    from hetplace.optimizer.model_file import model_file_problem
     from hetplace.optimizer.solve import solve_scenario
     from hetplace.problems.loader import default_scenario_path, load_scenario
 
+    if model_file is not None:
+        problem = model_file_problem(model_file)
+        if problem is None and objective != Objective.min_tco:
+            problem = "writes the min_tco model; it cannot be combined with --objective min_latency"
+        if problem is not None:
+            raise InputError.single(str(model_file), "--write-model", problem)
     resolved = load_scenario(scenario or default_scenario_path())
     if budget is not None:
         limits = resolved.scenario.limits.model_copy(update={"annual_budget_usd": budget})
@@ -574,7 +588,11 @@ def solve_cmd(
         if (err.is_terminal and not as_json)
         else contextlib.nullcontext()
     ):
-        outcome = solve_scenario(resolved, backend.value, time_limit, gap, threads, with_baselines, objective.value)
+        outcome = solve_scenario(
+            resolved, backend.value, time_limit, gap, threads, with_baselines, objective.value, model_file
+        )
+    if model_file is not None and not as_json:
+        stderr_console().print(f"wrote {model_file}")
     if outcome.status == "infeasible":
         stderr_console().print(f"[bold red]infeasible:[/] {resolved.source}", markup=True)
         for cause in outcome.diagnosis:
@@ -816,20 +834,23 @@ def check_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recompute every constraint of a plan independently of the solver; exit 1 if any is violated."""
-    from hetplace.optimizer.checker import check_plan
+    from hetplace.optimizer.checker import check_notes, check_plan
     from hetplace.problems.loader import load_scenario
     from hetplace.problems.plan import Plan
 
     resolved = load_scenario(scenario)
     plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))
     violations = check_plan(resolved, plan)
+    notes = check_notes(resolved, plan)  # e.g. user rows (extra_constraints) are not re-checked
     if as_json:
-        echo_json({"valid": not violations, "violations": violations})
-    elif violations:
+        echo_json({"valid": not violations, "violations": violations, "notes": notes})
+    else:
         for v in violations:
             stderr_console().print(f"[red]violation:[/] {v}", soft_wrap=True)
-    else:
-        stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds")
+        for note in notes:
+            stderr_console().print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        if not violations:
+            stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds")
     if violations:
         raise typer.Exit(EXIT_INFEASIBLE)
 

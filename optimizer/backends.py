@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
 from hetplace.optimizer.linear import LinearModel
@@ -57,8 +58,8 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
     import numpy as np
 
     h = highspy.Highs()
-    for name, value in (("output_flag", False), ("threads", threads), ("random_seed", 0), ("mip_rel_gap", gap)):
-        h.setOptionValue(name, value)
+    for name, setting in (("output_flag", False), ("threads", threads), ("random_seed", 0), ("mip_rel_gap", gap)):
+        h.setOptionValue(name, setting)
     if time_limit_s is not None:
         h.setOptionValue("time_limit", float(time_limit_s))
     n = len(model.vars)
@@ -74,7 +75,9 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
     inf = highspy.kHighsInf
     lp.row_lower_ = np.array([r.rhs if r.sense in (">=", "==") else -inf for r in model.rows], dtype=float)
     lp.row_upper_ = np.array([r.rhs if r.sense in ("<=", "==") else inf for r in model.rows], dtype=float)
-    starts, index, value = [0], [], []
+    starts: list[int] = [0]
+    index: list[int] = []
+    value: list[float] = []
     for r in model.rows:
         index.extend(r.coeffs.keys())
         value.extend(r.coeffs.values())
@@ -164,33 +167,17 @@ def solve(
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
-def available_backends() -> dict[str, bool]:
-    """Which backends work on this machine (cheap, never raises) — for `hetplace doctor`-style reports."""
-    out = {}
-    try:
-        import pulp
-
-        out["highs"] = pulp.HiGHS(msg=False).available()
-        out["cbc"] = pulp.PULP_CBC_CMD(msg=False).available()
-    except Exception:
-        out["highs"] = out["cbc"] = False
-    try:
-        from ortools.sat.python import cp_model  # noqa: F401
-
-        out["cpsat"] = True
-    except Exception:
-        out["cpsat"] = False
-    return out
-
-
-def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
-    """CBC through PuLP (bundled binary). Its bound on an early stop is read from its log."""
+def pulp_problem(
+    model: LinearModel, var_names: list[str] | None = None, row_names: list[str] | None = None
+) -> tuple[Any, list[Any]]:
+    """The model as a PuLP problem (for CBC and for writing LP/MPS files) and its variables in index order.
+    Names default to v<i> and c<k>; PuLP replaces the characters it cannot write (-+[] ->/) by "_"."""
     import pulp
 
     prob = pulp.LpProblem("hetplace", pulp.LpMinimize)
     xs = [
         pulp.LpVariable(
-            f"v{i}",
+            var_names[i] if var_names else f"v{i}",
             lowBound=v.lb,
             upBound=None if math.isinf(v.ub) else v.ub,
             cat="Integer" if v.integer else "Continuous",
@@ -200,12 +187,21 @@ def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threa
     prob += pulp.lpSum(c * xs[i] for i, c in model.objective.items()) + model.objective_constant
     for k, r in enumerate(model.rows):
         expr = pulp.lpSum(c * xs[i] for i, c in r.coeffs.items())
+        name = row_names[k] if row_names else f"c{k}"
         if r.sense == "<=":
-            prob += expr <= r.rhs, f"c{k}"
+            prob += expr <= r.rhs, name
         elif r.sense == ">=":
-            prob += expr >= r.rhs, f"c{k}"
+            prob += expr >= r.rhs, name
         else:
-            prob += expr == r.rhs, f"c{k}"
+            prob += expr == r.rhs, name
+    return prob, xs
+
+
+def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threads: int) -> SolveResult:
+    """CBC through PuLP (bundled binary). Its bound on an early stop is read from its log."""
+    import pulp
+
+    prob, xs = pulp_problem(model)
     fd, log_path = tempfile.mkstemp(prefix="hetplace-cbc-", suffix=".log")
     os.close(fd)
     solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, logPath=log_path)
@@ -337,17 +333,18 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
             add(r.coeffs, r.sense, r.rhs)
             continue
         b, rest, rhs_if = split
-        for value, literal in ((0, xs[b].Not()), (1, xs[b])):
-            if rhs_if[value] is not None:
-                add(rest, r.sense, rhs_if[value], literal)
+        for branch, literal in ((0, xs[b].Not()), (1, xs[b])):
+            branch_rhs = rhs_if[branch]
+            if branch_rhs is not None:
+                add(rest, r.sense, branch_rhs, literal)
     if start is not None:  # a hint: CP-SAT tries it first and repairs it if its rounded rows reject it
-        for i, v in start.items() if isinstance(start, dict) else enumerate(start):
-            cp.add_hint(xs[i], round(v / unit[i]))
+        for i, x in start.items() if isinstance(start, dict) else enumerate(start):
+            cp.add_hint(xs[i], round(x / unit[i]))
     # Objective coefficients are scaled like rows (smallest ≥ 1000) and rounded to nearest, so the bound CP-SAT
     # proves is within 0.05 % of the true objective's; dollars per year and mean latencies alike.
-    obj = {i: c * unit[i] for i, c in model.objective.items()}
-    obj_scale = _row_scale(list(obj.values()))
-    cp.minimize(sum(round(c * obj_scale) * xs[i] for i, c in obj.items()))
+    scaled_objective = {i: c * unit[i] for i, c in model.objective.items()}
+    obj_scale = _row_scale(list(scaled_objective.values()))
+    cp.minimize(sum(round(c * obj_scale) * xs[i] for i, c in scaled_objective.items()))
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = max(1, threads)
     # Interleave CP-SAT's portfolio (LP, core, local search, ...) deterministically, whatever the thread count.

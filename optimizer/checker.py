@@ -3,184 +3,351 @@
 It shares no code with the formulation (optimizer/pools.py, formulation.py, assemble.py): demands, mean shapes,
 throughputs, latencies, critical paths, power and TCO are all recomputed here from the workflows, the catalog
 and `costmodels`, so a bug in the model builder shows up as a violation instead of being confirmed by itself.
+Even the longest-path pass over a workflow DAG is its own (`critical_path_s`), not `problems.dag`'s; a property
+test holds the two against each other.
+
+`check_plan` runs one function per group of constraints: fleet sources, pools (capacity, fit), device usage,
+critical paths, power, costs. `check_notes` says what it does not check: user rows (`extra_constraints`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from hetplace.catalogs.schema import Dtype
+from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.tco import HOURS_PER_YEAR
 from hetplace.problems.loader import ResolvedScenario
-from hetplace.problems.plan import Plan, PoolAssignment
-from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep
+from hetplace.problems.plan import FleetEntry, Plan, PoolAssignment
+from hetplace.problems.schema import (
+    UNLIMITED_COUNT,
+    ConvertStep,
+    EmbedStep,
+    LlmStep,
+    OwnedDevices,
+    PurchasableDevices,
+    RentableDevices,
+    RetrievalStep,
+    ToolStep,
+    Workflow,
+)
 
 REL_TOL = 1e-6
 NIC_EFFICIENCY = 0.8
 
+StepKey = tuple[str, str]  # (workflow id, step id)
 
-def _llm_shapes(resolved: ResolvedScenario, model: str) -> dict:
+
+@dataclass(frozen=True)
+class LlmCall:
+    """One LLM step's traffic and mean token shape (over its repeats)."""
+
+    workflow: Workflow
+    step: LlmStep
+    calls_per_s: float  # arrival rate × repeat
+    uncached_tokens: float  # prefilled per execution
+    cached_tokens: float  # mean cached prefix over the repeats
+    context_tokens: float  # mean KV context while decoding
+
+
+@dataclass(frozen=True)
+class LlmShapes:
+    """Demand and demand-weighted mean shapes of one LLM model's prefill and decode pools."""
+
+    calls: tuple[LlmCall, ...]
+    prefill_demand: float  # uncached prompt tokens / s
+    decode_demand: float  # output tokens / s
+    uncached_tokens: float
+    cached_tokens: float
+    context_tokens: float
+
+
+@dataclass(frozen=True)
+class PoolNumbers:
+    """One assignment's numbers as the checker recomputes them."""
+
+    throughput: float  # per replica, in the pool's work unit per second
+    latency_s: dict[StepKey, float]  # per execution of each step it serves
+    demand: float  # the whole pool's demand, same unit
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the plan's pools add up to: capacity and demand per pool, devices per type, latency per step."""
+
+    capacity: dict[str, float]
+    demand: dict[str, float]
+    devices_used: dict[str, int]
+    step_latency_s: dict[StepKey, dict[str, float]]  # step -> pool -> slowest config's latency
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """The scenario's hardware offer, by device id."""
+
+    owned: dict[str, OwnedDevices]
+    buyable: dict[str, PurchasableDevices]
+    rentable: dict[str, RentableDevices]
+
+    @classmethod
+    def of(cls, resolved: ResolvedScenario) -> Offer:
+        hw = resolved.scenario.hardware
+        return cls(
+            {o.device: o for o in hw.owned}, {p.device: p for p in hw.purchasable}, {r.device: r for r in hw.rentable}
+        )
+
+
+# ---- LLM shapes and one config's numbers -------------------------------------------------------------------
+
+
+def _llm_shapes(resolved: ResolvedScenario, model: str) -> LlmShapes:
     """Demand and mean shapes of one LLM model's prefill and decode pools, from the workflows."""
-    rows = []
+    calls = []
     for wf in resolved.workflows:
         for s in wf.steps:
             if isinstance(s, LlmStep) and s.model == model:
                 g = s.prompt_growth_tokens_per_repeat * (s.repeat - 1) / 2.0
-                rows.append(
-                    (
-                        wf,
-                        s,
-                        wf.arrival_rate_rps * s.repeat,
-                        s.prompt_tokens - s.cached_prefix_tokens,
-                        s.cached_prefix_tokens + g,
-                        s.prompt_tokens + g + s.output_tokens / 2.0,
+                calls.append(
+                    LlmCall(
+                        workflow=wf,
+                        step=s,
+                        calls_per_s=wf.arrival_rate_rps * s.repeat,
+                        uncached_tokens=s.prompt_tokens - s.cached_prefix_tokens,
+                        cached_tokens=s.cached_prefix_tokens + g,
+                        context_tokens=s.prompt_tokens + g + s.output_tokens / 2.0,
                     )
                 )
-    pre = sum(r[2] * r[3] for r in rows)
-    dec = sum(r[2] * r[1].output_tokens for r in rows)
-    return {
-        "rows": rows,
-        "prefill_demand": pre,
-        "decode_demand": dec,
-        "uncached": sum(r[2] * r[3] * r[3] for r in rows) / pre,
-        "cached": sum(r[2] * r[3] * r[4] for r in rows) / pre,
-        "context": sum(r[2] * r[1].output_tokens * r[5] for r in rows) / dec,
-    }
+    pre = sum(c.calls_per_s * c.uncached_tokens for c in calls)
+    dec = sum(c.calls_per_s * c.step.output_tokens for c in calls)
+    return LlmShapes(
+        calls=tuple(calls),
+        prefill_demand=pre,
+        decode_demand=dec,
+        uncached_tokens=sum(c.calls_per_s * c.uncached_tokens * c.uncached_tokens for c in calls) / pre,
+        cached_tokens=sum(c.calls_per_s * c.uncached_tokens * c.cached_tokens for c in calls) / pre,
+        context_tokens=sum(c.calls_per_s * c.step.output_tokens * c.context_tokens for c in calls) / dec,
+    )
 
 
-def _one(menu_fn, *args) -> tuple[float, float, bool]:
-    m = menu_fn(*args)
-    return float(m.throughput[0]), float(m.latency_s[0]), bool(m.fits[0])
+@dataclass(frozen=True)
+class _Llm:
+    """An LLM assignment's fixed menu arguments, so one config is evaluated at several token shapes."""
+
+    model: ModelArch
+    device: Device
+    tp: int
+    dtype: Dtype
+
+    @classmethod
+    def of(cls, resolved: ResolvedScenario, a: PoolAssignment, model_id: str) -> _Llm:
+        model = resolved.catalog.model(model_id)
+        dtype = Dtype(a.weight_dtype) if a.weight_dtype is not None else model.weight_dtype
+        return cls(model, resolved.catalog.device(a.device), a.tensor_parallel, dtype)
+
+    def prefill(self, batch: int, uncached: float, cached: float) -> tuple[float, float, bool]:
+        """(throughput, latency, fits) prefilling `uncached` new tokens after `cached` cached ones."""
+        return self._one("prefill", batch, uncached + cached, cached, 0)
+
+    def decode(self, batch: int, context: float) -> tuple[float, float, bool]:
+        """(throughput, time per output token, fits) at a KV context of `context` tokens."""
+        return self._one("decode", batch, 0, 0, context)
+
+    def _one(self, phase: str, batch: int, prompt: float, cached: float, context: float) -> tuple[float, float, bool]:
+        m = evaluate_menu(self.model, phase, [self.device], [self.tp], [batch], [self.dtype], prompt, cached, context)
+        return float(m.throughput[0]), float(m.latency_s[0]), bool(m.fits[0])
 
 
-def _assignment_numbers(
-    resolved: ResolvedScenario, a: PoolAssignment
-) -> tuple[float, dict[tuple[str, str], float], float, list[str]]:
+def _does_not_fit(a: PoolAssignment) -> str:
+    return f"{a.pool} on {a.device} tp={a.tensor_parallel} batch={a.batch}: does not fit"
+
+
+def _without_model(a: PoolAssignment) -> PoolNumbers:
+    return PoolNumbers(0.0, {}, 0.0, [f"{a.pool} on {a.device}: {a.phase} pool names no model"])
+
+
+# ---- One pool assignment per pool kind ---------------------------------------------------------------------
+
+
+def _assignment_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
     """(throughput per replica, latency per execution of each served step, demand, problems) for one assignment."""
-    cat = resolved.catalog
-    dev = cat.device(a.device)
-    problems: list[str] = []
-    lat: dict[tuple[str, str], float] = {}
     kind, _, rest = a.pool.partition(":")
     if a.phase == "colocated":
         return _colocated_numbers(resolved, a)
     if a.phase in ("prefill", "decode"):
-        model = cat.model(a.model)
-        sh = _llm_shapes(resolved, a.model)
-        dt = [Dtype(a.weight_dtype)]
-        if a.phase == "prefill":
-            thr, _, fits = _one(
-                evaluate_menu,
-                model,
-                "prefill",
-                [dev],
-                [a.tensor_parallel],
-                [a.batch],
-                dt,
-                sh["uncached"] + sh["cached"],
-                sh["cached"],
-                0,
-            )
-            demand = sh["prefill_demand"]
-            for wf, s, _, unc, cached, _ in sh["rows"]:
-                _, t, ok = _one(
-                    evaluate_menu, model, "prefill", [dev], [a.tensor_parallel], [a.batch], dt, unc + cached, cached, 0
-                )
-                lat[(wf.id, s.id)] = t
-                fits = fits and ok
-        else:
-            thr, _, fits = _one(
-                evaluate_menu, model, "decode", [dev], [a.tensor_parallel], [a.batch], dt, 0, 0, sh["context"]
-            )
-            demand = sh["decode_demand"]
-            kv = float(kv_bytes_per_token(model, Precision(model.weight_dtype, model.kv_dtype)))
-            for wf, s, _, _, _, ctx in sh["rows"]:
-                _, t, ok = _one(evaluate_menu, model, "decode", [dev], [a.tensor_parallel], [a.batch], dt, 0, 0, ctx)
-                transfer = kv * s.prompt_tokens / (dev.scaleout_nic_gbps * 1e9 / 8 * NIC_EFFICIENCY)
-                lat[(wf.id, s.id)] = t * s.output_tokens + transfer
-                fits = fits and ok
-        if not fits:
-            problems.append(f"{a.pool} on {a.device} tp={a.tensor_parallel} batch={a.batch}: does not fit")
-        return thr, lat, demand, problems
+        return _disaggregated_numbers(resolved, a)
     if kind in ("embed", "convert"):
-        model = cat.model(rest)
-        steps = [
-            (wf, s)
-            for wf in resolved.workflows
-            for s in wf.steps
-            if isinstance(s, EmbedStep | ConvertStep) and s.kind == kind and s.model == rest
-        ]
-
-        def tokens(s) -> int:
-            return model.encoder_input.tokens_per_item if kind == "convert" else s.tokens_per_item
-
-        demand = sum(wf.arrival_rate_rps * s.repeat * s.items for wf, s in steps)
-        mean_tokens = round(sum(wf.arrival_rate_rps * s.repeat * s.items * tokens(s) for wf, s in steps) / demand)
-        cap = encoder_cost(model, [dev], a.batch, mean_tokens)
-        for wf, s in steps:
-            c = encoder_cost(model, [dev], a.batch * s.items, tokens(s))
-            lat[(wf.id, s.id)] = float(c.latency_s[0])
-            if not c.fits[0]:
-                problems.append(f"{a.pool} on {a.device}: step {s.id} does not fit")
-        return a.batch / float(cap.latency_s[0]), lat, demand, problems
+        return _encoder_numbers(resolved, a, kind, rest)
     if kind == "retrieval":
         if a.workflow and a.step:
             wf_id, step_id = a.workflow, a.step
         else:  # plans written before the fields existed name the step only in the pool id
             wf_id, _, step_id = rest.rpartition(".")
-        wf = next(w for w in resolved.workflows if w.id == wf_id)
-        s = wf.step(step_id)
-        assert isinstance(s, RetrievalStep)
-        c = retrieval_cost([dev], s.corpus_vectors, s.dim, s.top_k, s.index, s.vector_dtype.value, s.queries)
-        if not c.fits[0]:
-            problems.append(f"{a.pool} on {a.device}: index does not fit")
+        return _retrieval_numbers(resolved, a, wf_id, step_id)
+    return _tool_numbers(resolved, a)
+
+
+def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
+    """A prefill or a decode replica. Decode latency includes moving the prompt's KV cache over the decode
+    device's NIC (at NIC_EFFICIENCY of line rate)."""
+    if a.model is None:
+        return _without_model(a)
+    llm = _Llm.of(resolved, a, a.model)
+    sh = _llm_shapes(resolved, a.model)
+    lat: dict[StepKey, float] = {}
+    if a.phase == "prefill":
+        thr, _, fits = llm.prefill(a.batch, sh.uncached_tokens, sh.cached_tokens)
+        demand = sh.prefill_demand
+        for c in sh.calls:
+            _, t, ok = llm.prefill(a.batch, c.uncached_tokens, c.cached_tokens)
+            lat[(c.workflow.id, c.step.id)] = t
+            fits = fits and ok
+    else:
+        thr, _, fits = llm.decode(a.batch, sh.context_tokens)
+        demand = sh.decode_demand
+        model = llm.model
+        kv = float(kv_bytes_per_token(model, Precision(model.weight_dtype, model.kv_dtype)))
+        for c in sh.calls:
+            _, t, ok = llm.decode(a.batch, c.context_tokens)
+            transfer = kv * c.step.prompt_tokens / (llm.device.scaleout_nic_gbps * 1e9 / 8 * NIC_EFFICIENCY)
+            lat[(c.workflow.id, c.step.id)] = t * c.step.output_tokens + transfer
+            fits = fits and ok
+    return PoolNumbers(thr, lat, demand, [] if fits else [_does_not_fit(a)])
+
+
+def _colocated_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
+    """A replica running both phases: prefill one prompt at a time (batch 1) first, decode batch `a.batch` waits
+    meanwhile. Throughput in LLM calls / s; decode time per token stretched by 1 / (1 − u_max · prefill share)."""
+    if a.model is None:
+        return _without_model(a)
+    llm = _Llm.of(resolved, a, a.model)
+    sh = _llm_shapes(resolved, a.model)
+    pre_thr, _, fits_p = llm.prefill(1, sh.uncached_tokens, sh.cached_tokens)
+    dec_thr, _, fits_d = llm.decode(a.batch, sh.context_tokens)
+    prefill_busy = sh.prefill_demand / pre_thr
+    busy = prefill_busy + sh.decode_demand / dec_thr
+    stall = 1.0 / (1.0 - resolved.scenario.limits.max_utilisation * prefill_busy / busy)
+    calls = sum(c.calls_per_s for c in sh.calls)
+    lat: dict[StepKey, float] = {}
+    fits = fits_p and fits_d
+    for c in sh.calls:
+        _, t_pre, ok_p = llm.prefill(1, c.uncached_tokens, c.cached_tokens)
+        _, t_dec, ok_d = llm.decode(a.batch, c.context_tokens)
+        lat[(c.workflow.id, c.step.id)] = t_pre + t_dec * c.step.output_tokens * stall
+        fits = fits and ok_p and ok_d
+    return PoolNumbers(calls / busy, lat, calls, [] if fits else [_does_not_fit(a)])
+
+
+def _encoder_numbers(resolved: ResolvedScenario, a: PoolAssignment, kind: str, model_id: str) -> PoolNumbers:
+    """An embedding or encoder (vision/speech) replica: `a.batch` calls per batch, each of a step's items."""
+    model = resolved.catalog.model(model_id)
+    dev = resolved.catalog.device(a.device)
+    steps = [
+        (wf, s)
+        for wf in resolved.workflows
+        for s in wf.steps
+        if isinstance(s, EmbedStep | ConvertStep) and s.kind == kind and s.model == model_id
+    ]
+
+    if kind == "convert" and model.encoder_input is None:  # the catalog requires it of encoders; a plan may lie
+        return PoolNumbers(0.0, {}, 0.0, [f"{a.pool}: model {model_id} is not an encoder (no encoder_input)"])
+    item_tokens = model.encoder_input.tokens_per_item if model.encoder_input is not None else 0
+
+    def tokens(s: EmbedStep | ConvertStep) -> int:
+        return s.tokens_per_item if isinstance(s, EmbedStep) else item_tokens
+
+    problems: list[str] = []
+    lat: dict[StepKey, float] = {}
+    demand = sum(wf.arrival_rate_rps * s.repeat * s.items for wf, s in steps)
+    mean_tokens = round(sum(wf.arrival_rate_rps * s.repeat * s.items * tokens(s) for wf, s in steps) / demand)
+    cap = encoder_cost(model, [dev], a.batch, mean_tokens)
+    for wf, s in steps:
+        c = encoder_cost(model, [dev], a.batch * s.items, tokens(s))
         lat[(wf.id, s.id)] = float(c.latency_s[0])
-        return s.queries / float(c.busy_s[0]), lat, wf.arrival_rate_rps * s.repeat * s.queries, problems
-    # tools: CPU-seconds per second per socket = cores
-    if dev.kind.value != "cpu":
-        problems.append(f"{a.pool}: tools placed on non-CPU device {a.device}")
+        if not c.fits[0]:
+            problems.append(f"{a.pool} on {a.device}: step {s.id} does not fit")
+    return PoolNumbers(a.batch / float(cap.latency_s[0]), lat, demand, problems)
+
+
+def _retrieval_numbers(resolved: ResolvedScenario, a: PoolAssignment, wf_id: str, step_id: str) -> PoolNumbers:
+    """One retrieval step's index on one device: queries per second and per-execution latency."""
+    dev = resolved.catalog.device(a.device)
+    wf = next(w for w in resolved.workflows if w.id == wf_id)
+    s = wf.step(step_id)
+    if not isinstance(s, RetrievalStep):
+        return PoolNumbers(0.0, {}, 0.0, [f"{a.pool}: step {step_id} of {wf_id} is not a retrieval step"])
+    c = retrieval_cost([dev], s.corpus_vectors, s.dim, s.top_k, s.index, s.vector_dtype.value, s.queries)
+    problems = [] if c.fits[0] else [f"{a.pool} on {a.device}: index does not fit"]
+    demand = wf.arrival_rate_rps * s.repeat * s.queries
+    return PoolNumbers(s.queries / float(c.busy_s[0]), {(wf.id, s.id): float(c.latency_s[0])}, demand, problems)
+
+
+def _tool_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
+    """The CPU pool of all tool calls: CPU-seconds per second per socket = its cores."""
+    dev = resolved.catalog.device(a.device)
+    problems = [] if dev.kind.value == "cpu" else [f"{a.pool}: tools placed on non-CPU device {a.device}"]
+    lat: dict[StepKey, float] = {}
     demand = 0.0
     for wf in resolved.workflows:
         for s in wf.steps:
             if isinstance(s, ToolStep):
                 lat[(wf.id, s.id)] = s.latency_s
                 demand += wf.arrival_rate_rps * s.repeat * s.cpu_s
-    return float(dev.cores or 0), lat, demand, problems
+    return PoolNumbers(float(dev.cores or 0), lat, demand, problems)
 
 
-def _colocated_numbers(
-    resolved: ResolvedScenario, a: PoolAssignment
-) -> tuple[float, dict[tuple[str, str], float], float, list[str]]:
-    """A replica running both phases: prefill one prompt at a time (batch 1) first, decode batch `a.batch` waits
-    meanwhile. Throughput in LLM calls / s; decode time per token stretched by 1 / (1 − u_max · prefill share)."""
-    model = resolved.catalog.model(a.model)
-    dev = resolved.catalog.device(a.device)
-    sh = _llm_shapes(resolved, a.model)
-    dt = [Dtype(a.weight_dtype)]
-    tp = [a.tensor_parallel]
-    pre_thr, _, fits_p = _one(
-        evaluate_menu, model, "prefill", [dev], tp, [1], dt, sh["uncached"] + sh["cached"], sh["cached"], 0
-    )
-    dec_thr, _, fits_d = _one(evaluate_menu, model, "decode", [dev], tp, [a.batch], dt, 0, 0, sh["context"])
-    prefill_busy = sh["prefill_demand"] / pre_thr
-    busy = prefill_busy + sh["decode_demand"] / dec_thr
-    stall = 1.0 / (1.0 - resolved.scenario.limits.max_utilisation * prefill_busy / busy)
-    calls = sum(r[2] for r in sh["rows"])
-    lat: dict[tuple[str, str], float] = {}
-    fits = fits_p and fits_d
-    for wf, s, _, unc, cached, ctx in sh["rows"]:
-        _, t_pre, ok_p = _one(evaluate_menu, model, "prefill", [dev], tp, [1], dt, unc + cached, cached, 0)
-        _, t_dec, ok_d = _one(evaluate_menu, model, "decode", [dev], tp, [a.batch], dt, 0, 0, ctx)
-        lat[(wf.id, s.id)] = t_pre + t_dec * s.output_tokens * stall
-        fits = fits and ok_p and ok_d
-    problems = [] if fits else [f"{a.pool} on {a.device} tp={a.tensor_parallel} batch={a.batch}: does not fit"]
-    return calls / busy, lat, calls, problems
+# ---- Fleet sources and limits ------------------------------------------------------------------------------
+
+
+def _fleet_source_violations(resolved: ResolvedScenario, plan: Plan, offer: Offer) -> list[str]:
+    """Owned devices add up to the inventory; purchases are whole nodes within availability; rentals too."""
+    v: list[str] = []
+    for e in plan.fleet:
+        dev = resolved.catalog.device(e.device)
+        o = offer.owned.get(e.device)
+        if e.owned_used + e.owned_idle != (o.count if o else 0):
+            v.append(
+                f"fleet {e.device}: owned_used + owned_idle = {e.owned_used + e.owned_idle} ≠ owned "
+                f"{o.count if o else 0}"
+            )
+        buy = offer.buyable.get(e.device)
+        if e.bought and (buy is None or (buy.max_count or UNLIMITED_COUNT) < e.bought):
+            v.append(f"fleet {e.device}: bought {e.bought} exceeds what is purchasable")
+        if e.bought % dev.devices_per_node:
+            v.append(f"fleet {e.device}: bought {e.bought} is not whole nodes of {dev.devices_per_node}")
+        rent = offer.rentable.get(e.device)
+        if e.rented and (rent is None or (rent.max_count or UNLIMITED_COUNT) < e.rented):
+            v.append(f"fleet {e.device}: rented {e.rented} exceeds what is rentable")
+    return v
+
+
+# ---- Pools: capacity, device usage, latencies --------------------------------------------------------------
+
+
+def _serve(resolved: ResolvedScenario, plan: Plan) -> Served:
+    """Add up every assignment's recomputed numbers per pool, per device type and per step."""
+    problems: list[str] = []
+    used: dict[str, int] = defaultdict(int)
+    capacity: dict[str, float] = defaultdict(float)
+    demand: dict[str, float] = {}
+    step_lat: dict[StepKey, dict[str, float]] = defaultdict(dict)
+    for a in plan.pools:
+        n = _assignment_numbers(resolved, a)
+        problems.extend(n.problems)
+        used[a.device] += a.replicas * a.tensor_parallel
+        capacity[a.pool] += n.throughput * a.replicas
+        demand[a.pool] = n.demand
+        for key, t in n.latency_s.items():
+            step_lat[key][a.pool] = max(step_lat[key].get(a.pool, 0.0), t)
+    return Served(dict(capacity), demand, dict(used), dict(step_lat), problems)
 
 
 def _capacity_violations(capacity: dict[str, float], demand: dict[str, float], u_max: float) -> list[str]:
@@ -206,66 +373,54 @@ def _capacity_violations(capacity: dict[str, float], demand: dict[str, float], u
     return v
 
 
+def _device_usage_violations(devices_used: dict[str, int], plan: Plan) -> list[str]:
+    """The pools use no more devices of a type than the fleet has in service (owned used + bought + rented)."""
+    fleet = {e.device: e for e in plan.fleet}
+    v: list[str] = []
+    for dev_id, n in devices_used.items():
+        e = fleet.get(dev_id)
+        have = (e.owned_used + e.bought + e.rented) if e else 0
+        if n > have:
+            v.append(f"fleet {dev_id}: pools use {n} devices, fleet provides {have}")
+    return v
+
+
+# ---- Critical paths ----------------------------------------------------------------------------------------
+
+
 def _step_duration(per_pool: dict[str, float]) -> float:
     """One execution: disaggregated pools add up; a co-located pool is an alternative route, the slower counts."""
     colocated = max((t for p, t in per_pool.items() if p.endswith(":colocated")), default=0.0)
     return max(colocated, sum(t for p, t in per_pool.items() if not p.endswith(":colocated")))
 
 
-def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
-    """Every violated constraint, as a readable line (empty list = the plan is valid)."""
+def finish_times_s(wf: Workflow, duration_s: Mapping[str, float]) -> dict[str, float]:
+    """Earliest finish of every step, in the order the steps become ready. The checker's own longest-path pass
+    (repeated sweeps over the steps; workflows are small), kept apart from `problems.dag` on purpose."""
+    finish: dict[str, float] = {}
+    for _ in wf.steps:
+        for s in wf.steps:
+            if s.id not in finish and all(p in finish for p in s.after):
+                finish[s.id] = max((finish[p] for p in s.after), default=0.0) + duration_s[s.id]
+    return finish
+
+
+def critical_path_s(wf: Workflow, duration_s: Mapping[str, float]) -> float:
+    """The longest path through the workflow's DAG with each step taking `duration_s[step id]`."""
+    return max(finish_times_s(wf, duration_s).values())
+
+
+def _critical_path_violations(
+    resolved: ResolvedScenario, plan: Plan, step_latency_s: dict[StepKey, dict[str, float]]
+) -> list[str]:
+    """Every step is served; every critical path meets its SLA and matches what the plan reports."""
     v: list[str] = []
-    sc = resolved.scenario
-    u_max = sc.limits.max_utilisation
-    owned = {o.device: o for o in sc.hardware.owned}
-    buyable = {p.device: p for p in sc.hardware.purchasable}
-    rentable = {r.device: r for r in sc.hardware.rentable}
-    fleet = {e.device: e for e in plan.fleet}
-    # Fleet sources and limits
-    for e in plan.fleet:
-        dev = resolved.catalog.device(e.device)
-        o = owned.get(e.device)
-        if e.owned_used + e.owned_idle != (o.count if o else 0):
-            v.append(
-                f"fleet {e.device}: owned_used + owned_idle = {e.owned_used + e.owned_idle} ≠ owned "
-                f"{o.count if o else 0}"
-            )
-        if e.bought and (e.device not in buyable or (buyable[e.device].max_count or 10**9) < e.bought):
-            v.append(f"fleet {e.device}: bought {e.bought} exceeds what is purchasable")
-        if e.bought % dev.devices_per_node:
-            v.append(f"fleet {e.device}: bought {e.bought} is not whole nodes of {dev.devices_per_node}")
-        if e.rented and (e.device not in rentable or (rentable[e.device].max_count or 10**9) < e.rented):
-            v.append(f"fleet {e.device}: rented {e.rented} exceeds what is rentable")
-    # Pools: capacity, device usage, latencies
-    used = defaultdict(int)
-    capacity: dict[str, float] = defaultdict(float)
-    demand: dict[str, float] = {}
-    step_lat: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for a in plan.pools:
-        thr, lat, dem, probs = _assignment_numbers(resolved, a)
-        v.extend(probs)
-        used[a.device] += a.replicas * a.tensor_parallel
-        capacity[a.pool] += thr * a.replicas
-        demand[a.pool] = dem
-        for key, t in lat.items():
-            step_lat[key][a.pool] = max(step_lat[key].get(a.pool, 0.0), t)
-    v.extend(_capacity_violations(capacity, demand, u_max))
-    for dev_id, n in used.items():
-        e = fleet.get(dev_id)
-        have = (e.owned_used + e.bought + e.rented) if e else 0
-        if n > have:
-            v.append(f"fleet {dev_id}: pools use {n} devices, fleet provides {have}")
-    # Critical paths
     for wf in resolved.workflows:
-        finish: dict[str, float] = {}
-        for _ in wf.steps:
-            for s in wf.steps:
-                if s.id not in finish and all(p in finish for p in s.after):
-                    key = (wf.id, s.id)
-                    if not step_lat.get(key):
-                        v.append(f"workflow {wf.id}: step {s.id} is served by no pool")
-                    dur = _step_duration(step_lat.get(key, {})) * s.repeat
-                    finish[s.id] = max((finish[p] for p in s.after), default=0.0) + dur
+        duration = {s.id: _step_duration(step_latency_s.get((wf.id, s.id), {})) * s.repeat for s in wf.steps}
+        finish = finish_times_s(wf, duration)
+        v.extend(
+            f"workflow {wf.id}: step {s} is served by no pool" for s in finish if not step_latency_s.get((wf.id, s))
+        )
         path = max(finish.values())
         if path > wf.sla.e2e_latency_s * (1 + REL_TOL):
             v.append(f"workflow {wf.id}: critical path {path:.3f} s > SLA {wf.sla.e2e_latency_s:g} s")
@@ -275,38 +430,100 @@ def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
                 f"workflow {wf.id}: plan reports critical path "
                 f"{reported.critical_path_s if reported else None}, recomputed {path:.6f} s"
             )
-    # Power, budgets, TCO
+    return v
+
+
+# ---- Power, budgets, TCO -----------------------------------------------------------------------------------
+
+
+def _power_violations(resolved: ResolvedScenario, plan: Plan) -> list[str]:
+    """Devices on site (owned in use and bought; rented ones draw elsewhere) within the facility power cap."""
+    sc = resolved.scenario
     econ = sc.economics
     power = sum(
         (e.owned_used + e.bought) * resolved.catalog.device(e.device).tdp_w / 1000.0 * econ.avg_load_fraction * econ.pue
         for e in plan.fleet
     )
     if sc.limits.power_cap_kw is not None and power > sc.limits.power_cap_kw * (1 + REL_TOL):
-        v.append(f"power {power:.1f} kW > cap {sc.limits.power_cap_kw:g} kW")
+        return [f"power {power:.1f} kW > cap {sc.limits.power_cap_kw:g} kW"]
+    return []
+
+
+def _entry_costs_usd(resolved: ResolvedScenario, e: FleetEntry, offer: Offer) -> tuple[float, float]:
+    """(annual cost, up-front purchases) of one fleet entry. Devices from a source the scenario does not offer
+    cost nothing here: `_fleet_source_violations` already reports them."""
+    econ = resolved.scenario.economics
+    dev = resolved.catalog.device(e.device)
+    kw = dev.tdp_w / 1000.0
+    run = (
+        kw * econ.avg_load_fraction * econ.pue * HOURS_PER_YEAR * econ.energy_usd_per_kwh
+        + kw * econ.hosting_usd_per_kw_month * 12
+    )
     total, purchases = 0.0, 0.0
-    for e in plan.fleet:
-        dev = resolved.catalog.device(e.device)
-        kw = dev.tdp_w / 1000.0
-        run = (
-            kw * econ.avg_load_fraction * econ.pue * HOURS_PER_YEAR * econ.energy_usd_per_kwh
-            + kw * econ.hosting_usd_per_kw_month * 12
-        )
-        o = owned.get(e.device)
-        if e.owned_used:
-            extra = (o.residual_value_usd + (0.0 if o.sunk else float(dev.capex_usd or 0.0))) / econ.amortisation_years
-            total += e.owned_used * (run + extra)
-        if e.bought:
-            price = buyable[e.device].capex_usd or dev.capex_usd or 0.0
-            purchases += e.bought * price
-            total += e.bought * (run + price / econ.amortisation_years)
-        if e.rented:
-            total += e.rented * (rentable[e.device].usd_per_hour or dev.cloud_usd_per_hour or 0.0) * HOURS_PER_YEAR
+    o = offer.owned.get(e.device)
+    if e.owned_used and o is not None:
+        extra = (o.residual_value_usd + (0.0 if o.sunk else float(dev.capex_usd or 0.0))) / econ.amortisation_years
+        total += e.owned_used * (run + extra)
+    buy = offer.buyable.get(e.device)
+    if e.bought and buy is not None:
+        price = buy.capex_usd or dev.capex_usd or 0.0
+        purchases += e.bought * price
+        total += e.bought * (run + price / econ.amortisation_years)
+    rent = offer.rentable.get(e.device)
+    if e.rented and rent is not None:
+        total += e.rented * (rent.usd_per_hour or dev.cloud_usd_per_hour or 0.0) * HOURS_PER_YEAR
+    return total, purchases
+
+
+def _cost_violations(resolved: ResolvedScenario, plan: Plan, offer: Offer) -> list[str]:
+    """The reported TCO is the recomputed one; purchases and TCO within their budgets."""
+    limits = resolved.scenario.limits
+    costs = [_entry_costs_usd(resolved, e, offer) for e in plan.fleet]
+    total = sum(c[0] for c in costs)
+    purchases = sum(c[1] for c in costs)
+    v: list[str] = []
     if abs(total - plan.tco.total_usd_per_year) > 1e-6 * max(1.0, total):
         v.append(f"tco: plan reports {plan.tco.total_usd_per_year:.2f} USD/year, recomputed {total:.2f}")
-    if sc.limits.capex_budget_usd is not None and purchases > sc.limits.capex_budget_usd * (1 + REL_TOL):
-        v.append(f"purchases {purchases:.0f} USD > capex budget {sc.limits.capex_budget_usd:g}")
-    if sc.limits.annual_budget_usd is not None and total > sc.limits.annual_budget_usd * (1 + REL_TOL):
-        v.append(f"annual TCO {total:.0f} USD > budget {sc.limits.annual_budget_usd:g}")
+    if limits.capex_budget_usd is not None and purchases > limits.capex_budget_usd * (1 + REL_TOL):
+        v.append(f"purchases {purchases:.0f} USD > capex budget {limits.capex_budget_usd:g}")
+    if limits.annual_budget_usd is not None and total > limits.annual_budget_usd * (1 + REL_TOL):
+        v.append(f"annual TCO {total:.0f} USD > budget {limits.annual_budget_usd:g}")
     if not np.isfinite(total):
         v.append("tco is not finite")
     return v
+
+
+# ---- The whole check ---------------------------------------------------------------------------------------
+
+
+def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
+    """Every violated constraint, as a readable line (empty list = the plan is valid)."""
+    offer = Offer.of(resolved)
+    served = _serve(resolved, plan)
+    return [
+        *_fleet_source_violations(resolved, plan, offer),
+        *served.problems,
+        *_capacity_violations(served.capacity, served.demand, resolved.scenario.limits.max_utilisation),
+        *_device_usage_violations(served.devices_used, plan),
+        *_critical_path_violations(resolved, plan, served.step_latency_s),
+        *_power_violations(resolved, plan),
+        *_cost_violations(resolved, plan, offer),
+    ]
+
+
+def check_notes(resolved: ResolvedScenario, plan: Plan) -> list[str]:
+    """What the checker leaves unchecked, as readable lines (notes, not violations): the rows of the scenario's
+    `extra_constraints` are user code, so the checker cannot recompute them independently."""
+    applied = plan.solver.extra_constraints
+    named = resolved.scenario.extra_constraints
+    if applied:
+        return [
+            f"the plan was solved with user rows from extra_constraints ({', '.join(applied)}); "
+            "they are not re-checked here"
+        ]
+    if named:
+        return [
+            f"the scenario names extra_constraints ({', '.join(named)}) but the plan records none: it was solved "
+            "without them, and they are not checked here"
+        ]
+    return []

@@ -21,11 +21,13 @@ from hetplace.common.errors import InputError
 from hetplace.costmodels.tco import energy_usd_per_year, hosting_usd_per_year
 from hetplace.optimizer.assemble import assemble_plan, solver_report
 from hetplace.optimizer.backends import SolveResult, solve
+from hetplace.optimizer.extensions import apply_extensions, load_extensions, record_extensions
 from hetplace.optimizer.formulation import Formulation
 from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.solve import formulate
 from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
 from hetplace.problems.plan import PeriodPlan, SchedulePlan
+from hetplace.problems.schema import Horizon
 
 
 @dataclass
@@ -34,11 +36,22 @@ class _Joint:
     periods: list[tuple[ResolvedScenario, Formulation, int]]  # scaled scenario, its formulation, variable offset
     new_nodes: dict[tuple[str, int], int]  # (device, period) -> N variable
     capex_per_node: dict[tuple[str, int], float]
+    user_rows: list[str]  # the scenario's extra_constraints, applied to every period's model
+
+
+def horizon_of(resolved: ResolvedScenario) -> Horizon:
+    """The scenario's horizon; a scenario without one cannot be planned over periods (an input error)."""
+    h = resolved.scenario.horizon
+    if h is None:
+        raise InputError.single(
+            resolved.source, "horizon", "missing: add horizon: {periods: 4, period_years: 0.25, ...} to plan periods"
+        )
+    return h
 
 
 def scaled_scenario(resolved: ResolvedScenario, t: int) -> ResolvedScenario:
     """Period t's scenario: demand grown, prices moved by the horizon's factors."""
-    h = resolved.scenario.horizon
+    h = horizon_of(resolved)
     growth = (1.0 + h.demand_growth_per_period) ** t
     hw = resolved.scenario.hardware
     purchasable = []
@@ -55,15 +68,11 @@ def scaled_scenario(resolved: ResolvedScenario, t: int) -> ResolvedScenario:
         update={"hardware": hw.model_copy(update={"purchasable": purchasable, "rentable": rentable})}
     )
     workflows = [wf.model_copy(update={"arrival_rate_rps": wf.arrival_rate_rps * growth}) for wf in resolved.workflows]
-    return ResolvedScenario(scenario, workflows, resolved.catalog, resolved.source)
+    return ResolvedScenario(scenario, workflows, resolved.catalog, resolved.source, resolved.base_dir)
 
 
 def _check_horizon(resolved: ResolvedScenario) -> None:
-    h = resolved.scenario.horizon
-    if h is None:
-        raise InputError.single(
-            resolved.source, "horizon", "missing: add horizon: {periods: 4, period_years: 0.25, ...} to plan periods"
-        )
+    h = horizon_of(resolved)
     priced = {p.device for p in resolved.scenario.hardware.purchasable} | {
         q.device for q in resolved.scenario.hardware.rentable
     }
@@ -76,14 +85,16 @@ def _check_horizon(resolved: ResolvedScenario) -> None:
 
 def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Joint:
     """The joint model over the first `periods` periods (all by default)."""
-    h = resolved.scenario.horizon
+    h = horizon_of(resolved)
     total_periods = h.periods
     count = total_periods if periods is None else periods
     m = LinearModel()
-    joint = _Joint(m, [], {}, {})
+    extensions = load_extensions(resolved)
+    joint = _Joint(m, [], {}, {}, [])
     for t in range(count):
         rs = scaled_scenario(resolved, t)
         f = formulate(rs, relax=frozenset({"capex_budget", "annual_budget"}))
+        joint.user_rows = apply_extensions(f, extensions, resolved.source)  # each period's model gets the user rows
         offset = len(m.vars)
         for v in f.model.vars:
             m.add_var(f"p{t}:{v.name}", v.lb, v.ub, v.integer, v.resolution)
@@ -110,7 +121,8 @@ def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Join
             if t > 0:
                 prev_f, prev_off = joint.periods[t - 1][1], joint.periods[t - 1][2]
                 prev_nodes = prev_f.fleet_vars[dev_id].buy_nodes
-                link[prev_nodes + prev_off] = -1.0
+                if prev_nodes is not None:  # every period offers the same devices; none held before otherwise
+                    link[prev_nodes + prev_off] = -1.0
             m.add_row(f"p{t}:hold[{dev_id}]", link, "==", 0.0)
         joint.periods.append((rs, f, offset))
     budget = resolved.scenario.limits.capex_budget_usd
@@ -119,28 +131,31 @@ def build_joint(resolved: ResolvedScenario, periods: int | None = None) -> _Join
     return joint
 
 
-def _period_result(res: SolveResult, f: Formulation, offset: int) -> SolveResult:
-    values = res.values[offset : offset + len(f.model.vars)]
+def _period_result(res: SolveResult, values: list[float], f: Formulation, offset: int) -> SolveResult:
+    part = values[offset : offset + len(f.model.vars)]
     return SolveResult(
-        res.backend, res.status, None, None, res.wall_time_s, values, res.time_limit_s, res.threads,
+        res.backend, res.status, None, None, res.wall_time_s, part, res.time_limit_s, res.threads,
         termination=res.termination,
     )  # fmt: skip
 
 
-def _assemble(resolved: ResolvedScenario, joint: _Joint, res: SolveResult) -> list[PeriodPlan]:
-    h = resolved.scenario.horizon
+def _assemble(resolved: ResolvedScenario, joint: _Joint, res: SolveResult, values: list[float]) -> list[PeriodPlan]:
+    """One plan per period from the joint solution `values` (those of `res`)."""
+    h = horizon_of(resolved)
     out = []
     for t, (_scaled, f, offset) in enumerate(joint.periods):
-        part = _period_result(res, f, offset)
+        part = _period_result(res, values, f, offset)
         plan = assemble_plan(f, part, resolved.scenario.id)
-        cost = sum(
-            c * res.values[i] for i, c in joint.model.objective.items() if joint.model.vars[i].name.startswith(f"p{t}:")
+        record_extensions(plan, joint.user_rows)
+        cost: float = sum(
+            c * values[i] for i, c in joint.model.objective.items() if joint.model.vars[i].name.startswith(f"p{t}:")
         )
         # Replace the purchase term (charged once, for all remaining periods) by this period's amortisation share.
-        bought, held = {}, {}
+        bought: dict[str, int] = {}
+        held: dict[str, int] = {}
         for (dev_id, tau), n in joint.new_nodes.items():
             dpn = f.offers[dev_id].device.devices_per_node
-            count = round(res.values[n])
+            count = round(values[n])
             share = h.period_years / f.econ.amortisation_years * joint.capex_per_node[(dev_id, tau)] * count
             if tau == t:
                 cost -= (h.periods - t) * share
@@ -164,14 +179,14 @@ def greedy_total(
     what the joint plan buys; it loses when demand grows or prices move."""
     fixed: list[float] = []
     wall = 0.0
-    result = None
-    for t in range(resolved.scenario.horizon.periods):
+    h = horizon_of(resolved)
+    objective: float | None = None
+    for t in range(h.periods):
         joint = build_joint(resolved, t + 1)
         m = joint.model
         for i, value in enumerate(fixed):  # earlier decisions stay; their times are free to re-settle
             if m.vars[i].integer:
                 m.vars[i].lb = m.vars[i].ub = value
-        h = resolved.scenario.horizon
         econ_years = joint.periods[t][1].econ.amortisation_years
         for (dev_id, tau), n in joint.new_nodes.items():
             if tau == t:  # myopic: this period's share only (the last period's true coefficient anyway)
@@ -181,7 +196,8 @@ def greedy_total(
         if result.values is None:
             return None, wall
         fixed = [float(round(v)) if m.vars[i].integer else v for i, v in enumerate(result.values)]
-    return result.objective, wall
+        objective = result.objective
+    return objective, wall
 
 
 def solve_schedule(
@@ -196,20 +212,23 @@ def solve_schedule(
     _check_horizon(resolved)
     joint = build_joint(resolved)
     res = solve(joint.model, backend, time_limit_s, gap, threads)
-    if res.values is None:
+    values, total = res.values, res.objective
+    if values is None or total is None:
         return res.status, None
-    periods = _assemble(resolved, joint, res)
+    periods = _assemble(resolved, joint, res, values)
     greedy_cost, greedy_wall = greedy_total(resolved, backend, time_limit_s, gap, threads) if greedy else (None, None)
-    excess = (greedy_cost - res.objective) / res.objective if greedy_cost is not None and res.objective else None
+    excess = (greedy_cost - total) / total if greedy_cost is not None and total else None
+    solver = solver_report(res)
+    solver.extra_constraints = joint.user_rows
     schedule = SchedulePlan(
         scenario=resolved.scenario.id,
-        period_years=resolved.scenario.horizon.period_years,
+        period_years=horizon_of(resolved).period_years,
         periods=periods,
-        total_usd=res.objective,
-        purchases_usd=sum(joint.capex_per_node[k] * round(res.values[n]) for k, n in joint.new_nodes.items()),
+        total_usd=total,
+        purchases_usd=sum(joint.capex_per_node[k] * round(values[n]) for k, n in joint.new_nodes.items()),
         greedy_total_usd=greedy_cost,
         greedy_excess_fraction=excess,
-        solver=solver_report(res),
+        solver=solver,
         greedy_wall_time_s=greedy_wall,
     )
     return res.status, schedule

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from hetplace.catalogs.schema import DeviceKind
 from hetplace.common.enums import LLM_PHASES, Backend, Objective, SolverStatus
@@ -15,6 +16,7 @@ from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.precision import Precision
 from hetplace.optimizer.assemble import assemble_plan, critical_paths
 from hetplace.optimizer.backends import SolveResult, solve
+from hetplace.optimizer.extensions import apply_extensions, diagnosis_note, load_extensions, record_extensions
 from hetplace.optimizer.formulation import (
     LIMITS,
     TIME_RESOLUTION_S,
@@ -25,6 +27,7 @@ from hetplace.optimizer.formulation import (
     formulation_from_pools,
 )
 from hetplace.optimizer.heuristic import budget_plan
+from hetplace.optimizer.model_file import write_model
 from hetplace.optimizer.pools import Pool, StepRef
 from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
 from hetplace.optimizer.warmstart import WARM_START_KEEP, restrict_menus, solve_with_warm_start
@@ -153,24 +156,34 @@ def solve_scenario(
     threads: int = 1,
     baselines: bool = True,
     objective: Objective | str = Objective.min_tco,
+    model_file: Path | None = None,
 ) -> SolveOutcome:
     """min_tco: the cheapest fleet meeting every SLA and limit. min_latency: the lowest arrival-weighted mean
     end-to-end latency within the limits (set limits.annual_budget_usd for "fastest under a budget"), then the
-    cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO comparisons, min_tco only."""
+    cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO comparisons, min_tco only.
+    The scenario's extra_constraints add user rows (extensions.py); `model_file` gets the min-TCO model as built."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
+    extensions = load_extensions(resolved)  # before the slow build, so a typo fails fast
     f = formulate(resolved)
+    user_rows = apply_extensions(f, extensions, resolved.source)
+    if model_file is not None:
+        write_model(f.model, model_file)
     if any(not p.configs for p in f.pools):
         return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved))
     if objective == Objective.min_latency:
-        return _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
+        fastest = _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
+        record_extensions(fastest.plan, user_rows)
+        return fastest
     res = solve_model(resolved, f, backend, time_limit_s, gap, threads)
     if res.status == SolverStatus.infeasible:
-        return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved), res)
+        return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved) + diagnosis_note(user_rows), res)
     if res.values is None:
         return SolveOutcome(SolverStatus.no_solution, None, [], res)
     base = homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective) if baselines else []
-    return SolveOutcome(res.status, assemble_plan(f, res, resolved.scenario.id, base), [], res)
+    plan = assemble_plan(f, res, resolved.scenario.id, base)
+    record_extensions(plan, user_rows)
+    return SolveOutcome(res.status, plan, [], res)
 
 
 def solve_model(

@@ -90,6 +90,7 @@ class ResolvedScenario:
     workflows: list[Workflow]  # overrides (rate, SLA) applied, in scenario order
     catalog: Catalog
     source: str
+    base_dir: Path | None = None  # the scenario file's folder: relative paths (extra_constraints files) resolve here
 
 
 def purchase_price_usd(entry: PurchasableDevices, catalog: Catalog) -> float | None:
@@ -183,4 +184,4 @@ def resolve_scenario_mapping(data: dict, path: Path, source: str | None = None) 
                 src, f"workflows[{i}]", f"workflow '{wf.id}' already listed at workflows[{seen[wf.id]}]"
             )
         seen[wf.id] = i
-    return ResolvedScenario(scenario, workflows, catalog, src)
+    return ResolvedScenario(scenario, workflows, catalog, src, base)

@@ -98,6 +98,9 @@ class SolverReport(StrictModel):
     time_limit_s: float | None = None
     threads: PositiveInt = 1
     first_solution_s: NonNegativeFloat | None = Field(default=None, description="Seconds to the first feasible plan.")
+    extra_constraints: list[str] = Field(
+        default_factory=list, description="The scenario's user functions whose rows the model held (not re-checked)."
+    )
 
 
 class Baseline(StrictModel):

@@ -1,14 +1,16 @@
 """Schemas of problem inputs: agent workflows (DAGs of steps) and scenarios (demand + hardware offer + economics).
 
 Structural rules that need more than one field (unknown step references, cycles) are checked here; references
-into the catalogs (model and device ids) are checked by `problems.references`, which needs the catalogs.
+into the catalogs (model and device ids) are checked when a file is loaded against them, in `problems.loader`
+(`workflow_reference_problems` for a workflow's models, `_hardware_reference_problems` for a scenario's devices).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from hetplace.catalogs.schema import Dtype
 from hetplace.common.schema_base import (
@@ -26,6 +28,7 @@ from hetplace.costmodels.tco import DEFAULT_ECONOMICS
 # A purchase or rental offer without `max_count` is capped here: large enough never to bind on a real fleet, finite
 # so that CP-SAT gets bounded integer variables. The optimizer and the checker both read this one number.
 UNLIMITED_COUNT = 100_000
+
 
 class StepBase(StrictModel):
     id: Identifier
@@ -287,6 +290,19 @@ class Horizon(StrictModel):
         return self
 
 
+# "module:function" (a module importable from sys.path) or "path/to/file.py:function" (relative to the scenario).
+_EXTENSION_SPEC = re.compile(r"^(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*|.+\.py):[A-Za-z_]\w*$")
+
+
+def _check_extension_spec(spec: str) -> str:
+    if not _EXTENSION_SPEC.match(spec):
+        raise ValueError(f"'{spec}' is not 'module:function' (e.g. 'mypkg.rules:no_rent') or 'file.py:function'")
+    return spec
+
+
+ExtensionSpec = Annotated[str, AfterValidator(_check_extension_spec)]
+
+
 class Scenario(StrictModel):
     """What to plan: workflows with demand and SLAs, the hardware on offer, economics and limits."""
 
@@ -309,3 +325,14 @@ class Scenario(StrictModel):
         description="Weight quantisations the planner may also choose for every LLM (besides the model's own dtype, "
         "e.g. [fp8, int4]); none = each model's own dtype only. Accuracy effects are the user's call.",
     )
+    extra_constraints: list[ExtensionSpec] = Field(
+        default_factory=list,
+        description="User rows added to the model before the solve: functions named 'package.module:function' "
+        "(importable from sys.path) or 'file.py:function' (a path relative to this scenario file), each called as "
+        "function(model, formulation). A single string is one function. See README 'Extra constraints'.",
+    )
+
+    @field_validator("extra_constraints", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
