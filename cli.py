@@ -527,7 +527,7 @@ def _render_plan(plan, outcome_status: str) -> None:
 def solve_cmd(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: the bundled default).")] = None,
     backend: Annotated[
-        Backend, typer.Option("--backend", help="MILP via PuLP (highs, cbc) or CP-SAT.")
+        Backend, typer.Option("--backend", help="HiGHS (MILP, via highspy), CBC (MILP, via PuLP) or CP-SAT (OR-Tools).")
     ] = Backend.highs,
     time_limit: Annotated[
         float | None,

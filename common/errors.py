@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-EXIT_OK = 0
 EXIT_INFEASIBLE = 1
 EXIT_INVALID_INPUT = 2
 EXIT_NO_PLAN = 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hetplace.costmodels.tco import SECONDS_PER_YEAR, DeviceYearCost
+from hetplace.costmodels.tco import SECONDS_PER_YEAR, DeviceYearCost, facility_kw
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
 from hetplace.optimizer.pools import Config, Pool, StepRef
@@ -157,7 +157,7 @@ def fleet_entries(f: Formulation, values: list[float]) -> tuple[list[FleetEntry]
         rented = round(values[fv.rent_devices]) if fv.rent_devices is not None else 0
         if own + bought + rented == 0:
             continue
-        kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
+        kw = facility_kw(off.device.tdp_w, f.econ)
         mine, new, hired = off.owned_year, off.bought_year, off.rented_year
         capex_y += own * mine.capex_usd + bought * new.capex_usd + rented * hired.capex_usd
         energy_y += own * mine.energy_usd + bought * new.energy_usd + rented * hired.energy_usd

@@ -30,6 +30,7 @@ from hetplace.costmodels.tco import (
     DeviceYearCost,
     EconomicsInputs,
     bought_device_year,
+    facility_kw,
     owned_device_year,
     rented_device_year,
 )
@@ -318,7 +319,7 @@ def define_limits(f: Formulation, resolved: ResolvedScenario, relax: frozenset[s
     for dev_id, fv in f.fleet_vars.items():
         own, nodes = fv.own_devices, fv.buy_nodes
         off = f.offers[dev_id]
-        kw = off.device.tdp_w / 1000.0 * f.econ.avg_load_fraction * f.econ.pue
+        kw = facility_kw(off.device.tdp_w, f.econ)
         dpn = off.device.devices_per_node
         if own is not None:
             power[own] = kw

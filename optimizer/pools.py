@@ -31,7 +31,7 @@ from hetplace.catalogs.schema import Device, DeviceKind, Dtype
 from hetplace.common.enums import Phase
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
-from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost, tool_cost
+from hetplace.costmodels.nonllm import encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.roofline import DeviceArrays, kv_transfer_time
 from hetplace.costmodels.step_shape import LlmCallShape, llm_call_shape, llm_pool_shape
@@ -294,15 +294,9 @@ def _encoder_pool(
 ) -> Pool:
     model = catalog.model(model_id)
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
-    encoder_input = model.encoder_input
 
     def tokens(s: EmbedStep | ConvertStep) -> int:
-        """Tokens per item: an embed step says; a conversion takes the encoder's fixed input size."""
-        if isinstance(s, EmbedStep):
-            return s.tokens_per_item
-        if encoder_input is None:  # the catalog requires encoder_input on every encoder model
-            raise ValueError(f"model {model_id} has no encoder_input: step {s.id} cannot convert with it")
-        return encoder_input.tokens_per_item
+        return encoder_tokens_per_item(model, s.tokens_per_item if isinstance(s, EmbedStep) else None)
 
     demand = float(sum(wf.arrival_rate_rps * s.repeat * s.items for wf, s in uses))
     pool = Pool(f"{kind}:{model_id}", Phase(kind), "items", demand, model_id, refs)
