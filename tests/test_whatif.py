@@ -17,7 +17,7 @@ from hetplace.problems.loader import load_scenario
 from hetplace.whatif.executors import run_points
 from hetplace.whatif.overrides import OverrideError, apply_override, set_path
 from hetplace.whatif.sweep import Axis, SolveOptions, build_tasks, parse_axis, solve_point
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 runner = CliRunner()
@@ -72,12 +72,12 @@ def test_cheaper_device_gains_share_and_tco_follows_its_price() -> None:
     assert all(r.status == "optimal" for r in rows)
     assert a10g == sorted(a10g, reverse=True) and a10g[0] > a10g[-1]  # cheaper → at least as many
     assert tco == sorted(tco)  # a dearer device never makes the optimum cheaper
-    assert tco[-1] == pytest.approx(18561.240832, rel=1e-9)  # a10g unused at 2× → the base optimum
+    assert tco[-1] == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)  # a10g unused at 2× → the base optimum
 
 
 def test_retiring_sunk_gpus_never_lowers_tco() -> None:
     keep, retire = _sweep("owned:l4=4,0")
-    assert keep.total_usd_per_year == pytest.approx(18561.240832, rel=1e-9)
+    assert keep.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)
     assert retire.total_usd_per_year >= keep.total_usd_per_year * (1 - 1e-9)
 
 
@@ -119,10 +119,10 @@ def test_process_pool_and_ray_give_the_same_rows_as_one_process() -> None:
     assert [r.model_dump(exclude={"wall_time_s"}) for r in on_ray] == strip
 
 
-def test_solve_point_matches_a_direct_solve() -> None:
+def test_solve_point_matches_a_direct_solve(small_plans) -> None:
     (task,) = build_tasks(SMALL, [], [], SolveOptions())
     row = solve_point(task)
-    direct = solve_module.solve_scenario(load_scenario(SMALL), baselines=False)
+    direct = small_plans["highs"]  # solve_scenario on the same file, same default options
     assert row.total_usd_per_year == pytest.approx(direct.plan.tco.total_usd_per_year, rel=1e-12)
     assert row.params == {}
 
