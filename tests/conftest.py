@@ -26,9 +26,12 @@ SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 # Hypothesis: "ci" is derandomized (examples follow from each test's source, not a clock or a database), so a failure
 # on a fresh clone shows again on a rerun and in any checkout; print_blob prints the @reproduce_failure line.
 # "dev" (the default) keeps random search and the local example database. Settings a test names in its own
-# @settings (max_examples, deadline, ...) override the profile's; the rest come from the profile.
+# @settings (max_examples, deadline, ...) override the profile's; the rest come from the profile. Both profiles
+# derive from Hypothesis's "default", not from the current settings (Hypothesis loads a "ci" profile of its own when
+# it detects CI), so HYPOTHESIS_PROFILE=dev gives the plain defaults even with CI set.
 settings.register_profile(
     "ci",
+    parent=settings.get_profile("default"),
     derandomize=True,
     database=None,
     print_blob=True,
@@ -36,7 +39,7 @@ settings.register_profile(
     max_examples=50,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", print_blob=True)
+settings.register_profile("dev", parent=settings.get_profile("default"), print_blob=True)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE")
     or ("ci" if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes") else "dev")
