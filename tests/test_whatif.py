@@ -138,6 +138,14 @@ def test_cli_whatif_writes_rows_and_charts(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader((out / "points.csv").open()))
     assert [r["price:a10g"] for r in rows] == ["0.5", "1"]
+    # The 80 kW cap does not bind (the optimum draws about 2 kW). A10G at half its catalog 1.006 USD/h: 2 rented,
+    # 2 Xeon sockets bought, 2 owned L4s in use (1.144 kW of IT load, conftest's economics):
+    # 2 × 0.503 × 8,760 + 2 × 12,460 / 4 + 1.144 kW × 0.91 × 8,760 h × 0.08 + 1.144 kW × 184 × 12 = 18,298.07.
+    # At the catalog price the base optimum.
+    assert [r["devices"] for r in rows] == ["a10g:2;l4:2;xeon-6980p:2", "l4:2;xeon-6980p:4"]
+    half_price = 2 * 0.503 * 8760 + 2 * 12_460 / 4 + 1.144 * 0.7 * 1.3 * 8760 * 0.08 + 1.144 * 184 * 12
+    assert float(rows[0]["total_usd_per_year"]) == pytest.approx(half_price, rel=1e-9)
+    assert float(rows[1]["total_usd_per_year"]) == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)
     assert json.loads((out / "points.json").read_text())[1]["total_usd_per_year"] == pytest.approx(
         float(rows[1]["total_usd_per_year"])
     )
