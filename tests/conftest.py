@@ -7,7 +7,7 @@ import copy
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, settings
 from hetplace.catalogs.loader import Catalog, bundled_dir, load_catalog
 from hetplace.common.errors import InputError
 from hetplace.common.io import parse_model
-from hetplace.optimizer.solve import SolveOutcome, solve_scenario
 from hetplace.problems.loader import ResolvedScenario, bundled_problems_dir, load_scenario
+
+if TYPE_CHECKING:
+    from hetplace.optimizer.solve import SolveOutcome
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -76,6 +78,8 @@ def small_resolved() -> ResolvedScenario:
 def small_plans(small_resolved: ResolvedScenario) -> dict[str, SolveOutcome]:
     """The small scenario solved once per session by every backend (HiGHS with its homogeneous baselines).
     Read-only: a test that changes a plan works on a copy (`plan.model_copy(deep=True)` or a model_dump)."""
+    from hetplace.optimizer.solve import solve_scenario  # imported here: the solvers load only for tests that solve
+
     return {b: solve_scenario(small_resolved, b, baselines=(b == "highs")) for b in ("highs", "cbc", "cpsat")}
 
 
