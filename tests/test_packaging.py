@@ -113,7 +113,8 @@ def test_installed_wheel_exposes_only_hetplace_and_solves(wheel: Path, tmp_path:
     assert path.startswith(str(env_dir)) and path.endswith("default.yaml"), path
     assert (scenario_id, int(workflows)) == ("default", 4) and int(devices) >= 16
     # The installed entry point solves. The small scenario (a file outside the install) proves this as well as the
-    # default would, in a second rather than half a minute (2 min on the CI machine), and its optimum is known.
+    # default would, in about a second rather than half a minute (at 5 % gap, 2-core machine), and its optimum is
+    # known.
     solve = subprocess.run(
         [str(env_dir / "bin" / "hetplace"), "solve", str(SMALL), "--no-baselines", "--json"],
         cwd=work,
