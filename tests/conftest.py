@@ -1,27 +1,86 @@
-"""Shared fixtures: the bundled catalog and helpers to write YAML inputs into a temp dir."""
+"""Shared fixtures: the bundled catalog, the small scenario solved once per session, the small scenario's optimum
+derived by hand, helpers to write YAML inputs into a temp dir, and the Hypothesis profiles."""
 
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
 from hetplace.catalogs.loader import Catalog, bundled_dir, load_catalog
 from hetplace.common.errors import InputError
 from hetplace.common.io import parse_model
 from hetplace.problems.loader import ResolvedScenario, bundled_problems_dir, load_scenario
 
+if TYPE_CHECKING:
+    from hetplace.optimizer.solve import SolveOutcome
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
+SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
+
+# Hypothesis: "ci" is derandomized (examples follow from each test's source, not a clock or a database), so a failure
+# on a fresh clone shows again on a rerun and in any checkout; print_blob prints the @reproduce_failure line.
+# "dev" (the default) keeps random search and the local example database. Settings a test names in its own
+# @settings (max_examples, deadline, ...) override the profile's; the rest come from the profile. Both profiles
+# derive from Hypothesis's "default", not from the current settings (Hypothesis loads a "ci" profile of its own when
+# it detects CI), so HYPOTHESIS_PROFILE=dev gives the plain defaults even with CI set.
+settings.register_profile(
+    "ci",
+    parent=settings.get_profile("default"),
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    deadline=None,
+    max_examples=50,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", parent=settings.get_profile("default"), print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes") else "dev")
+)
+
+# The small scenario's optimum, USD/year — derived by hand from the catalog and the scenario defaults, never read off
+# solver output. The optimal fleet (the backends agree on it, tests/test_optimizer.py, and the plan lists it) is
+# 2 owned L4s, in use (sunk: energy and hosting only), serving embedding and retrieval, and 4 bought Xeon 6980P
+# sockets (2 dual-socket nodes) serving the tool and both LLM calls; the 2 idle owned L4s cost nothing.
+# Inputs: catalogs/devices/l4.yaml tdp_w 72; catalogs/devices/xeon-6980p.yaml tdp_w 500, capex_usd 12,460; scenario
+# economics defaults (README "Scenario defaults"): 0.08 USD/kWh, PUE 1.3, 184 USD/kW-month, 4-year amortisation,
+# average load 0.7 of TDP.
+#   IT load  2 × 72 W + 4 × 500 W                                   = 2.144 kW
+#   capex    4 × 12,460 USD / 4 years                               = 12,460.000000
+#   energy   2.144 kW × 0.7 × 1.3 × 8,760 h × 0.08 USD/kWh          =  1,367.288832
+#   hosting  2.144 kW × 184 USD/kW-month × 12 months                =  4,733.952000
+#   total                                                           = 18,561.240832
+SMALL_FLEET = {"l4": (2, 0, 0), "xeon-6980p": (0, 4, 0)}  # device: (owned used, bought, rented)
+SMALL_OPTIMUM_USD_PER_YEAR = 4 * 12_460 / 4 + 2.144 * 0.7 * 1.3 * 8760 * 0.08 + 2.144 * 184 * 12
 
 
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def small_resolved() -> ResolvedScenario:
+    """tests/fixtures/scenarios/small-agent.yaml, loaded once. Treat as read-only: copy before changing."""
+    return load_scenario(SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_plans(small_resolved: ResolvedScenario) -> dict[str, SolveOutcome]:
+    """The small scenario solved once per session by every backend (HiGHS with its homogeneous baselines).
+    Read-only: a test that changes a plan works on a copy (`plan.model_copy(deep=True)` or a model_dump)."""
+    from hetplace.optimizer.solve import solve_scenario  # imported here: the solvers load only for tests that solve
+
+    return {b: solve_scenario(small_resolved, b, baselines=(b == "highs")) for b in ("highs", "cbc", "cpsat")}
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from hetplace.catalogs.loader import bundled_dir
 from hetplace.cli import app
+from hetplace.problems.loader import bundled_problems_dir, default_scenario_path
 from tests.conftest import FIXTURES, bundled_yaml_files, write_yaml
 
 runner = CliRunner()
@@ -143,13 +146,39 @@ def test_validate_forced_kind(tmp_path: Path, h100: dict[str, Any]) -> None:
     assert result.exit_code == 2 and "num_layers" in result.stderr
 
 
-@pytest.mark.parametrize("kind", ["device", "model", "workflow", "scenario", "plan", "calibration"])
-def test_schema_prints_json_schema(kind: str) -> None:
+# kind: (fields a document must have, optional fields that have defaults, a real document of that kind)
+SCHEMA_CASES: dict[str, tuple[set[str], set[str], Path | None]] = {
+    "device": (
+        {"id", "mem_gb", "mem_bw_gbs", "peak_tflops", "tdp_w", "sources"},
+        {"capex_usd"},
+        bundled_dir("devices") / "h100-sxm.yaml",
+    ),
+    "model": (
+        {"id", "num_layers", "hidden_size", "num_heads", "vocab_size", "sources"},
+        {"moe"},
+        bundled_dir("models") / "llama-3.1-8b.yaml",
+    ),
+    "workflow": ({"id", "arrival_rate_rps", "sla", "steps"}, set(), bundled_problems_dir() / "workflows" / "chat.yaml"),
+    "scenario": ({"id", "workflows", "hardware"}, {"economics", "limits"}, default_scenario_path()),
+    "plan": ({"scenario", "fleet", "pools", "tco", "solver"}, {"baselines"}, None),  # the small scenario's plan
+    "calibration": ({"devices"}, set(), bundled_dir("calibrations") / "vidur-gemm-fp16.yaml"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SCHEMA_CASES))
+def test_schema_prints_json_schema(kind: str, small_plans) -> None:
     result = run("schema", kind)
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert schema["$schema"].startswith("https://json-schema.org/")
+    required, defaulted, example_file = SCHEMA_CASES[kind]
+    assert required <= set(schema["required"]), set(schema["required"])
+    assert not defaulted & set(schema["required"])
+    # a real document's keys are all in the schema (with additionalProperties false it would be rejected otherwise)
+    plan = small_plans["highs"].plan
+    example = yaml.safe_load(example_file.read_text()) if example_file else plan.model_dump(mode="json")
+    assert example and set(example) <= set(schema["properties"]), set(example) - set(schema["properties"])
 
 
 def test_import_hf_writes_valid_yaml_atomically(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,19 @@ def test_analyze_plot_writes_png(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    assert "latency" in result.stdout
+    rows = {}
+    for line in result.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 7 and cells[0] and cells[1][:1].isdigit():  # operator, GFLOP, MB, OI, CF GB, ms, bound
+            rows[cells[0]] = [float(c.replace(",", "")) for c in cells[1:6]]
+    assert {"qkv_proj", "attention", "o_proj", "ffn", "lm_head"} <= rows.keys()
+    # SwiGLU FFN over 2,048 prompt tokens: 2 · 2048 · 3·4096·14336 · 32 layers = 23,089.74 GFLOP
+    assert rows["ffn"][0] == pytest.approx(2 * 2048 * 3 * 4096 * 14336 * 32 / 1e9, abs=0.005)
+    total = re.search(r"latency ([\d.]+) ms · ([\d,]+) tokens/s", " ".join(result.stdout.split()))
+    assert total is not None, result.stdout
+    latency_ms = float(total[1])
+    assert latency_ms == pytest.approx(sum(r[4] for r in rows.values()), abs=0.001 * len(rows))  # sum of operators
+    assert float(total[2].replace(",", "")) == pytest.approx(2048 / (latency_ms / 1e3), abs=1)  # prompt tokens / s
 
 
 def test_analyze_workflow_lists_every_step_on_every_device() -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pytest
 import yaml
+from click.testing import Result
 from typer.testing import CliRunner
 
 from hetplace.cli import app
 from hetplace.problems.plan import Plan
-from tests.conftest import FIXTURES, write_yaml
+from tests.conftest import FIXTURES, SMALL_FLEET, SMALL_OPTIMUM_USD_PER_YEAR, write_yaml
 
 runner = CliRunner()
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
@@ -20,9 +23,19 @@ def run(*args: str):
     return runner.invoke(app, list(args))
 
 
-def test_solve_json_is_a_valid_plan_and_checks_out(tmp_path: Path) -> None:
-    out = tmp_path / "plan.yaml"
-    result = run("solve", str(SMALL), "--json", "--no-baselines", "--out", str(out))
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
+    """`hetplace solve SMALL --json --no-baselines --out plan.yaml`, run once for the tests below."""
+    out = tmp_path_factory.mktemp("solve") / "plan.yaml"
+    return run("solve", str(SMALL), "--json", "--no-baselines", "--out", str(out)), out
+
+
+def _usd(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_solve_json_is_a_valid_plan_and_checks_out(solved: tuple[Result, Path]) -> None:
+    result, out = solved
     assert result.exit_code == 0, result.output
     plan = Plan.model_validate(json.loads(result.stdout))
     assert plan.solver.status == "optimal" and plan.solver.gap <= 1e-4  # within the requested gap
@@ -35,11 +48,34 @@ def test_solve_json_is_a_valid_plan_and_checks_out(tmp_path: Path) -> None:
 def test_solve_table_reports_saving_against_baselines() -> None:
     result = run("solve", str(SMALL), "--backend", "cbc")
     assert result.exit_code == 0, result.output
-    assert "USD/year" in result.stdout and "Best homogeneous fleet" in result.stdout
+    out = " ".join(result.stdout.split())
+    total = re.search(r"small-agent: optimal · ([\d,]+) USD/year", out)
+    assert total is not None, out
+    assert abs(_usd(total[1]) - SMALL_OPTIMUM_USD_PER_YEAR) <= 0.5
+    parts = re.search(
+        r"TCO/year: capex ([\d,]+) · energy ([\d,]+) · hosting ([\d,]+) · rental ([\d,]+) · "
+        r"purchases up front ([\d,]+) USD",
+        out,
+    )
+    assert parts is not None, out
+    # conftest's hand computation: 12,460.00 capex + 1,367.29 energy + 4,733.95 hosting, no rentals;
+    # 4 sockets × 12,460 USD up front
+    assert [_usd(g) for g in parts.groups()] == [12_460, 1_367, 4_734, 0, 49_840]
+    fleet = {}
+    for line in result.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 7 and cells[0] in SMALL_FLEET:  # device, owned used, owned idle, bought, rented, ...
+            fleet[cells[0]] = (int(cells[1]), int(cells[3]), int(cells[4]))
+    assert fleet == SMALL_FLEET
+    best = re.search(r"Best homogeneous fleet: (\S+) at ([\d,]+) USD/year → heterogeneous plan saves ([\d.]+)%", out)
+    assert best is not None, out
+    # the best single-accelerator fleet is all L4 (plus the CPUs tools need): this very fleet, so it saves nothing
+    assert (best[1], _usd(best[2]), float(best[3])) == ("l4", round(SMALL_OPTIMUM_USD_PER_YEAR), 0.0)
+    assert "(3 of 3 single-accelerator fleets feasible)" in out
 
 
-def test_check_rejects_a_tampered_plan(tmp_path: Path) -> None:
-    plan = json.loads(run("solve", str(SMALL), "--json", "--no-baselines").stdout)
+def test_check_rejects_a_tampered_plan(tmp_path: Path, solved: tuple[Result, Path]) -> None:
+    plan = json.loads(solved[0].stdout)
     plan["tco"]["total_usd_per_year"] /= 2
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(plan))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from hetplace.cli import app
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.multiperiod import scaled_scenario, solve_schedule
 from hetplace.problems.loader import load_scenario
-from tests.conftest import FIXTURES, write_yaml
+from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
-SMALL_OPTIMUM = 18561.240832  # the single-period optimum (tests/test_optimizer.py pins it against all backends)
+SMALL_OPTIMUM = SMALL_OPTIMUM_USD_PER_YEAR  # the single-period optimum, derived by hand in conftest
 runner = CliRunner()
 
 
@@ -78,7 +79,21 @@ def test_schedule_cli(tmp_path: Path) -> None:
     res = runner.invoke(app, ["schedule", str(path), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "purchase schedule" in res.output and "period-by-period (greedy)" in res.output
-    assert len(json.loads(out.read_text())["periods"]) == 2
+    schedule = json.loads(out.read_text())
+    p0, p1 = schedule["periods"]
+    assert schedule["period_years"] == 0.25  # the default period
+    # Period 0, base demand: the single-period optimal fleet (4 Xeon sockets bought), a quarter of its year.
+    # Period 1, 1.5× demand: all 4 owned L4s in use, the 4 sockets bought before, and 1 A10G rented at its catalog
+    # 1.006 USD/h: (4 × 12,460 / 4 + 2.288 kW × 0.91 × 8,760 h × 0.08 + 2.288 kW × 184 × 12 + 1.006 × 8,760) / 4,
+    # with 2.288 kW = 4 × 72 W + 4 × 500 W of IT load (same economics as conftest's optimum).
+    assert (p0["bought"], p1["bought"], p1["held"]) == ({"xeon-6980p": 4}, {}, {"xeon-6980p": 4})
+    assert p0["cost_usd"] == pytest.approx(SMALL_OPTIMUM / 4, rel=1e-9)
+    period_1 = (12_460 + 2.288 * 0.7 * 1.3 * 8760 * 0.08 + 2.288 * 184 * 12 + 1.006 * 8760) / 4
+    assert p1["cost_usd"] == pytest.approx(period_1, rel=1e-9)
+    assert schedule["total_usd"] == pytest.approx(SMALL_OPTIMUM / 4 + period_1, rel=1e-9)
+    assert schedule["purchases_usd"] == 4 * 12_460
+    printed = re.search(r"horizon cost ([\d,]+) USD", " ".join(res.output.split()))
+    assert printed is not None and abs(float(printed[1].replace(",", "")) - schedule["total_usd"]) <= 0.5
 
 
 def test_schedule_needs_a_horizon_and_offered_devices(tmp_path: Path) -> None:

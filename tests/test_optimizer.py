@@ -18,15 +18,9 @@ from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import load_scenario, rental_usd_per_hour
 from hetplace.problems.plan import Plan
-from tests.conftest import FIXTURES, write_yaml
+from tests.conftest import FIXTURES, SMALL_FLEET, SMALL_OPTIMUM_USD_PER_YEAR, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
-
-
-@pytest.fixture(scope="module")
-def small_plans() -> dict[str, Any]:
-    resolved = load_scenario(SMALL)
-    return {b: solve_scenario(resolved, b, baselines=(b == "highs")) for b in ("highs", "cbc", "cpsat")}
 
 
 def test_backends_reach_the_same_optimum(small_plans: dict[str, Any]) -> None:
@@ -36,8 +30,30 @@ def test_backends_reach_the_same_optimum(small_plans: dict[str, Any]) -> None:
     assert costs["cpsat"] == pytest.approx(costs["highs"], rel=1e-3)  # CP-SAT rows are rounded conservatively
 
 
-def test_every_plan_passes_the_independent_checker(small_plans: dict[str, Any]) -> None:
-    resolved = load_scenario(SMALL)
+def test_optimum_is_the_hand_computed_fleet_and_cost(catalog, small_resolved, small_plans: dict[str, Any]) -> None:
+    """The optimum every backend reaches is the fleet conftest prices by hand, at that price (18,561.24 USD/yr)."""
+    # the hand computation's inputs are still the catalog's and the scenario's
+    l4, xeon = catalog.device("l4"), catalog.device("xeon-6980p")
+    assert (l4.tdp_w, xeon.tdp_w, xeon.capex_usd) == (72, 500, 12_460)
+    econ = small_resolved.scenario.economics
+    assert (econ.energy_usd_per_kwh, econ.pue, econ.hosting_usd_per_kw_month) == (0.08, 1.3, 184)
+    assert (econ.amortisation_years, econ.avg_load_fraction) == (4, 0.7)
+    assert abs(SMALL_OPTIMUM_USD_PER_YEAR - 18_561.240832) < 1e-6  # the arithmetic in conftest's comment
+    for backend, outcome in small_plans.items():
+        fleet = {e.device: (e.owned_used, e.bought, e.rented) for e in outcome.plan.fleet}
+        assert fleet == SMALL_FLEET, (backend, outcome.plan.fleet)
+    t = small_plans["highs"].plan.tco
+    assert t.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)
+    assert t.capex_usd_per_year == pytest.approx(12_460.0, rel=1e-12)
+    assert t.energy_usd_per_year == pytest.approx(1_367.288832, rel=1e-9)
+    assert t.hosting_usd_per_year == pytest.approx(4_733.952, rel=1e-9)
+    assert t.purchases_usd == 4 * 12_460
+    assert small_plans["cbc"].plan.tco.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-4)
+    assert small_plans["cpsat"].plan.tco.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-3)
+
+
+def test_every_plan_passes_the_independent_checker(small_resolved, small_plans: dict[str, Any]) -> None:
+    resolved = small_resolved
     for backend, outcome in small_plans.items():
         assert check_plan(resolved, outcome.plan) == [], backend
         assert all(w.critical_path_s <= w.sla_s for w in outcome.plan.workflows)
@@ -83,8 +99,8 @@ def _tampered(plan: Plan, mutate) -> Plan:
         (lambda d: d["fleet"].clear(), "pools use"),
     ],
 )
-def test_checker_catches_tampered_plans(small_plans: dict[str, Any], mutate, fragment: str) -> None:
-    resolved = load_scenario(SMALL)
+def test_checker_catches_tampered_plans(small_resolved, small_plans: dict[str, Any], mutate, fragment: str) -> None:
+    resolved = small_resolved
     bad = _tampered(small_plans["highs"].plan, mutate)
     violations = check_plan(resolved, bad)
     assert any(fragment in v for v in violations), violations

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from hetplace.cli import app
-from hetplace.optimizer.solve import solve_scenario
-from hetplace.problems.loader import load_scenario
+from hetplace.optimizer.solve import SolveOutcome
+from hetplace.problems.loader import ResolvedScenario, load_scenario
+from hetplace.problems.plan import FleetEntry, PoolAssignment
 from hetplace.reports.plan_charts import device_utilisation
 from hetplace.reports.report import ScenarioSection, unique_folders, write_report
-from tests.conftest import FIXTURES, write_yaml
+from tests.conftest import FIXTURES, SMALL_FLEET, SMALL_OPTIMUM_USD_PER_YEAR, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 runner = CliRunner()
@@ -50,26 +53,125 @@ def test_report_pages_reference_only_existing_files(tmp_path: Path) -> None:
     assert (out / "small-agent-2" / "fleet.png").is_file()  # both scenarios have id small-agent
 
 
-def test_report_numbers_come_from_the_plan(tmp_path: Path) -> None:
-    resolved = load_scenario(SMALL)
-    outcome = solve_scenario(resolved, baselines=False)
-    pages = write_report([ScenarioSection(resolved, outcome.plan, outcome.status)], tmp_path)
+def _md_tables(md: str) -> dict[str, list[dict[str, str]]]:
+    """Every Markdown table, keyed by the heading above it, as rows of {column: cell}."""
+    tables: dict[str, list[dict[str, str]]] = {}
+    heading = ""
+    lines = md.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("#"):
+            heading = line.lstrip("# ")
+        elif line.startswith("|") and not lines[i - 1].startswith("|"):  # a header row
+            head = [c.strip() for c in line.strip("|").split("|")]
+            rows = []
+            for r in lines[i + 2 :]:
+                if not r.startswith("|"):
+                    break
+                rows.append(dict(zip(head, (c.strip() for c in r.strip("|").split("|")), strict=True)))
+            tables[heading] = rows
+    return tables
+
+
+def _html_cells(page: str) -> list[list[str]]:
+    """Every table row of an HTML page, header rows included, as lists of unescaped cells."""
+    rows = re.findall(r"<tr>(.*?)</tr>", page)
+    return [[html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", r)] for r in rows]
+
+
+def _num(cell: str) -> float:
+    """'18,561' → 18561.0, '51%' → 0.51, '0.0%' → 0.0."""
+    return float(cell.replace(",", "").rstrip("%")) / (100 if cell.endswith("%") else 1)
+
+
+def test_report_numbers_come_from_the_plan(
+    tmp_path: Path, small_resolved: ResolvedScenario, small_plans: dict[str, SolveOutcome]
+) -> None:
+    """Numbers read back out of the Markdown agree, as numbers, with quantities derived without the report code:
+    the hand-derived optimum, per-request and per-token prices from the scenario's rates, the plan's pools."""
+    outcome = small_plans["highs"]
+    plan = outcome.plan
+    pages = write_report([ScenarioSection(small_resolved, plan, outcome.status)], tmp_path)
     md = pages[1].read_text()
-    assert f"{outcome.plan.tco.total_usd_per_year:,.0f} USD/year" in md
-    for e in outcome.plan.fleet:
-        util = device_utilisation(outcome.plan)[e.device]
-        assert f"| {e.device} | {e.owned_used} | {e.owned_idle} | {e.bought} | {e.rented} | {util:.0%} |" in md
+    head = re.search(
+        r"optimal: ([\d,]+) USD/year, ([\d.]+) USD/request, ([\d.]+) USD per 1M tokens; "
+        r"purchases up front ([\d,]+) USD",
+        md,
+    )
+    assert head is not None, md
+    total, per_request, per_m_tokens, purchases = (_num(g) for g in head.groups())
+    assert abs(total - SMALL_OPTIMUM_USD_PER_YEAR) <= 0.5  # printed to the dollar
+    # 3 requests/s all year; each request reads and writes 1,200 + 60 + 2,400 + 150 = 3,810 LLM tokens
+    requests_per_year = 3 * 8760 * 3600
+    assert abs(per_request - SMALL_OPTIMUM_USD_PER_YEAR / requests_per_year) <= 0.5e-5
+    assert abs(per_m_tokens - SMALL_OPTIMUM_USD_PER_YEAR / (requests_per_year * 3810 / 1e6)) <= 0.5e-4
+    assert purchases == 4 * 12_460  # four Xeon 6980P sockets at the catalog price
+
+    tables = _md_tables(md)
+    fleet = {r["device"]: r for r in tables["Fleet"]}
+    counts = {d: tuple(int(r[c]) for c in ("owned used", "bought", "rented")) for d, r in fleet.items()}
+    assert counts == SMALL_FLEET
+    assert int(fleet["l4"]["owned idle"]) == 2 and int(fleet["xeon-6980p"]["owned idle"]) == 0  # 4 owned, 2 used
+    util = device_utilisation(plan)
+    for device, row in fleet.items():
+        # the devices in use are the devices the pools occupy
+        assert sum(counts[device]) == sum(a.devices for a in plan.pools if a.device == device), device
+        shown = _num(row["utilisation"])
+        assert abs(shown - util[device]) <= 0.005 and shown <= small_resolved.scenario.limits.max_utilisation
+
+    (wf,) = tables["Workflows"]
+    assert (_num(wf["req/s"]), _num(wf["SLA s"])) == (3, 8)
+    assert abs(_num(wf["critical path s"]) - plan.workflows[0].critical_path_s) <= 0.005
+    assert abs(_num(wf["slack s"]) - (8 - _num(wf["critical path s"]))) <= 0.01  # slack = SLA − critical path
+
+    baselines = {r["single-accelerator fleet"]: r for r in tables["Baselines"]}
+    assert set(baselines) == {b.device for b in plan.baselines} == {"l4", "a10g", "h100-sxm"}
+    for b in plan.baselines:
+        shown_tco = _num(baselines[b.device]["TCO USD/year"])
+        assert abs(shown_tco - b.total_usd_per_year) <= 0.5
+        # the saving, recomputed from the two printed totals (rounding moves it by < 0.01 %)
+        saves = _num(baselines[b.device]["heterogeneous plan saves"])
+        assert abs(saves - (1 - SMALL_OPTIMUM_USD_PER_YEAR / shown_tco)) <= 0.0006
+    assert abs(_num(baselines["l4"]["TCO USD/year"]) - SMALL_OPTIMUM_USD_PER_YEAR) <= 0.5  # same fleet as the plan
+
+    # the HTML page shows the same tables, cell for cell
+    md_rows: list[list[str]] = []
+    for rows in tables.values():
+        md_rows += [list(rows[0])] + [list(r.values()) for r in rows]
+    assert _html_cells(pages[0].read_text()) == md_rows
 
 
-def test_device_utilisation_by_hand() -> None:
-    resolved = load_scenario(SMALL)
-    plan = solve_scenario(resolved, baselines=False).plan
-    for device, util in device_utilisation(plan).items():
-        pools = [a for a in plan.pools if a.device == device]
-        entry = next(e for e in plan.fleet if e.device == device)
-        expected = sum(a.devices * a.utilisation for a in pools) / (entry.owned_used + entry.bought + entry.rented)
-        assert abs(util - expected) < 1e-12
-        assert 0 <= util <= 1
+def test_device_utilisation_by_hand(small_plans: dict[str, SolveOutcome]) -> None:
+    # l4: 3 owned in use (1 more idle), pools of 2 devices at 60 % and 1 device at 30 % load:
+    #     (2 × 0.6 + 1 × 0.3) / 3 = 1.5 / 3 = 0.5 (the idle one does not count: 1.5 / 4 would be 0.375)
+    # a10g: 2 rented, one pool of 2 devices (tp 2) at 45 %: 0.9 / 2 = 0.45
+    # h100-sxm: 2 owned, none in use: no entry (not 0)
+    plan = small_plans["highs"].plan.model_copy(
+        update={
+            "fleet": [
+                FleetEntry(device="l4", owned_used=3, owned_idle=1, bought=0, rented=0, nodes=1, power_kw=0.2),
+                FleetEntry(device="a10g", owned_used=0, owned_idle=0, bought=0, rented=2, nodes=1, power_kw=0.5),
+                FleetEntry(device="h100-sxm", owned_used=0, owned_idle=2, bought=0, rented=0, nodes=0, power_kw=0.0),
+            ],
+            "pools": [_pool("l4", 2, 1, 0.6), _pool("l4", 1, 1, 0.3), _pool("a10g", 1, 2, 0.45)],
+        }
+    )
+    assert device_utilisation(plan) == pytest.approx({"l4": 0.5, "a10g": 0.45}, rel=1e-12)
+
+
+def _pool(device: str, replicas: int, tp: int, utilisation: float) -> PoolAssignment:
+    return PoolAssignment(
+        pool="m:decode",
+        phase="decode",
+        model="llama-3.1-8b",
+        device=device,
+        tensor_parallel=tp,
+        replicas=replicas,
+        devices=replicas * tp,
+        throughput=100.0,
+        throughput_unit="decode_tokens",
+        demand=100.0 * utilisation,
+        utilisation=utilisation,
+    )
 
 
 def test_infeasible_scenarios_get_their_diagnosis_in_the_report(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from hetplace.problems.loader import load_scenario
 from hetplace.whatif.executors import run_points
 from hetplace.whatif.overrides import OverrideError, apply_override, set_path
 from hetplace.whatif.sweep import Axis, SolveOptions, build_tasks, parse_axis, solve_point
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 runner = CliRunner()
@@ -72,12 +72,12 @@ def test_cheaper_device_gains_share_and_tco_follows_its_price() -> None:
     assert all(r.status == "optimal" for r in rows)
     assert a10g == sorted(a10g, reverse=True) and a10g[0] > a10g[-1]  # cheaper → at least as many
     assert tco == sorted(tco)  # a dearer device never makes the optimum cheaper
-    assert tco[-1] == pytest.approx(18561.240832, rel=1e-9)  # a10g unused at 2× → the base optimum
+    assert tco[-1] == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)  # a10g unused at 2× → the base optimum
 
 
 def test_retiring_sunk_gpus_never_lowers_tco() -> None:
     keep, retire = _sweep("owned:l4=4,0")
-    assert keep.total_usd_per_year == pytest.approx(18561.240832, rel=1e-9)
+    assert keep.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)
     assert retire.total_usd_per_year >= keep.total_usd_per_year * (1 - 1e-9)
 
 
@@ -110,8 +110,11 @@ def test_bad_overrides_fail_before_any_solve() -> None:
 
 
 def test_process_pool_and_ray_give_the_same_rows_as_one_process() -> None:
-    axes = ("price:a10g=0.5,1", "sla:*=0.8,1")
+    # Two points over two workers: each executor starts two worker processes for them (the pool with spawn, Ray its
+    # workers) and must return the rows in task order, identical to the in-process ones.
+    axes = ("price:a10g=0.5,1",)
     serial = _sweep(*axes)
+    assert serial[0].devices != serial[1].devices  # distinct rows, so swapping them would show
     pooled = _sweep(*axes, workers=2)
     on_ray = _sweep(*axes, workers=2, executor="ray")
     strip = [r.model_dump(exclude={"wall_time_s"}) for r in serial]
@@ -119,10 +122,10 @@ def test_process_pool_and_ray_give_the_same_rows_as_one_process() -> None:
     assert [r.model_dump(exclude={"wall_time_s"}) for r in on_ray] == strip
 
 
-def test_solve_point_matches_a_direct_solve() -> None:
+def test_solve_point_matches_a_direct_solve(small_plans) -> None:
     (task,) = build_tasks(SMALL, [], [], SolveOptions())
     row = solve_point(task)
-    direct = solve_module.solve_scenario(load_scenario(SMALL), baselines=False)
+    direct = small_plans["highs"]  # solve_scenario on the same file, same default options
     assert row.total_usd_per_year == pytest.approx(direct.plan.tco.total_usd_per_year, rel=1e-12)
     assert row.params == {}
 
@@ -135,6 +138,14 @@ def test_cli_whatif_writes_rows_and_charts(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader((out / "points.csv").open()))
     assert [r["price:a10g"] for r in rows] == ["0.5", "1"]
+    # The 80 kW cap does not bind (the optimum draws about 2 kW). A10G at half its catalog 1.006 USD/h: 2 rented,
+    # 2 Xeon sockets bought, 2 owned L4s in use (1.144 kW of IT load, conftest's economics):
+    # 2 × 0.503 × 8,760 + 2 × 12,460 / 4 + 1.144 kW × 0.91 × 8,760 h × 0.08 + 1.144 kW × 184 × 12 = 18,298.07.
+    # At the catalog price the base optimum.
+    assert [r["devices"] for r in rows] == ["a10g:2;l4:2;xeon-6980p:2", "l4:2;xeon-6980p:4"]
+    half_price = 2 * 0.503 * 8760 + 2 * 12_460 / 4 + 1.144 * 0.7 * 1.3 * 8760 * 0.08 + 1.144 * 184 * 12
+    assert float(rows[0]["total_usd_per_year"]) == pytest.approx(half_price, rel=1e-9)
+    assert float(rows[1]["total_usd_per_year"]) == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)
     assert json.loads((out / "points.json").read_text())[1]["total_usd_per_year"] == pytest.approx(
         float(rows[1]["total_usd_per_year"])
     )
