@@ -7,7 +7,7 @@ import copy
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import yaml
@@ -20,6 +20,9 @@ from hetplace.problems.loader import ResolvedScenario, bundled_problems_dir, loa
 
 if TYPE_CHECKING:
     from hetplace.optimizer.solve import SolveOutcome
+    from hetplace.problems.plan import Plan
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -81,6 +84,18 @@ def small_plans(small_resolved: ResolvedScenario) -> dict[str, SolveOutcome]:
     from hetplace.optimizer.solve import solve_scenario  # imported here: the solvers load only for tests that solve
 
     return {b: solve_scenario(small_resolved, b, baselines=(b == "highs")) for b in ("highs", "cbc", "cpsat")}
+
+
+def solved_plan(outcome: SolveOutcome) -> Plan:
+    """The outcome's plan; fails the test (with status and diagnosis) where the solve found none."""
+    assert outcome.plan is not None, (outcome.status, outcome.diagnosis)
+    return outcome.plan
+
+
+def present(value: T | None) -> T:
+    """`value`, failing the test where it is None: narrows an optional result before a test uses it."""
+    assert value is not None
+    return value
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

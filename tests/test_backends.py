@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hetplace.optimizer.backends import _conservative_row, _indicator_split, solve
 from hetplace.optimizer.linear import LinearModel
+from tests.conftest import present
 
 
 def _model() -> tuple[LinearModel, int, int, int, int]:
@@ -28,7 +29,7 @@ def _needs_three_replicas() -> tuple[LinearModel, int, int, int, int]:
 def test_latency_row_becomes_x_implies_bound() -> None:
     m, latency, _, used, _ = _model()
     m.add_row("lat", {latency: 1.0, used: -2.5}, ">=", 0.0)
-    b, rest, rhs = _indicator_split(m, m.rows[0])
+    b, rest, rhs = present(_indicator_split(m, m.rows[0]))
     assert (b, rest) == (used, {latency: 1.0})
     assert rhs == {0: None, 1: 2.5}  # x = 0 leaves L ≥ 0, implied by its bound
 
@@ -36,7 +37,7 @@ def test_latency_row_becomes_x_implies_bound() -> None:
 def test_link_row_becomes_not_x_implies_zero() -> None:
     m, _, replicas, used, _ = _model()
     m.add_row("link", {replicas: 1.0, used: -7.0}, "<=", 0.0)
-    _, _, rhs = _indicator_split(m, m.rows[0])
+    _, _, rhs = present(_indicator_split(m, m.rows[0]))
     assert rhs == {0: 0.0, 1: None}  # x = 1 leaves r ≤ 7, implied by its bound
 
 
@@ -63,7 +64,7 @@ def test_cpsat_honours_the_implications() -> None:
     for backend in ("highs", "cbc", "cpsat"):
         res = solve(m, backend)
         assert res.status == "optimal", backend
-        assert abs(res.objective - 253.0) < 1e-6, (backend, res.objective)
+        assert res.objective is not None and abs(res.objective - 253.0) < 1e-6, (backend, res.objective)
 
 
 def test_cbc_bound_is_read_from_its_log_and_the_log_removed(tmp_path) -> None:
@@ -91,7 +92,7 @@ def test_starts_never_change_the_optimum() -> None:
     """A start is only an incumbent: feasible or not, partial or whole, the optimum (3 replicas) stays."""
     m, _, replicas, used, other = _needs_three_replicas()
     m.add_objective(other, 0.5)
-    starts = [
+    starts: list[list[float] | dict[int, float]] = [
         {replicas: 5.0, used: 1.0},  # partial and feasible: the solver fills in L and y
         {replicas: 1.0, used: 0.0},  # partial and infeasible (too few replicas, link row broken)
         [2.5, 6.0, 1.0, 1.0],  # whole and feasible

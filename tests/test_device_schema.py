@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hetplace.catalogs.schema import Device
+from hetplace.catalogs.schema import Device, Dtype
 from hetplace.common.io import parse_model
 from tests.conftest import schema_problems
 
@@ -17,7 +17,7 @@ def problems_of(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_valid_device_parses(h100: dict[str, Any]) -> None:
     dev = parse_model(Device, h100, "dev.yaml")
-    assert dev.peak_tflops["bf16"] == pytest.approx(989.5)
+    assert dev.peak_tflops[Dtype.bf16] == pytest.approx(989.5)
     assert dev.supports("fp8") and not dev.supports("fp4")
 
 

@@ -16,7 +16,7 @@ from hetplace.optimizer.pools import Config, Pool, StepRef
 from hetplace.optimizer.solve import formulate, solve_scenario
 from hetplace.optimizer.warmstart import _lift, restrict_menus
 from hetplace.problems.loader import load_scenario
-from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR
+from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR, present, solved_plan
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 A = StepRef("w", "a")
@@ -52,7 +52,7 @@ def test_lifted_restricted_plan_is_feasible_for_the_full_model() -> None:
     restricted = formulate(resolved, restrict=lambda pools, offers: restrict_menus(pools, offers, 1))
     assert len(restricted.model.vars) < len(full.model.vars)
     res = solve(restricted.model, "highs")
-    start = _lift(res.values, restricted, full)
+    start = _lift(present(res.values), restricted, full)
     assert full.model.violations(start, tol=1e-6) == []
     assert full.model.evaluate_objective(start) == pytest.approx(res.objective)
 
@@ -62,9 +62,10 @@ def test_warm_started_solve_reaches_the_same_optimum(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(warmstart, "WARM_START_MIN_VARS", 0)  # force the warm-start path on a small model
     warm = solve_scenario(resolved, baselines=False)
     assert warm.status == "optimal"
+    plan = solved_plan(warm)
     # the cold solve's optimum (tests/test_optimizer.py), derived by hand in conftest
-    assert warm.plan.tco.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-6)
-    assert check_plan(resolved, warm.plan) == []
+    assert plan.tco.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-6)
+    assert check_plan(resolved, plan) == []
 
 
 def test_variables_are_found_by_name() -> None:

@@ -17,7 +17,7 @@ from hetplace.problems.loader import load_scenario
 from hetplace.whatif.executors import run_points
 from hetplace.whatif.overrides import OverrideError, apply_override, set_path
 from hetplace.whatif.sweep import Axis, SolveOptions, build_tasks, parse_axis, solve_point
-from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR
+from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR, present
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 runner = CliRunner()
@@ -44,7 +44,7 @@ def test_questions_scale_from_the_scenario_or_the_catalog() -> None:
     data = load_mapping(SMALL)
     cheaper = apply_override(data, base, "price:a10g", 0.5)  # the scenario rents a10g at the catalog price
     rent = next(q for q in cheaper["hardware"]["rentable"] if q["device"] == "a10g")
-    assert rent["usd_per_hour"] == pytest.approx(0.5 * base.catalog.device("a10g").cloud_usd_per_hour)
+    assert rent["usd_per_hour"] == pytest.approx(0.5 * present(base.catalog.device("a10g").cloud_usd_per_hour))
     busier = apply_override(data, base, "demand:*", 2)
     assert busier["workflows"][0]["arrival_rate_rps"] == pytest.approx(2 * base.workflows[0].arrival_rate_rps)
     looser = apply_override(data, base, "sla:small-agent", 1.5)
