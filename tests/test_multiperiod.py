@@ -15,7 +15,7 @@ from hetplace.cli import app
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.multiperiod import scaled_scenario, solve_schedule
 from hetplace.problems.loader import load_scenario
-from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR, write_yaml
+from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR, present, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
 SMALL_OPTIMUM = SMALL_OPTIMUM_USD_PER_YEAR  # the single-period optimum, derived by hand in conftest
@@ -34,7 +34,7 @@ def test_constant_demand_costs_the_single_period_optimum_pro_rata(tmp_path: Path
     buying that fleet at the start achieves it, so 4 quarters cost exactly one year of the optimum."""
     path = _with_horizon(tmp_path, {"periods": 4, "period_years": 0.25})
     status, schedule = solve_schedule(load_scenario(path))
-    assert status == "optimal"
+    assert status == "optimal" and schedule is not None
     assert schedule.total_usd == pytest.approx(SMALL_OPTIMUM, rel=1e-6)
     assert [p.cost_usd for p in schedule.periods] == pytest.approx([SMALL_OPTIMUM / 4] * 4, rel=1e-6)
     assert schedule.greedy_excess_fraction == pytest.approx(0.0, abs=1e-6)
@@ -51,8 +51,8 @@ def test_planning_the_horizon_never_costs_more_than_greedy(tmp_path: Path, growt
     )
     resolved = load_scenario(path)
     status, schedule = solve_schedule(resolved)
-    assert status == "optimal"
-    assert schedule.greedy_total_usd >= schedule.total_usd * (1 - 1e-6)
+    assert status == "optimal" and schedule is not None
+    assert present(schedule.greedy_total_usd) >= schedule.total_usd * (1 - 1e-6)
     assert sum(p.cost_usd for p in schedule.periods) == pytest.approx(schedule.total_usd, rel=1e-9)
     previous: dict[str, int] = {}
     for p in schedule.periods:  # purchases stay in the fleet
@@ -69,7 +69,7 @@ def test_scaled_scenario_moves_demand_and_prices(tmp_path: Path) -> None:
     resolved = load_scenario(path)
     later = scaled_scenario(resolved, 2)
     assert later.workflows[0].arrival_rate_rps == pytest.approx(resolved.workflows[0].arrival_rate_rps * 1.44)
-    base_price = resolved.catalog.device("h100-sxm").capex_usd
+    base_price = present(resolved.catalog.device("h100-sxm").capex_usd)
     assert later.scenario.hardware.purchasable[0].capex_usd == pytest.approx(base_price * 0.5)
 
 
@@ -120,7 +120,7 @@ def test_foresight_buys_ahead_of_rising_prices(tmp_path: Path) -> None:
         "price_factors": {"xeon-6980p": [1.0, 2.0, 3.0, 4.0]},
     }
     status, schedule = solve_schedule(load_scenario(write_yaml(tmp_path / "s.yaml", data)))
-    assert status == "optimal"
-    assert schedule.greedy_excess_fraction > 0.05
+    assert status == "optimal" and schedule is not None
+    assert present(schedule.greedy_excess_fraction) > 0.05
     first = schedule.periods[0].bought["xeon-6980p"]
     assert first > 4  # more than the 4 sockets period 0 needs on its own (its single-period plan)

@@ -52,7 +52,7 @@ def test_lifted_restricted_plan_is_feasible_for_the_full_model() -> None:
     restricted = formulate(resolved, restrict=lambda pools, offers: restrict_menus(pools, offers, 1))
     assert len(restricted.model.vars) < len(full.model.vars)
     res = solve(restricted.model, "highs")
-    start = _lift(present(res.values), restricted, full)
+    start = present(_lift(present(res.values), restricted, full))
     assert full.model.violations(start, tol=1e-6) == []
     assert full.model.evaluate_objective(start) == pytest.approx(res.objective)
 
