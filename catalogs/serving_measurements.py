@@ -1,0 +1,120 @@
+"""Public end-to-end serving measurements: one row per (source, config, workload, metric), read from CSV.
+
+The bundled rows live in `catalogs/measurements/serving/*.csv` (schema in that folder's README). They feed
+`hetplace calibrate --serving` and `python -m benchmarks.accuracy`; every row names its source so that errors can be
+reported leave-one-source-out, i.e. as transfer to a source the fit never saw.
+"""
+
+from __future__ import annotations
+
+import csv
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, ValidationError, model_validator
+
+from hetplace.catalogs.schema import Dtype
+from hetplace.common.errors import InputError, InputProblem
+from hetplace.common.schema_base import Identifier, NonNegativeInt, PositiveFloat, PositiveInt, StrictModel
+
+COLUMNS = (
+    "source_id", "url", "published", "device", "model", "engine", "engine_version", "weight_dtype", "kv_dtype",
+    "tp", "isl", "osl", "mode", "load", "metric", "value", "derived", "notes",
+)  # fmt: skip
+
+
+class LoadMode(StrEnum):
+    batch = "batch"  # one static batch of `load` requests
+    concurrency = "concurrency"  # closed loop, `load` requests in flight
+    request_rate = "request_rate"  # open loop, `load` requests per second
+    offline_max = "offline_max"  # offline throughput run at whatever batch the engine chose
+
+
+class ServingMetric(StrEnum):
+    ttft_s = "ttft_s"
+    tpot_s = "tpot_s"
+    itl_s = "itl_s"
+    e2e_latency_s = "e2e_latency_s"
+    output_tokens_per_s = "output_tokens_per_s"
+    total_tokens_per_s = "total_tokens_per_s"
+    requests_per_s = "requests_per_s"
+
+
+class ServingRow(StrictModel):
+    """One published number and the setup it was measured under."""
+
+    source_id: Identifier
+    url: str = Field(min_length=8)
+    published: str = ""
+    device: Identifier
+    model: Identifier
+    engine: str = Field(min_length=1)
+    engine_version: str = ""
+    weight_dtype: Dtype
+    kv_dtype: Dtype
+    tp: PositiveInt
+    isl: PositiveInt
+    osl: PositiveInt
+    mode: LoadMode
+    load: PositiveFloat | None = None
+    metric: ServingMetric
+    value: PositiveFloat
+    derived: bool = False
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _load_matches_mode(self) -> ServingRow:
+        if self.mode != LoadMode.offline_max and self.load is None:
+            raise ValueError(f"mode '{self.mode.value}' needs a load (batch size, concurrency or requests/s)")
+        return self
+
+
+def _row_problems(exc: ValidationError, line: int) -> list[InputProblem]:
+    problems = []
+    for err in exc.errors():
+        column = ".".join(str(p) for p in err["loc"]) or "row"
+        problems.append(InputProblem(f"line {line}: {column}", err["msg"]))
+    return problems
+
+
+def load_serving_csv(path: Path) -> list[ServingRow]:
+    """Rows of one CSV file; every problem names the file, the line and the column."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError.single(str(path), "file", f"cannot read: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError.single(str(path), "header", f"missing columns: {', '.join(missing)}")
+    rows: list[ServingRow] = []
+    problems: list[InputProblem] = []
+    for line, raw in enumerate(reader, start=2):
+        data = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items() if k in COLUMNS}
+        data["derived"] = data.get("derived", "").lower() in ("yes", "true", "1")
+        if not data.get("load"):
+            data["load"] = None
+        try:
+            rows.append(ServingRow.model_validate(data))
+        except ValidationError as exc:
+            problems.extend(_row_problems(exc, line))
+    if problems:
+        raise InputError(str(path), problems)
+    return rows
+
+
+def bundled_serving_dir() -> Path:
+    return Path(__file__).parent / "measurements" / "serving"
+
+
+def load_serving_measurements(paths: list[Path] | None = None) -> list[ServingRow]:
+    """The bundled rows (every CSV in the bundled folder) or those of the files given."""
+    files = paths if paths is not None else sorted(bundled_serving_dir().glob("*.csv"))
+    return [row for f in files for row in load_serving_csv(f)]
+
+
+def source_counts(rows: list[ServingRow]) -> dict[str, NonNegativeInt]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.source_id] = counts.get(r.source_id, 0) + 1
+    return counts
