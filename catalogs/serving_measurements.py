@@ -53,8 +53,8 @@ class ServingRow(StrictModel):
     weight_dtype: Dtype
     kv_dtype: Dtype
     tp: PositiveInt
-    isl: PositiveInt
-    osl: PositiveInt
+    isl: PositiveFloat = Field(description="Input tokens per request (a dataset's mean may be fractional).")
+    osl: PositiveFloat = Field(description="Output tokens per request (mean).")
     mode: LoadMode
     load: PositiveFloat | None = None
     metric: ServingMetric
