@@ -18,12 +18,15 @@ pass. `TERMS` names the groups `analyze` reports (seconds each adds to a pass or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from hetplace.catalogs.calibration_schema import CalibrationFile, ServingTerms
+from hetplace.catalogs.engine_schema import Engine
 from hetplace.catalogs.schema import Device, Dtype
+from hetplace.common.errors import InputError
 from hetplace.costmodels.arrays import FloatArray, Floats, IntArray
 from hetplace.costmodels.precision import matmul_dtype
 
@@ -149,3 +152,26 @@ class EngineArrays:
 
 
 NEUTRAL_ARRAYS = EngineArrays()
+
+
+def serving_params(
+    device_id: str,
+    engine_id: str | None,
+    engines: Mapping[str, Engine],
+    calibration: CalibrationFile | None = None,
+) -> ServingParams:
+    """The terms `analyze --engine` runs with: the calibration's fitted (device, engine) entry, else the engine's
+    catalog defaults, else neutral (no engine given). An engine not in `engines` is an input error."""
+    if engine_id is None:
+        return NEUTRAL
+    if engine_id not in engines:
+        raise InputError.single(
+            "--engine", "engine", f"unknown engine '{engine_id}' (known: {', '.join(sorted(engines))})"
+        )
+    fitted = calibration.serving.get(device_id, {}).get(engine_id) if calibration is not None else None
+    return from_terms(fitted if fitted is not None else engines[engine_id].serving_defaults)
+
+
+def from_terms(terms: ServingTerms) -> ServingParams:
+    """A validated calibration/catalog entry as the cost models' frozen record (same field names)."""
+    return ServingParams(**terms.model_dump())
