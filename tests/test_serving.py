@@ -7,6 +7,8 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hetplace.catalogs.calibration_schema import ServingTerms
 from hetplace.catalogs.loader import Catalog, load_engines
@@ -317,3 +319,31 @@ def test_serving_estimate_input_errors(catalog: Catalog, args: tuple, fragment: 
     model_id, device_id, tp, isl, osl, mode, load = args
     with pytest.raises(InputError, match=fragment):
         serving_estimate(catalog.model(model_id), catalog.device(device_id), tp, BF16, isl, osl, mode, load)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    step=st.floats(0.0, 5e-3),
+    attn=st.floats(0.2, 1.0),
+    moe=st.floats(0.2, 1.0),
+    fp8=st.floats(0.2, 1.0),
+    alpha=st.floats(10e-6, 50e-6),
+    eff=st.floats(0.2, 0.8),
+    batch=st.sampled_from([1.0, 16.0, 256.0]),
+    new_tokens=st.sampled_from([1.0, 512.0]),
+)
+def test_slower_terms_never_speed_an_operator_up(
+    step: float, attn: float, moe: float, fp8: float, alpha: float, eff: float, batch: float, new_tokens: float
+) -> None:
+    """Terms that only add time or lower efficiency (≤ 1) never make any operator, nor the pass, faster."""
+    from hetplace.catalogs.loader import load_catalog
+
+    catalog = load_catalog()
+    model, h100 = catalog.model("qwen3-30b-a3b"), catalog.device("h100-sxm")
+    fp8_w = Precision(Dtype.fp8, Dtype.fp8)
+    shape = Shape.of(batch, new_tokens, 1024, 4)
+    params = ServingParams(step, attn, moe, fp8, 1.0, 1.0, alpha, alpha * 2, eff, eff)
+    plain, slow = one_pass(model, h100, shape, fp8_w), one_pass(model, h100, shape, fp8_w, params)
+    for a, b in zip(plain.timings, slow.timings, strict=True):
+        assert b.latency_s[0] >= a.latency_s[0], a.name
+    assert slow.latency_s[0] >= plain.latency_s[0] + step * (1 - 1e-12)
