@@ -266,6 +266,18 @@ def _analyze_tables(result: dict[str, Any]) -> None:
         f"{t['max_batch']:,} · CF {t['cf_bytes'] / 1e9:,.2f} GB/device · weights need ≥ {t['min_devices_for_weights']} "
         f"device(s)"
     )
+    terms = {k: v for k, v in t.get("terms", {}).items() if v}
+    if terms:
+        console.print("engine terms (ms per pass): " + " · ".join(f"{k} {v * 1e3:+,.3f}" for k, v in terms.items()))
+    serving = result.get("serving")
+    if serving:
+        console.print(
+            f"serving ({serving['mode']}, batch {serving['batch']:,.0f}): TTFT {serving['ttft_s'] * 1e3:,.1f} ms · "
+            f"TPOT {serving['tpot_s'] * 1e3:,.2f} ms · e2e {serving['e2e_latency_s']:,.2f} s · "
+            f"{serving['output_tokens_per_s']:,.0f} output tokens/s "
+            f"({serving['output_tokens_per_s_per_device']:,.0f} per device)"
+            + ("" if serving["fits"] else f" · [red]does not fit[/] (max batch {serving['max_batch']:,.0f})")
+        )
 
 
 def _workflow_table(result: dict[str, Any]) -> None:
@@ -305,25 +317,53 @@ def analyze(
     ] = None,
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
     phase: Annotated[Phase, typer.Option("--phase")] = Phase.decode,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Sequences per forward pass.")] = 1,
+    batch: Annotated[
+        int | None,
+        typer.Option("--batch", min=1, help="Sequences per pass (default 1); with --isl/--osl: one static batch."),
+    ] = None,
     prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1, help="Prompt length (prefill).")] = 2048,
     context: Annotated[int, typer.Option("--context", min=1, help="Tokens in the KV cache (decode).")] = 4096,
     dtype: Annotated[str | None, typer.Option("--dtype", help="Weight dtype (default: the model's own).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {operators, totals} as JSON.")] = False,
+    kv_dtype: Annotated[
+        str | None, typer.Option("--kv-dtype", help="KV-cache dtype: bf16, fp16 or fp8 (default: the model's own).")
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Serving engine (catalogs/engines): its terms from --calibration, else neutral."),
+    ] = None,
+    isl: Annotated[int | None, typer.Option("--isl", min=1, help="Input (prompt) tokens per request.")] = None,
+    osl: Annotated[int | None, typer.Option("--osl", min=1, help="Output tokens per request.")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", min=1, help="With --isl/--osl: continuous batching, this many in flight."),
+    ] = None,
+    max_load: Annotated[
+        bool, typer.Option("--max-load", help="With --isl/--osl: the largest concurrency whose KV cache fits.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {operators, totals} (and `serving` with --isl/--osl) as JSON.")
+    ] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a roofline PNG here.")] = None,
     calibration: Annotated[
         Path | None,
         typer.Option("--calibration", help="Use fitted efficiency factors from this `hetplace calibrate` file."),
     ] = None,
 ) -> None:
-    """Operators of one config with FLOPs, bytes, OI, CF, latency and bound — or a workflow's steps on every device."""
-    from hetplace.costmodels.analysis import analyze_llm, analyze_workflow
+    """Operators of one config with FLOPs, bytes, OI, CF, latency and bound — or a workflow's steps on every device.
+
+    With --isl/--osl and one of --batch/--concurrency/--max-load, also the serving estimate (TTFT, TPOT, e2e,
+    output tokens/s; README "Serving estimate")."""
+    from hetplace.catalogs.loader import load_engines
+    from hetplace.costmodels.analysis import analyze_llm, analyze_serving, analyze_workflow
+    from hetplace.costmodels.engine_terms import serving_params
 
     catalog = load_catalog()
+    cal = None
     if calibration is not None:
         from hetplace.catalogs.loader import load_calibration
 
-        catalog = catalog.with_calibration(load_calibration(calibration, catalog))
+        cal = load_calibration(calibration, catalog)
+        catalog = catalog.with_calibration(cal)
     if workflow is not None:
         from hetplace.problems.loader import bundled_workflow_path, load_workflow
 
@@ -345,7 +385,16 @@ def analyze(
         ) from None
     if phase == Phase.prefill and prompt_tokens < 1:
         raise InputError.single("--prompt-tokens", "prompt_tokens", "must be ≥ 1")
-    result = analyze_llm(arch, dev, tp, phase.value, batch, prompt_tokens, context, weight_dtype)
+    kv = _kv_dtype(kv_dtype)
+    params = serving_params(dev.id, engine, load_engines(), cal)
+    mode, load = _serving_mode(isl, osl, batch, concurrency, max_load)
+    if mode is None:
+        batch = batch or 1
+        result = analyze_llm(arch, dev, tp, phase.value, batch, prompt_tokens, context, weight_dtype, 0, kv, params)
+    else:
+        assert isl is not None and osl is not None  # _serving_mode checked
+        result = analyze_serving(arch, dev, tp, weight_dtype, kv, isl, osl, mode, load, phase.value, params)
+        batch = result["totals"]["batch"]
     if plot is not None:
         from hetplace.reports.roofline_plot import plot_roofline
 
@@ -357,6 +406,47 @@ def analyze(
             title=f"{arch.id} {phase.value} on {dev.id}, tp={tp}, batch={batch}",
         )
     echo_json(result) if as_json else _analyze_tables(result)
+
+
+KV_DTYPES = (Dtype.bf16, Dtype.fp16, Dtype.fp8)
+
+
+def _kv_dtype(value: str | None) -> Dtype | None:
+    if value is None:
+        return None
+    if value not in {d.value for d in KV_DTYPES}:
+        raise InputError.single(
+            "--kv-dtype", "kv_dtype", f"unknown KV-cache dtype '{value}' ({', '.join(d.value for d in KV_DTYPES)})"
+        )
+    return Dtype(value)
+
+
+def _serving_mode(
+    isl: int | None, osl: int | None, batch: int | None, concurrency: int | None, max_load: bool
+) -> tuple[str | None, int | None]:
+    """(mode, load) of `analyze`'s serving estimate, or (None, None) for the single-pass view; exit 2 on a
+    contradictory combination."""
+    chosen = [
+        name for name, given in (("--batch", batch), ("--concurrency", concurrency), ("--max-load", max_load)) if given
+    ]
+    if (isl is None) != (osl is None):
+        raise InputError.single("analyze", "--isl/--osl", "give both --isl and --osl (or neither)")
+    if isl is None:
+        if concurrency is not None or max_load:
+            raise InputError.single("analyze", chosen[-1], f"{chosen[-1]} needs --isl and --osl")
+        return None, None
+    if len(chosen) != 1:
+        raise InputError.single(
+            "analyze",
+            "/".join(chosen) or "--batch/--concurrency/--max-load",
+            "with --isl/--osl give exactly one of --batch, --concurrency, --max-load"
+            + (f" (got {', '.join(chosen)})" if chosen else ""),
+        )
+    if batch is not None:
+        return "batch", batch
+    if concurrency is not None:
+        return "concurrency", concurrency
+    return "max-load", None
 
 
 def _lookup(table: dict[str, Any], key: str, what: str) -> Any:

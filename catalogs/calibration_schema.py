@@ -1,14 +1,24 @@
-"""Calibration files: fitted efficiency factors per device that overlay the catalog's priors.
+"""Calibration files: fitted efficiency factors per device that overlay the catalog's priors, and fitted serving
+(engine) terms per device and engine.
 
 Written by `hetplace calibrate`, read by `analyze --calibration` and by scenarios (`calibration:` key).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
 from hetplace.catalogs.schema import EfficiencyFactors
-from hetplace.common.schema_base import Fraction, Identifier, NonNegativeFloat, NonNegativeInt, StrictModel
+from hetplace.common.schema_base import (
+    Fraction,
+    Identifier,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    StrictModel,
+)
 
 
 class ErrorStats(StrictModel):
@@ -34,6 +44,31 @@ class DeviceCalibration(StrictModel):
         )
 
 
+class ServingTerms(StrictModel):
+    """Engine terms of one (device, engine) pair; every default is neutral (the plain roofline). Mirrors
+    hetplace.costmodels.engine_terms.ServingParams, whose docstrings say what each models and where a value
+    comes from."""
+
+    step_overhead_s: NonNegativeFloat = Field(default=0.0, description="Seconds per forward step (engine overhead).")
+    decode_attention_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_m of decode attention.")
+    moe_gemm_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_c and η_m of routed-expert GEMMs.")
+    fp8_gemm_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_c of fp8 weight GEMMs.")
+    int8_gemm_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_c of int8 weight GEMMs.")
+    fp4_gemm_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_c of fp4 weight GEMMs.")
+    link_latency_s: NonNegativeFloat | None = Field(
+        default=None, description="Seconds per all-reduce call on the scale-up link (null: built-in 10 µs)."
+    )
+    nic_latency_s: NonNegativeFloat | None = Field(
+        default=None, description="Seconds per all-reduce call across nodes (null: built-in 25 µs)."
+    )
+    link_efficiency: Fraction | None = Field(
+        default=None, description="Achieved / peak scale-up all-reduce bandwidth (null: built-in 0.8)."
+    )
+    nic_efficiency: Fraction | None = Field(
+        default=None, description="Achieved / peak cross-node all-reduce bandwidth (null: built-in 0.8)."
+    )
+
+
 class CalibrationFile(StrictModel):
     schema_version: str = "1"
     measurements: str = Field(description="File(s) the factors were fitted to.")
@@ -41,3 +76,16 @@ class CalibrationFile(StrictModel):
     held_back_fraction: float = Field(ge=0, lt=1)
     seed: int
     devices: dict[Identifier, DeviceCalibration]
+    serving: dict[Identifier, dict[Identifier, ServingTerms]] = Field(
+        default_factory=dict,
+        description="Serving (engine) terms per device id, then per engine id (catalogs/engines); a pair not "
+        "listed runs with the engine's defaults, else the neutral roofline.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_serving(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """GEMM-only calibrations are written exactly as before: no `serving: {}` key."""
+        data = handler(self)
+        if isinstance(data, dict) and not self.serving:
+            data.pop("serving", None)
+        return data

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from hetplace.catalogs.calibration_schema import CalibrationFile
+from hetplace.catalogs.engine_schema import Engine
 from hetplace.catalogs.schema import Device, ModelArch
 from hetplace.common.errors import InputError
 from hetplace.common.io import load_mapping, parse_model
@@ -20,7 +21,7 @@ CATALOG_KINDS: dict[str, type[Device] | type[ModelArch]] = {"devices": Device, "
 
 
 def bundled_dir(kind: str) -> Path:
-    """Directory of the bundled YAML files of `kind` ('devices' or 'models')."""
+    """Directory of the bundled YAML files of `kind` ('devices', 'models', 'engines' or 'calibrations')."""
     return Path(str(resources.files("hetplace.catalogs") / kind))
 
 
@@ -105,7 +106,34 @@ def load_calibration(path: Path, catalog: Catalog | None = None) -> CalibrationF
     for dev_id in calibration.devices:
         if dev_id not in known:
             raise InputError.single(str(path), f"devices.{dev_id}", f"unknown device '{dev_id}'")
+    engines = load_engines()
+    for dev_id, per_engine in calibration.serving.items():
+        if dev_id not in known:
+            raise InputError.single(str(path), f"serving.{dev_id}", f"unknown device '{dev_id}'")
+        for engine_id in per_engine:
+            if engine_id not in engines:
+                raise InputError.single(
+                    str(path),
+                    f"serving.{dev_id}.{engine_id}",
+                    f"unknown engine '{engine_id}' (known: {', '.join(sorted(engines))})",
+                )
     return calibration
+
+
+@lru_cache(maxsize=1)
+def _bundled_engines() -> dict[str, Engine]:
+    engines: dict[str, Engine] = {}
+    for path in sorted(bundled_dir("engines").glob("*.yaml")):
+        engine = parse_model(Engine, load_mapping(path), str(path))
+        if engine.id != path.stem:
+            raise InputError.single(str(path), "id", f"id '{engine.id}' must equal the file name '{path.stem}'")
+        engines[engine.id] = engine
+    return engines
+
+
+def load_engines() -> dict[str, Engine]:
+    """The bundled serving engines by id (catalogs/engines/*.yaml), parsed once per process."""
+    return dict(_bundled_engines())
 
 
 def bundled_calibration_ids() -> list[str]:

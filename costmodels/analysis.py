@@ -14,11 +14,13 @@ from hetplace.catalogs.loader import Catalog
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.common.errors import InputError
 from hetplace.costmodels.capacity import min_devices_for_weights
+from hetplace.costmodels.engine_terms import NEUTRAL, TERMS, EngineArrays, ServingParams, isolate
 from hetplace.costmodels.llm_ops import kv_bytes_per_token, weight_bytes
 from hetplace.costmodels.llm_perf import evaluate_pass, feasible_tp, phase_shape
 from hetplace.costmodels.nonllm import StepCost, encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision, unsupported_reason
 from hetplace.costmodels.roofline import DeviceArrays
+from hetplace.costmodels.serving import ServingMode, serving_estimate
 from hetplace.costmodels.step_shape import llm_call_shape
 from hetplace.costmodels.tco import DEFAULT_ECONOMICS, HOURS_PER_YEAR, EconomicsInputs, bought_device_year
 
@@ -47,10 +49,14 @@ def analyze_llm(
     context_tokens: float,
     dtype: Dtype | str | None = None,
     cached_tokens: float = 0,
+    kv_dtype: Dtype | str | None = None,
+    params: ServingParams = NEUTRAL,
 ) -> dict[str, Any]:
     """Operator table and totals of one forward pass (prefill of the prompt, or one decode step). Token counts
-    may be fractional: a pool is priced at the demand-weighted mean call (costmodels.step_shape)."""
+    may be fractional: a pool is priced at the demand-weighted mean call (costmodels.step_shape). `params`: the
+    (device, engine) terms; totals.terms gives the seconds each named term alone adds to this pass."""
     dtype = Dtype(dtype or model.weight_dtype)
+    kv = Dtype(kv_dtype or model.kv_dtype)
     reason = unsupported_reason(device, dtype)
     if reason:
         raise InputError.single("--dtype", "dtype", reason)
@@ -58,10 +64,21 @@ def analyze_llm(
         raise InputError.single(
             "--tp", "tp", f"tp={tp} must divide {model.num_heads} heads and be ≤ the reach of {device.id}"
         )
-    precision = Precision(dtype, model.kv_dtype)
+    precision = Precision(dtype, kv)
     shape = phase_shape(phase, batch, prompt_tokens, cached_tokens, context_tokens, tp)
     dev = DeviceArrays.of([device], [dtype])
-    res = evaluate_pass(model, precision, shape, dev, np.array([device.mem_gb]))
+    mem = np.array([device.mem_gb])
+
+    def latency_with(p: ServingParams) -> float:
+        return float(
+            evaluate_pass(model, precision, shape, dev, mem, EngineArrays.of([p], [device], [dtype])).latency_s[0]
+        )
+
+    res = evaluate_pass(model, precision, shape, dev, mem, EngineArrays.of([params], [device], [dtype]))
+    base = latency_with(NEUTRAL) if params != NEUTRAL else float(res.latency_s[0])
+    terms = {
+        name: latency_with(isolate(params, name)) - base if isolate(params, name) != NEUTRAL else 0.0 for name in TERMS
+    }
     operators: list[dict[str, Any]] = []
     for op, t in zip(res.ops, res.timings, strict=True):
         operators.append(
@@ -84,6 +101,7 @@ def analyze_llm(
         "tp": tp,
         "batch": batch,
         "dtype": dtype.value,
+        "kv_dtype": kv.value,
         "prompt_tokens": prompt_tokens,
         "context_tokens": context_tokens,
         "latency_s": latency,
@@ -96,6 +114,7 @@ def analyze_llm(
         "min_devices_for_weights": min_devices_for_weights(model, precision, device.mem_gb),
         "flops": float(sum(o["flops"] for o in operators)),
         "bytes": float(sum(o["bytes"] for o in operators)),
+        "terms": terms,
     }
     return {"operators": operators, "totals": totals}
 
@@ -207,3 +226,27 @@ def analyze_workflow(workflow, catalog: Catalog, devices: Sequence[Device] | Non
             }
         )
     return {"workflow": workflow.id, "steps": steps}
+
+
+def analyze_serving(
+    model: ModelArch,
+    device: Device,
+    tp: int,
+    dtype: Dtype | str | None,
+    kv_dtype: Dtype | str | None,
+    isl: int,
+    osl: int,
+    mode: ServingMode | str,
+    load: int | None,
+    phase: str = "decode",
+    params: ServingParams = NEUTRAL,
+) -> dict[str, Any]:
+    """`analyze` with --isl/--osl: the serving estimate of `mode`, plus the operator table of one pass of it (the
+    decode step of the serving batch at the mean context ISL + OSL/2, or with phase='prefill' the prefill of
+    the batch's prompts)."""
+    weight = Dtype(dtype or model.weight_dtype)
+    kv = Dtype(kv_dtype or model.kv_dtype)
+    est = serving_estimate(model, device, tp, Precision(weight, kv), isl, osl, mode, load, params)
+    batch = int(est.batch)
+    result = analyze_llm(model, device, tp, phase, batch, isl, isl + osl / 2.0, weight, 0, kv, params)
+    return {**result, "serving": est.as_dict()}

@@ -3,6 +3,8 @@
 time(op) = max(FLOPs · padding / (peak · η_c), bytes / (BW · η_m)) + overhead · kernel launches
 (padding: tile/wave quantisation of the operator's main GEMM on devices with known compute units, see gemm.py)
 time(all-reduce) = calls · α + 2(k−1)/k · payload / link bandwidth   (ring; NIC beyond the scale-up domain)
+Engine terms (engine_terms.ServingParams, neutral by default) scale η per operator kind and override α and the
+link efficiency; the per-step overhead is added per pass by llm_perf.evaluate_pass.
 Ops run back to back (no overlap), the usual assumption of serving-cost models; it errs on the slow side.
 Everything is vectorised over configs: device parameters are arrays aligned with the configs.
 """
@@ -16,13 +18,13 @@ import numpy as np
 
 from hetplace.catalogs.schema import Device, Dtype
 from hetplace.costmodels.arrays import BoolArray, FloatArray, Floats, IntArray, StrArray
+from hetplace.costmodels.engine_terms import LINK_EFFICIENCY as LINK_EFFICIENCY  # re-exported: today's constants
+from hetplace.costmodels.engine_terms import LINK_LATENCY_S as LINK_LATENCY_S
+from hetplace.costmodels.engine_terms import NEUTRAL_ARRAYS, EngineArrays
+from hetplace.costmodels.engine_terms import NIC_LATENCY_S as NIC_LATENCY_S
 from hetplace.costmodels.gemm import padding_factor
 from hetplace.costmodels.llm_ops import ATTENTION, COMM, GEMM, VECTOR, Operator
 from hetplace.costmodels.precision import matmul_dtype, sixteen_bit_dtype
-
-LINK_LATENCY_S = 10e-6  # α per all-reduce call on a scale-up link (NCCL small-message latency, order of 10 µs)
-NIC_LATENCY_S = 25e-6  # α per call when the group spans nodes
-LINK_EFFICIENCY = 0.8  # achieved / peak link bandwidth for large all-reduce payloads (prior; calibrate)
 
 
 @dataclass(frozen=True)
@@ -87,29 +89,59 @@ class OpTiming:
         return np.where(self.compute_s >= self.memory_s, "compute", "memory")
 
 
-def allreduce_time(payload_bytes: FloatArray, calls: Floats, tp: FloatArray, dev: DeviceArrays) -> FloatArray:
+def allreduce_time(
+    payload_bytes: FloatArray,
+    calls: Floats,
+    tp: FloatArray,
+    dev: DeviceArrays,
+    engine: EngineArrays = NEUTRAL_ARRAYS,
+) -> FloatArray:
     """Ring all-reduce over `tp` devices: α per call + 2(k−1)/k · payload / bandwidth (NIC across nodes)."""
     inside = tp <= dev.domain
-    bw = np.where(inside, dev.link_bw, dev.nic_bw) * LINK_EFFICIENCY
-    alpha = np.where(inside, LINK_LATENCY_S, NIC_LATENCY_S)
+    bw = np.where(inside, dev.link_bw * engine.link_efficiency, dev.nic_bw * engine.nic_efficiency)
+    alpha = np.where(inside, engine.link_latency_s, engine.nic_latency_s)
     t = calls * alpha + 2.0 * (tp - 1.0) / tp * payload_bytes / bw
     return np.where(tp > 1, t, 0.0)
 
 
-def time_operators(ops: Sequence[Operator], dev: DeviceArrays, tp: FloatArray) -> list[OpTiming]:
-    """Latency of each operator for every config (arrays aligned with `dev` and `tp`)."""
+MOE_EXPERTS = "moe_experts"  # the routed-expert operator (llm_ops._moe), which moe_gemm_eta scales
+
+
+def _etas(op: Operator, dev: DeviceArrays, engine: EngineArrays, decode: BoolArray | bool) -> tuple[Floats, Floats]:
+    """(η_c, η_m) of `op` per config: the device's, times the engine terms that apply to this operator."""
+    eta_c: Floats = dev.eta_c
+    eta_m: Floats = dev.eta_m
+    if op.kind == GEMM:
+        eta_c = eta_c * engine.gemm_eta
+    if op.name == MOE_EXPERTS:
+        eta_c, eta_m = eta_c * engine.moe_gemm_eta, eta_m * engine.moe_gemm_eta
+    if op.kind == ATTENTION:
+        eta_m = eta_m * np.where(decode, engine.decode_attention_eta, 1.0)
+    return eta_c, eta_m
+
+
+def time_operators(
+    ops: Sequence[Operator],
+    dev: DeviceArrays,
+    tp: FloatArray,
+    engine: EngineArrays = NEUTRAL_ARRAYS,
+    decode: BoolArray | bool = False,
+) -> list[OpTiming]:
+    """Latency of each operator for every config (arrays aligned with `dev` and `tp`). `decode` marks the configs
+    whose pass is a decode step (one new token per sequence), where the decode-attention term applies."""
     timings = []
     zero = np.zeros_like(tp, dtype=float)
     for op in ops:
         if op.kind == COMM:
-            comm = allreduce_time(op.bytes, np.asarray(op.collectives, dtype=float), tp, dev)
+            comm = allreduce_time(op.bytes, np.asarray(op.collectives, dtype=float), tp, dev, engine)
             timings.append(OpTiming(op.name, comm, zero, zero, comm, is_comm=True))
             continue
         peak = {GEMM: dev.gemm_flops, ATTENTION: dev.attn_flops, VECTOR: dev.vector_flops}[op.kind]
-        compute = op.flops / (peak * dev.eta_c)
+        eta_c, eta_m = _etas(op, dev, engine, decode)
+        compute = op.flops / (peak * eta_c)
         if op.gemm_m is not None and op.gemm_n is not None:
             compute = compute * padding_factor(np.maximum(op.gemm_m, 1.0), op.gemm_n, dev.units)
-        memory = op.bytes / (dev.mem_bw * dev.eta_m)
+        memory = op.bytes / (dev.mem_bw * eta_m)
         latency = np.maximum(compute, memory) + dev.overhead_s * op.layers
         timings.append(OpTiming(op.name, latency, compute, memory, zero))
     return timings

@@ -1,0 +1,222 @@
+"""Serving-level estimate of one deployment: TTFT, TPOT, end-to-end latency and output throughput of requests of
+ISL prompt and OSL output tokens, built from the same forward passes the optimizer's menus price.
+
+Modes (README "Serving estimate"):
+
+- `batch` B — one static batch. All B prompts are prefilled in one pass: TTFT = that pass. Then OSL − 1 decode
+  steps of B sequences, each priced at the mean context ISL + OSL/2: TPOT = that step.
+  e2e = TTFT + (OSL − 1)·TPOT; throughput = B·OSL / e2e.
+- `concurrency` C — steady-state continuous batching with C requests in flight. Each request is in flight for
+  OSL steps, so on average n = C/OSL new prompts join per step. Their prefill is mixed into the step (chunked
+  prefill / piggybacking, as vLLM, SGLang and TensorRT-LLM do): one forward pass over the C decode tokens at the
+  mean context ISL + OSL/2 plus n·ISL prompt tokens, in which every operator reads its weights ONCE and does the
+  work of all tokens (per operator: FLOPs add, bytes add minus the weights counted twice; GEMM rows add, so tile
+  padding is paid on the joint GEMM; attention is one ragged kernel over all sequences, priced as a decode pass;
+  collectives pay α once per call for the joint payload). TPOT = that mixed step.
+  TTFT = TPOT/2 (a request arrives, on average, half-way through the step in flight) + the step it joins, which
+  carries the C decode tokens and its whole prompt (one mixed step with n = 1).
+  e2e = TTFT + (OSL − 1)·TPOT; throughput = C·OSL / e2e (Little's law: C requests each in flight for e2e).
+  Ignored: queueing for a free slot (C is the in-flight count, not an arrival rate), preemption and recompute
+  when the KV cache runs out, prefix caching, the engine's token budget per step (a prompt longer than the budget
+  is split over several steps, each also carrying the decode batch, so TTFT here is a lower bound for it), and
+  the spread of contexts around the mean. Routed MoE experts touched by decode and by prompt tokens are both paid
+  (an upper bound on expert weight reads).
+- `max-load` — the largest C whose KV cache at context ISL + OSL fits (costmodels.capacity.max_batch), then as
+  `concurrency`.
+
+`fits` compares the batch (B or C) with max_batch at context ISL + OSL, the peak a request reaches.
+Engine terms (engine_terms.ServingParams) apply to every pass; `terms` reports, per named term, how many seconds
+it alone adds to TTFT, TPOT and e2e over the neutral roofline (terms that touch the same operator interact, so
+the sum of the terms can differ slightly from the total minus the roofline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from hetplace.catalogs.schema import Device, ModelArch
+from hetplace.common.errors import InputError
+from hetplace.costmodels.capacity import max_batch
+from hetplace.costmodels.engine_terms import NEUTRAL, TERMS, EngineArrays, ServingParams, isolate
+from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
+from hetplace.costmodels.llm_perf import feasible_tp
+from hetplace.costmodels.precision import Precision, unsupported_reason
+from hetplace.costmodels.roofline import DeviceArrays, time_operators, total_latency
+
+
+class ServingMode(StrEnum):
+    batch = "batch"
+    concurrency = "concurrency"
+    max_load = "max-load"
+
+
+@dataclass(frozen=True)
+class ServingEstimate:
+    """Per-request latencies and per-replica output throughput of one deployment (seconds, tokens/s)."""
+
+    mode: str
+    batch: float  # sequences per decode step: B, C, or the max-load C
+    ttft_s: float
+    tpot_s: float
+    e2e_latency_s: float
+    output_tokens_per_s: float  # per replica (tp devices)
+    output_tokens_per_s_per_device: float
+    prefill_prompts_per_step: float  # concurrency: C/OSL prompts mixed into each step; batch: 0
+    fits: bool  # batch ≤ max_batch at context ISL + OSL
+    max_batch: float  # sequences whose KV cache at context ISL + OSL fits on the replica
+    terms: dict[str, dict[str, float]]  # term → {"ttft_s", "tpot_s", "e2e_latency_s"}: seconds the term alone adds
+
+    def as_dict(self) -> dict[str, object]:
+        """The `serving` object of `hetplace analyze --json`."""
+        return {
+            "mode": self.mode,
+            "batch": self.batch,
+            "ttft_s": self.ttft_s,
+            "tpot_s": self.tpot_s,
+            "e2e_latency_s": self.e2e_latency_s,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "output_tokens_per_s_per_device": self.output_tokens_per_s_per_device,
+            "prefill_prompts_per_step": self.prefill_prompts_per_step,
+            "fits": self.fits,
+            "max_batch": self.max_batch,
+            "terms": self.terms,
+        }
+
+
+@dataclass(frozen=True)
+class _Config:
+    """One deployment, laid out as one-row arrays for the roofline."""
+
+    model: ModelArch
+    precision: Precision
+    tp: float
+    dev: DeviceArrays
+    engine: EngineArrays
+
+
+def _pass_s(cfg: _Config, shape: Shape) -> float:
+    """One uniform forward pass (prefill of equal prompts, or one decode step) plus the engine's step overhead."""
+    ops = llm_operators(cfg.model, shape, cfg.precision)
+    timings = time_operators(ops, cfg.dev, shape.tp, cfg.engine, decode=shape.new_tokens <= 1)
+    return float((total_latency(timings) + cfg.engine.step_overhead_s)[0])
+
+
+def _merge(dec: Operator, pre: Operator, weights: Operator) -> Operator:
+    """One operator doing the work of a decode and a prefill operator in a single kernel: FLOPs and bytes add,
+    the weights (the bytes of a zero-token pass) are read once, GEMM rows add."""
+    rows = dec.gemm_m + pre.gemm_m if dec.gemm_m is not None and pre.gemm_m is not None else None
+    return Operator(
+        dec.name,
+        dec.kind,
+        dec.flops + pre.flops,
+        dec.bytes + pre.bytes - weights.bytes,
+        dec.cf_bytes + pre.cf_bytes - weights.cf_bytes,
+        dec.layers,
+        dec.collectives,
+        rows,
+        dec.gemm_n,
+    )
+
+
+def mixed_step_s(cfg: _Config, decode_seqs: float, context: float, prompts: float, isl: float) -> float:
+    """A continuous-batching step: `decode_seqs` decode tokens at `context` plus `prompts` (may be fractional)
+    prompts of `isl` tokens prefilled in the same forward pass (see the module docstring)."""
+    tp = cfg.tp
+    dec = llm_operators(cfg.model, Shape.of(decode_seqs, 1, context, tp), cfg.precision)
+    pre = llm_operators(cfg.model, Shape.of(prompts, isl, 0, tp), cfg.precision)
+    zero = llm_operators(cfg.model, Shape.of(0.0, isl, 0, tp), cfg.precision)
+    merged = [_merge(d, p, z) for d, p, z in zip(dec, pre, zero, strict=True)]
+    timings = time_operators(merged, cfg.dev, np.atleast_1d(float(tp)), cfg.engine, decode=True)
+    return float((total_latency(timings) + cfg.engine.step_overhead_s)[0])
+
+
+@dataclass(frozen=True)
+class _Core:
+    batch: float
+    ttft_s: float
+    tpot_s: float
+    prompts_per_step: float
+
+    def e2e_s(self, osl: float) -> float:
+        return self.ttft_s + (osl - 1.0) * self.tpot_s
+
+
+def _core(cfg: _Config, isl: float, osl: float, mode: ServingMode, load: float) -> _Core:
+    context = isl + osl / 2.0
+    if mode == ServingMode.batch:
+        ttft = _pass_s(cfg, Shape.of(load, isl, 0, cfg.tp))
+        tpot = _pass_s(cfg, Shape.of(load, 1, context, cfg.tp))
+        return _Core(load, ttft, tpot, 0.0)
+    prompts = load / osl
+    tpot = mixed_step_s(cfg, load, context, prompts, isl)
+    ttft = tpot / 2.0 + mixed_step_s(cfg, load, context, 1.0, isl)
+    return _Core(load, ttft, tpot, prompts)
+
+
+def serving_estimate(
+    model: ModelArch,
+    device: Device,
+    tp: int,
+    precision: Precision,
+    isl: float,
+    osl: float,
+    mode: ServingMode | str,
+    load: float | None = None,
+    params: ServingParams = NEUTRAL,
+) -> ServingEstimate:
+    """TTFT, TPOT, e2e latency and output throughput of requests of `isl` prompt and `osl` output tokens on a
+    tp-way replica of `device` (its efficiency factors as given, e.g. calibrated), in `mode` with `load` = B
+    (batch) or C (concurrency); ignored for max-load. `params`: the (device, engine) terms, neutral by default."""
+    mode = ServingMode(mode)
+    if isl < 1 or osl < 1:
+        raise InputError.single("serving", "isl/osl", f"ISL and OSL must be ≥ 1 (got {isl}, {osl})")
+    reason = unsupported_reason(device, precision.weight)
+    if reason:
+        raise InputError.single("serving", "dtype", reason)
+    if not feasible_tp(model, device, tp):
+        raise InputError.single(
+            "serving", "tp", f"tp={tp} must divide {model.num_heads} heads and be ≤ the reach of {device.id}"
+        )
+    capacity = float(max_batch(model, precision, np.array([device.mem_gb]), np.array([float(tp)]), isl + osl)[0])
+    if mode == ServingMode.max_load:
+        if capacity < 1:
+            raise InputError.single(
+                "serving", "max-load", f"not one sequence of {isl + osl:g} tokens fits on {tp}× {device.id}"
+            )
+        load = capacity
+    if load is None or load < 1:
+        raise InputError.single("serving", mode.value, f"{mode.value} needs a load ≥ 1 (got {load})")
+    dev = DeviceArrays.of([device], [precision.weight])
+
+    def core(p: ServingParams) -> _Core:
+        cfg = _Config(model, precision, float(tp), dev, EngineArrays.of([p], [device], [precision.weight]))
+        return _core(cfg, float(isl), float(osl), mode, float(load))
+
+    main = core(params)
+    base = main if params == NEUTRAL else core(NEUTRAL)
+    terms: dict[str, dict[str, float]] = {}
+    for name in TERMS:
+        alone = base if isolate(params, name) == NEUTRAL else core(isolate(params, name))
+        terms[name] = {
+            "ttft_s": alone.ttft_s - base.ttft_s,
+            "tpot_s": alone.tpot_s - base.tpot_s,
+            "e2e_latency_s": alone.e2e_s(osl) - base.e2e_s(osl),
+        }
+    e2e = main.e2e_s(osl)
+    throughput = main.batch * osl / e2e
+    return ServingEstimate(
+        mode=mode.value,
+        batch=main.batch,
+        ttft_s=main.ttft_s,
+        tpot_s=main.tpot_s,
+        e2e_latency_s=e2e,
+        output_tokens_per_s=throughput,
+        output_tokens_per_s_per_device=throughput / tp,
+        prefill_prompts_per_step=main.prompts_per_step,
+        fits=bool(main.batch <= capacity),
+        max_batch=capacity,
+        terms=terms,
+    )
