@@ -325,7 +325,6 @@ def _tool_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
 # ---- Precision: allowed dtypes, one KV dtype per disaggregated model ---------------------------------------
 
 LLM_PHASES = ("prefill", "decode", "colocated")
-KV_CACHE_DTYPES = (Dtype.bf16, Dtype.fp16, Dtype.fp8)  # the KV formats a scenario may allow
 
 
 def _precision_violations(resolved: ResolvedScenario, plan: Plan) -> list[str]:
@@ -342,7 +341,7 @@ def _precision_violations(resolved: ResolvedScenario, plan: Plan) -> list[str]:
         kv = _kv_dtype(a, model)
         if weight != model.weight_dtype and weight not in (sc.allowed_weight_dtypes or []):
             v.append(f"{a.pool} on {a.device}: weights in {weight.value}, not {a.model}'s own nor allowed")
-        if kv != model.kv_dtype and (kv not in (sc.allowed_kv_dtypes or []) or kv not in KV_CACHE_DTYPES):
+        if kv != model.kv_dtype and kv not in (sc.allowed_kv_dtypes or []):
             v.append(f"{a.pool} on {a.device}: KV cache in {kv.value}, not {a.model}'s own nor allowed")
         if a.phase != "colocated":
             disaggregated_kv[a.model].add(kv)
