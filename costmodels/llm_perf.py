@@ -76,6 +76,7 @@ class Menu:
     tp: FloatArray
     batch: FloatArray
     weight_dtype: StrArray  # dtype names
+    kv_dtype: StrArray  # KV-cache dtype names (storage only: attention computes in 16-bit)
     latency_s: FloatArray  # TTFT (prefill) or TPOT (decode)
     throughput: FloatArray  # tokens/s per replica (prefill tokens or decode tokens)
     fits: BoolArray
@@ -111,8 +112,10 @@ def evaluate_menu(
     cached_tokens: float,
     context_tokens: float,
     hourly_usd: dict[str, float] | None = None,
+    kv_dtypes: Sequence[Dtype] | None = None,
 ) -> Menu:
-    """Evaluate the cartesian product devices × tp × batch × dtype in one vectorised pass per dtype.
+    """Evaluate the cartesian product devices × tp × batch × weight dtype × KV dtype, one vectorised pass per
+    (weight, KV) pair, weight dtypes outermost. `kv_dtypes` defaults to the model's own KV dtype.
 
     Configs the device cannot run (dtype unsupported, tp not dividing the heads) or that do not fit in memory
     come back with fits=False; their latency is still reported where it is defined.
@@ -122,8 +125,9 @@ def evaluate_menu(
         for a in np.meshgrid(np.arange(len(devices)), np.asarray(tps, float), np.asarray(batches, float), indexing="ij")
     )
     parts = []
-    for dtype in weight_dtypes:
-        precision = Precision(Dtype(dtype), model.kv_dtype)
+    kvs = [Dtype(kv) for kv in (kv_dtypes or (model.kv_dtype,))]
+    for dtype, kv in ((w, kv) for w in weight_dtypes for kv in kvs):
+        precision = Precision(Dtype(dtype), kv)
         table = DeviceArrays.of(devices, [Dtype(dtype)] * len(devices))
         dev = table.take(dev_idx)
         mem = np.array([d.mem_gb for d in devices])[dev_idx]
@@ -143,6 +147,7 @@ def evaluate_menu(
                 tp=tp_arr,
                 batch=b_arr,
                 weight_dtype=np.full(dev_idx.size, Dtype(dtype).value),
+                kv_dtype=np.full(dev_idx.size, kv.value),
                 latency_s=res.latency_s,
                 throughput=throughput,
                 fits=res.fits & ok_tp & runnable,

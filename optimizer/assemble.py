@@ -194,6 +194,7 @@ def pool_assignments(f: Formulation, used: dict[str, UsedConfig], values: list[f
                 step=pool.step,
                 device=c.device,
                 weight_dtype=c.dtype,
+                kv_dtype=c.kv_dtype,
                 tensor_parallel=c.tp,
                 batch=c.batch,
                 replicas=r,

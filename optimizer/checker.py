@@ -146,12 +146,13 @@ class _Llm:
     device: Device
     tp: int
     dtype: Dtype
+    kv_dtype: Dtype
 
     @classmethod
     def of(cls, resolved: ResolvedScenario, a: PoolAssignment, model_id: str) -> _Llm:
         model = resolved.catalog.model(model_id)
         dtype = Dtype(a.weight_dtype) if a.weight_dtype is not None else model.weight_dtype
-        return cls(model, resolved.catalog.device(a.device), a.tensor_parallel, dtype)
+        return cls(model, resolved.catalog.device(a.device), a.tensor_parallel, dtype, _kv_dtype(a, model))
 
     def prefill(self, batch: int, uncached: float, cached: float) -> tuple[float, float, bool]:
         """(throughput, latency, fits) prefilling `uncached` new tokens after `cached` cached ones."""
@@ -162,8 +163,24 @@ class _Llm:
         return self._one("decode", batch, 0, 0, context)
 
     def _one(self, phase: str, batch: int, prompt: float, cached: float, context: float) -> tuple[float, float, bool]:
-        m = evaluate_menu(self.model, phase, [self.device], [self.tp], [batch], [self.dtype], prompt, cached, context)
+        m = evaluate_menu(
+            self.model,
+            phase,
+            [self.device],
+            [self.tp],
+            [batch],
+            [self.dtype],
+            prompt,
+            cached,
+            context,
+            kv_dtypes=[self.kv_dtype],
+        )
         return float(m.throughput[0]), float(m.latency_s[0]), bool(m.fits[0])
+
+
+def _kv_dtype(a: PoolAssignment, model: ModelArch) -> Dtype:
+    """The KV-cache dtype an LLM assignment stores in: the plan's, or the model's own in plans without one."""
+    return Dtype(a.kv_dtype) if a.kv_dtype is not None else model.kv_dtype
 
 
 def _does_not_fit(a: PoolAssignment) -> str:
@@ -197,7 +214,8 @@ def _assignment_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNu
 
 def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
     """A prefill or a decode replica. Decode latency includes moving the prompt's KV cache over the decode
-    device's NIC (at NIC_EFFICIENCY of line rate)."""
+    device's NIC (at NIC_EFFICIENCY of line rate), in the decode replica's KV dtype (`_precision_violations`
+    holds the prefill replicas to the same one)."""
     if a.model is None:
         return _without_model(a)
     llm = _Llm.of(resolved, a, a.model)
@@ -214,7 +232,7 @@ def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> Poo
         thr, _, fits = llm.decode(a.batch, sh.context_tokens)
         demand = sh.decode_demand
         model = llm.model
-        kv = float(kv_bytes_per_token(model, Precision(model.weight_dtype, model.kv_dtype)))
+        kv = float(kv_bytes_per_token(model, Precision(llm.dtype, llm.kv_dtype)))
         for c in sh.calls:
             _, t, ok = llm.decode(a.batch, c.context_tokens)
             transfer = kv * c.step.prompt_tokens / (llm.device.scaleout_nic_gbps * 1e9 / 8 * NIC_EFFICIENCY)
@@ -302,6 +320,36 @@ def _tool_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
                 lat[(wf.id, s.id)] = s.latency_s
                 demand += wf.arrival_rate_rps * s.repeat * s.cpu_s
     return PoolNumbers(float(dev.cores or 0), lat, demand, problems)
+
+
+# ---- Precision: allowed dtypes, one KV dtype per disaggregated model ---------------------------------------
+
+LLM_PHASES = ("prefill", "decode", "colocated")
+
+
+def _precision_violations(resolved: ResolvedScenario, plan: Plan) -> list[str]:
+    """LLM weights and KV caches only in the model's own dtypes or ones the scenario allows, and a model's prefill
+    and decode replicas on one KV dtype (the prefill writes the cache the decode reads)."""
+    sc = resolved.scenario
+    v: list[str] = []
+    disaggregated_kv: dict[str, set[Dtype]] = defaultdict(set)
+    for a in plan.pools:
+        if a.phase not in LLM_PHASES or a.model is None:
+            continue
+        model = resolved.catalog.model(a.model)
+        weight = Dtype(a.weight_dtype) if a.weight_dtype is not None else model.weight_dtype
+        kv = _kv_dtype(a, model)
+        if weight != model.weight_dtype and weight not in (sc.allowed_weight_dtypes or []):
+            v.append(f"{a.pool} on {a.device}: weights in {weight.value}, not {a.model}'s own nor allowed")
+        if kv != model.kv_dtype and kv not in (sc.allowed_kv_dtypes or []):
+            v.append(f"{a.pool} on {a.device}: KV cache in {kv.value}, not {a.model}'s own nor allowed")
+        if a.phase != "colocated":
+            disaggregated_kv[a.model].add(kv)
+    for model_id, kvs in sorted(disaggregated_kv.items()):
+        if len(kvs) > 1:
+            names = ", ".join(sorted(k.value for k in kvs))
+            v.append(f"model {model_id}: prefill and decode replicas store the KV cache in different dtypes ({names})")
+    return v
 
 
 # ---- Fleet sources and limits ------------------------------------------------------------------------------
@@ -502,6 +550,7 @@ def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
     served = _serve(resolved, plan)
     return [
         *_fleet_source_violations(resolved, plan, offer),
+        *_precision_violations(resolved, plan),
         *served.problems,
         *_capacity_violations(served.capacity, served.demand, resolved.scenario.limits.max_utilisation),
         *_device_usage_violations(served.devices_used, plan),

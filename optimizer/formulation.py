@@ -10,6 +10,8 @@ Constraints
              shares s_route ∈ [0,1] with Σ s = 1; each pool covers its route's share s·λ
   link       r_c ≤ U_c x_c,  U_c = min(⌈λ_p / (u_max θ_c)⌉, ⌊available_d / k_c⌋)   (tight big-M)
   choose     Σ_c x_c ≥ 1 per pool
+  KV dtype   with more than one KV-cache dtype allowed, a model's prefill and decode configs agree on one:
+             binary k_{m,z}, Σ_z k_{m,z} ≤ 1 and x_c ≤ k_{m,kv(c)} (the KV transfer is priced in that dtype)
   latency    L_{p,s} ≥ (ℓ_{s,c} + transfer_{s,c}) x_c
   fleet      Σ_c k_c r_c ≤ own_d + buy_d + rent_d;  own_d ≤ owned, buy_d ≤ max, rent_d ≤ max
   duration   D_s ≥ Σ_{p ∈ route} L_{p,s} for each route serving s (one route: D_s is that sum)
@@ -35,7 +37,16 @@ from hetplace.costmodels.tco import (
     rented_device_year,
 )
 from hetplace.optimizer.linear import LinearModel
-from hetplace.optimizer.pools import Config, Pool, StepRef, build_pools, drop_unusable_routes, routes_by_family
+from hetplace.optimizer.pools import (
+    DISAGGREGATED,
+    Config,
+    Pool,
+    StepRef,
+    build_pools,
+    drop_unusable_routes,
+    model_kv_dtypes,
+    routes_by_family,
+)
 from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
 from hetplace.problems.schema import UNLIMITED_COUNT, Workflow
 
@@ -124,6 +135,7 @@ class Formulation:
     power_coeffs: dict[int, float] = field(default_factory=dict)  # facility kW per fleet variable
     capex_coeffs: dict[int, float] = field(default_factory=dict)  # up-front USD per fleet variable
     share_vars: dict[str, dict[str, int]] = field(default_factory=dict)  # family -> route -> traffic share
+    kv_vars: dict[str, dict[str, int]] = field(default_factory=dict)  # family -> KV dtype of its disaggregated route
     duration_terms: dict[StepRef, dict[int, float]] = field(default_factory=dict)  # one execution, as a sum
     tco_objective: dict[int, float] = field(default_factory=dict)
     tighten: bool = True  # valid strengthening rows (benchmarks switch them off to measure what they buy)
@@ -238,6 +250,30 @@ def define_capacity(f: Formulation) -> None:
                 else:
                     m.add_row(f"capacity[{pool.id}]", {**r_coeffs, shares[route]: -1.0}, ">=", 0.0)
                     m.add_row(f"choose[{pool.id}]", {**x_coeffs, shares[route]: -1.0}, ">=", 0.0)
+
+
+def define_kv_agreement(f: Formulation, resolved: ResolvedScenario) -> None:
+    """A disaggregated route's prefill and decode replicas share one KV-cache dtype: the prefill writes the cache
+    the decode reads, and the transfer is priced in the decode config's dtype. With several KV dtypes allowed, a
+    binary per (model, KV dtype) picks one; every prefill/decode config of another dtype is then out of use. The
+    binaries exist for every allowed dtype (not only those left on the menus), so a restricted model has the same
+    variables as the full one."""
+    m = f.model
+    allowed = resolved.scenario.allowed_kv_dtypes
+    for family, routes in routes_by_family(f.pools).items():
+        pools = routes.get(DISAGGREGATED, [])
+        if not pools or pools[0].model is None:
+            continue
+        kvs = model_kv_dtypes(resolved.catalog.model(pools[0].model).kv_dtype, allowed)
+        if len(kvs) < 2:
+            continue
+        pick = {kv.value: m.add_var(f"kv[{family},{kv.value}]", 0, 1, True) for kv in kvs}
+        f.kv_vars[family] = pick
+        m.add_row(f"kv_one[{family}]", dict.fromkeys(pick.values(), 1.0), "<=", 1.0)
+        for pool in pools:
+            for c in pool.configs:
+                if c.kv_dtype is not None:
+                    m.add_row(f"kv_agree[{c.key}]", {f.config_vars[c.key].in_use: 1.0, pick[c.kv_dtype]: -1.0}, "<=", 0)
 
 
 def define_fleet_balance(f: Formulation) -> None:
@@ -367,8 +403,9 @@ def build_formulation(
     if device_filter is not None:
         offers = {d: o for d, o in offers.items() if d in device_filter or o.device.kind.value == "cpu"}
     u_max = resolved.scenario.limits.max_utilisation
+    sc = resolved.scenario
     pools = build_pools(
-        resolved.workflows, resolved.catalog, sorted(offers), u_max, resolved.scenario.allowed_weight_dtypes
+        resolved.workflows, resolved.catalog, sorted(offers), u_max, sc.allowed_weight_dtypes, sc.allowed_kv_dtypes
     )
     dropped = prune(pools, offers) if prune is not None else 0
     return formulation_from_pools(resolved, pools, offers, relax, tighten, dropped)
@@ -391,6 +428,7 @@ def formulation_from_pools(
     define_fleet_variables(f)
     define_config_variables(f)
     define_capacity(f)
+    define_kv_agreement(f, resolved)
     define_fleet_balance(f)
     define_latency_and_sla(f)
     define_limits(f, resolved, relax)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hetplace.optimizer.formulation import DeviceOffer, Formulation
-from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
+from hetplace.optimizer.pools import DISAGGREGATED, Config, Pool, StepRef, routes_by_family
 from hetplace.optimizer.presolve import fastest_step_durations, path_margins, step_latency
 from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import ToolStep, Workflow
@@ -157,6 +157,7 @@ class _Menu:
     replicas: list[int]
     devices: np.ndarray
     device_count: np.ndarray
+    kv_dtypes: np.ndarray  # each config's KV-cache dtype ("" without a KV cache)
 
     @classmethod
     def of(cls, pool: Pool, u_max: float) -> _Menu:
@@ -166,7 +167,8 @@ class _Menu:
         reps = [_replicas(pool, c, u_max) for c in pool.configs]
         devices = np.array([c.device for c in pool.configs])
         count = np.array([c.tp * n for c, n in zip(pool.configs, reps, strict=True)])
-        return cls(pool, lat, reps, devices, count)
+        kv = np.array([c.kv_dtype or "" for c in pool.configs])
+        return cls(pool, lat, reps, devices, count, kv)
 
     def costs_usd(self, ledger: _Ledger) -> np.ndarray:
         """Yearly cost of each config's replicas from the ledger (inf where too few devices are left)."""
@@ -215,6 +217,9 @@ def _cheapest(
         ia, ib = np.flatnonzero(a.devices == device), np.flatnonzero(b.devices == device)
         joint = ledger.costs_usd(device, (a.device_count[ia][:, None] + b.device_count[ib][None, :]).ravel())
         total[np.ix_(ia, ib)] = joint.reshape(len(ia), len(ib))
+    # A disaggregated route's prefill and decode store the KV cache in one dtype (formulation's kv rows): pairs
+    # that disagree are no option.
+    total[a.kv_dtypes[:, None] != b.kv_dtypes[None, :]] = np.inf
     k = _pick(total.ravel(), ratio.ravel(), closest)
     if k is None:
         return None
@@ -360,4 +365,7 @@ def _plan_in_order(
             values[v.replicas], values[v.in_use] = float(cr.replicas), 1.0
         for name, share in f.share_vars.get(family, {}).items():
             values[share] = 1.0 if name == choice.route else 0.0
+        kv_used = {cr.config.kv_dtype for cr in choice.configs if choice.route == DISAGGREGATED}
+        for kv, var in f.kv_vars.get(family, {}).items():
+            values[var] = 1.0 if kv in kv_used else 0.0
     return values

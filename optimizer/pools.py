@@ -8,13 +8,15 @@ its own work unit and aggregates the demand of every step it serves in that unit
   embed     items / s                      convert  items / s
   retrieval queries / s                    tool     CPU-seconds / s
 
-A config is (device, tensor-parallel degree, batch, dtype) with a throughput per replica, devices per replica and
-each served step's latency per execution on it. Only configs that fit and run are kept.
+A config is (device, tensor-parallel degree, batch, weight dtype, KV-cache dtype) with a throughput per replica,
+devices per replica and each served step's latency per execution on it. Only configs that fit and run are kept.
 
 An LLM model can be served two ways (routes), and the optimizer may split its traffic between them:
 
   disaggregated  a prefill pool and a decode pool on any devices; each execution's KV cache moves from the prefill
-                 replica to the decode replica over the decode device's NIC (a conservative bound);
+                 replica to the decode replica over the decode device's NIC (a conservative bound), in the
+                 decode config's KV dtype: the formulation makes a model's prefill and decode configs agree on
+                 one KV dtype (`define_kv_agreement`), so that is also the dtype the prefill wrote;
   colocated      one pool whose replicas run both phases (unit: LLM calls / s). Prefill is scheduled first, one
                  prompt at a time (batch 1), and decode iterations wait while it runs, so time per output token is
                  stretched by 1 / (1 − u_max · φ), φ = the replica's busy-time share spent on prefill. No KV transfer.
@@ -27,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hetplace.catalogs.loader import Catalog
-from hetplace.catalogs.schema import Device, DeviceKind, Dtype
+from hetplace.catalogs.schema import Device, DeviceKind, Dtype, ModelArch
 from hetplace.common.enums import Phase
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
-from hetplace.costmodels.llm_perf import evaluate_menu
+from hetplace.costmodels.llm_perf import Menu, evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.roofline import DeviceArrays, kv_transfer_time
@@ -59,10 +61,14 @@ class Config:
     throughput: float  # pool work units per second per replica
     latency_s: dict[StepRef, float]  # per execution of each served step on this config
     extra_s: dict[StepRef, float] = field(default_factory=dict)  # e.g. KV transfer (decode configs)
+    kv_dtype: str | None = None  # KV-cache dtype of LLM configs; None for pools without a KV cache
+    kv_is_models_own: bool = True  # False when the scenario's allowed_kv_dtypes put this KV dtype on the menu
 
     @property
     def key(self) -> str:
-        return f"{self.pool}|{self.device}|tp{self.tp}|b{self.batch}|{self.dtype or '-'}"
+        """Unique within the model; a KV dtype other than the model's own is appended (keys of today's menus stay)."""
+        kv = "" if self.kv_is_models_own else f"|kv-{self.kv_dtype}"
+        return f"{self.pool}|{self.device}|tp{self.tp}|b{self.batch}|{self.dtype or '-'}{kv}"
 
 
 DISAGGREGATED, COLOCATED, SINGLE = "disaggregated", "colocated", "single"
@@ -130,11 +136,12 @@ def build_pools(
     device_ids: list[str],
     max_utilisation: float,
     weight_dtypes: list[Dtype] | None = None,
+    kv_dtypes: list[Dtype] | None = None,
 ) -> list[Pool]:
     """Every pool with its demand and its menu of feasible configs on the offered devices. `max_utilisation` is
     the load pools are sized for; co-located replicas need it for their prefill stall. `weight_dtypes` lets LLM
-    weights be served in other quantisations too (the scenario's allowed_weight_dtypes); the model's own dtype is
-    always on the menu."""
+    weights be served in other quantisations too (the scenario's allowed_weight_dtypes), `kv_dtypes` their KV
+    caches be stored in other formats (allowed_kv_dtypes); the model's own dtypes are always on the menu."""
     llm_steps: dict[str, list[tuple[Workflow, LlmStep]]] = {}
     encoder_steps: dict[tuple[str, str], list[tuple[Workflow, EmbedStep | ConvertStep]]] = {}
     pools: list[Pool] = []
@@ -150,7 +157,7 @@ def build_pools(
             elif isinstance(step, ToolStep):
                 tool_refs.append((wf, step))
     for model_id, llm_uses in llm_steps.items():
-        pools.extend(_llm_pools(model_id, llm_uses, catalog, device_ids, max_utilisation, weight_dtypes))
+        pools.extend(_llm_pools(model_id, llm_uses, catalog, device_ids, max_utilisation, weight_dtypes, kv_dtypes))
     for (kind, model_id), encoder_uses in encoder_steps.items():
         pools.append(_encoder_pool(kind, model_id, encoder_uses, catalog, device_ids))
     if tool_refs:
@@ -165,6 +172,7 @@ def _llm_pools(
     device_ids: list[str],
     u_max: float,
     weight_dtypes: list[Dtype] | None = None,
+    kv_dtypes: list[Dtype] | None = None,
 ) -> list[Pool]:
     model = catalog.model(model_id)
     devices = _devices_for(catalog, device_ids)
@@ -174,6 +182,7 @@ def _llm_pools(
     shape = llm_pool_shape(execs, ctx, [float(s.output_tokens) for _, s in uses])
     prefill_demand, decode_demand, mean = shape.prefill_tokens_per_s, shape.decode_tokens_per_s, shape.mean_call
     dtypes = list(dict.fromkeys([model.weight_dtype, *(weight_dtypes or [])]))
+    kvs = model_kv_dtypes(model.kv_dtype, kv_dtypes)
     pre = Pool(
         f"{model_id}:prefill",
         Phase.prefill,
@@ -204,61 +213,72 @@ def _llm_pools(
         family=model_id,
         route=COLOCATED,
     )
-    # Pool throughput at the demand-weighted mean shape; each step's latency at its own shape.
-    cap_pre = evaluate_menu(
-        model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, mean.prompt_tokens, mean.cached_tokens, 0
-    )
-    cap_dec = evaluate_menu(
-        model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, mean.decode_context_tokens
-    )
-    lat_pre = [
-        evaluate_menu(
-            model, "prefill", devices, TENSOR_PARALLEL, PREFILL_BATCHES, dtypes, c.prompt_tokens, c.cached_tokens, 0
+
+    def menu(phase: str, batches: tuple[int, ...], prompt: float, cached: float, context: float) -> Menu:
+        return evaluate_menu(
+            model, phase, devices, TENSOR_PARALLEL, batches, dtypes, prompt, cached, context, kv_dtypes=kvs
         )
-        for c in ctx
-    ]
-    lat_dec = [
-        evaluate_menu(model, "decode", devices, TENSOR_PARALLEL, DECODE_BATCHES, dtypes, 0, 0, c.decode_context_tokens)
-        for c in ctx
-    ]
-    precision = Precision(model.weight_dtype, model.kv_dtype)
-    kv_per_token = float(kv_bytes_per_token(model, precision))
+
+    # Pool throughput at the demand-weighted mean shape; each step's latency at its own shape.
+    cap_pre = menu("prefill", PREFILL_BATCHES, mean.prompt_tokens, mean.cached_tokens, 0)
+    cap_dec = menu("decode", DECODE_BATCHES, 0, 0, mean.decode_context_tokens)
+    lat_pre = [menu("prefill", PREFILL_BATCHES, c.prompt_tokens, c.cached_tokens, 0) for c in ctx]
+    lat_dec = [menu("decode", DECODE_BATCHES, 0, 0, c.decode_context_tokens) for c in ctx]
     for i in range(len(cap_pre)):
         # A config must fit every served step's own shape, not only the pool's mean shape.
         if cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre):
             latency = {r: float(m.latency_s[i]) for r, m in zip(refs, lat_pre, strict=True)}
-            pre.configs.append(_config(pre.id, cap_pre, i, latency))
+            pre.configs.append(_config(pre.id, cap_pre, i, latency, model.kv_dtype))
     # Disaggregated serving: each execution's KV cache moves from its prefill replica, assumed on another node
-    # (NIC), to the decode replica — a conservative bound that holds whichever prefill device is chosen.
-    kv_bytes = np.array([[kv_per_token * s.prompt_tokens] for _, s in uses])  # one row per step
-    transfer_s = kv_transfer_time(kv_bytes, False, DeviceArrays.of(devices, [model.weight_dtype] * len(devices)))
+    # (NIC), to the decode replica — a conservative bound that holds whichever prefill device is chosen. The bytes
+    # are those of the decode config's KV dtype, which the prefill configs of the route share (formulation).
+    transfer_s = {kv.value: _kv_transfer_s(model, kv, uses, devices) for kv in kvs}
     for i in range(len(cap_dec)):
         if not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
             continue
         latency = {r: float(m.latency_s[i]) * s.output_tokens for r, m, (_, s) in zip(refs, lat_dec, uses, strict=True)}
-        cfg = _config(dec.id, cap_dec, i, latency)
-        cfg.extra_s = {r: float(transfer_s[k, int(cap_dec.device_index[i])]) for k, r in enumerate(refs)}
+        cfg = _config(dec.id, cap_dec, i, latency, model.kv_dtype)
+        moved = transfer_s[str(cap_dec.kv_dtype[i])]
+        cfg.extra_s = {r: float(moved[k, int(cap_dec.device_index[i])]) for k, r in enumerate(refs)}
         dec.configs.append(cfg)
     demands = (prefill_demand, decode_demand)
-    col.configs = _colocated_configs(col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max)
+    col.configs = _colocated_configs(col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max, model.kv_dtype)
     return [pre, dec, col]
 
 
-def _colocated_configs(col: Pool, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max: float) -> list[Config]:
+def model_kv_dtypes(own: Dtype, allowed: list[Dtype] | None) -> list[Dtype]:
+    """The KV dtypes on a model's menu: its own first, then the scenario's allowed ones (no repeats)."""
+    return list(dict.fromkeys([own, *(allowed or [])]))
+
+
+def _kv_transfer_s(model: ModelArch, kv: Dtype, uses: list[tuple[Workflow, LlmStep]], devices: list[Device]):
+    """Seconds to move each step's prompt KV (rows) to a decode replica on each device (columns), in `kv`."""
+    kv_per_token = float(kv_bytes_per_token(model, Precision(model.weight_dtype, kv)))
+    kv_bytes = np.array([[kv_per_token * s.prompt_tokens] for _, s in uses])  # one row per step
+    return kv_transfer_time(kv_bytes, False, DeviceArrays.of(devices, [model.weight_dtype] * len(devices)))
+
+
+def _colocated_configs(
+    col: Pool, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max: float, own_kv: Dtype
+) -> list[Config]:
     """Co-located replicas: prefill at batch 1 beside a decode batch on the same devices (see module docstring).
 
     Throughput is in LLM calls / s: a replica needs prefill_demand/θ_prefill + decode_demand/θ_decode seconds of
     work per second to serve all of the model's traffic. The stall factor uses u_max, the most load a replica is
     sized for, so it is an upper bound."""
     prefill_demand, decode_demand = demands
+
+    def same_replica(menu, i: int) -> tuple[int, int, str, str]:
+        return int(menu.device_index[i]), int(menu.tp[i]), str(menu.weight_dtype[i]), str(menu.kv_dtype[i])
+
     prefill_at_batch1 = {
-        (int(cap_pre.device_index[i]), int(cap_pre.tp[i]), str(cap_pre.weight_dtype[i])): i
+        same_replica(cap_pre, i): i
         for i in range(len(cap_pre))
         if cap_pre.batch[i] == 1 and cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre)
     }
     configs = []
     for i in range(len(cap_dec)):
-        j = prefill_at_batch1.get((int(cap_dec.device_index[i]), int(cap_dec.tp[i]), str(cap_dec.weight_dtype[i])))
+        j = prefill_at_batch1.get(same_replica(cap_dec, i))
         if j is None or not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
             continue
         prefill_busy = prefill_demand / float(cap_pre.throughput[j])
@@ -268,12 +288,13 @@ def _colocated_configs(col: Pool, cap_pre, lat_pre, cap_dec, lat_dec, demands, u
             r: float(mp.latency_s[j]) + float(md.latency_s[i]) * s.output_tokens * stall
             for r, mp, md, (_, s) in zip(col.steps, lat_pre, lat_dec, uses, strict=True)
         }
-        configs.append(_config(col.id, cap_dec, i, latency))
+        configs.append(_config(col.id, cap_dec, i, latency, own_kv))
         configs[-1].throughput = col.demand / busy
     return configs
 
 
-def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float]) -> Config:
+def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float], own_kv: Dtype) -> Config:
+    kv = str(menu.kv_dtype[i])
     return Config(
         pool_id,
         menu.device_ids[int(menu.device_index[i])],
@@ -282,6 +303,8 @@ def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float]) -> Config
         str(menu.weight_dtype[i]),
         float(menu.throughput[i]),
         latency,
+        kv_dtype=kv,
+        kv_is_models_own=kv == own_kv.value,
     )
 
 

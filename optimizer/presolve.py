@@ -6,7 +6,9 @@ Every rule here keeps the optimum (tests compare pruned and unpruned solves):
   workflow at their fastest possible configs (over routes), already breaks the end-to-end SLA can never be in use;
 - dominance: on the same device, config `o` dominates `c` when c's tensor-parallel degree is a multiple m of o's,
   m replicas of o deliver at least c's throughput, and o is at least as fast on every served step. Each replica of
-  c can then be swapped for m replicas of o on the same devices without raising cost or any latency.
+  c can then be swapped for m replicas of o on the same devices without raising cost or any latency. Both must
+  store the KV cache in the same dtype: a disaggregated route's prefill and decode configs agree on one, so a
+  config of another KV dtype is no substitute.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def fastest_config(configs: list[Config], ref: StepRef) -> Config | None:
 
 
 def _dominates(o: Config, c: Config, steps: list[StepRef]) -> bool:
-    if o is c or c.tp % o.tp:
+    if o is c or c.tp % o.tp or o.kv_dtype != c.kv_dtype:
         return False
     ratio = c.tp // o.tp
     lat_o = [step_latency(o, r) for r in steps]

@@ -42,6 +42,10 @@ class PoolAssignment(StrictModel):
     step: Identifier | None = Field(default=None, description="The step a retrieval pool serves.")
     device: Identifier
     weight_dtype: str | None = None
+    kv_dtype: str | None = Field(
+        default=None,
+        description="KV-cache dtype of an LLM config; None (plans written before it was recorded) = the model's own.",
+    )
     tensor_parallel: PositiveInt = 1
     batch: PositiveInt = 1
     replicas: PositiveInt

@@ -29,6 +29,9 @@ from hetplace.costmodels.tco import DEFAULT_ECONOMICS
 # so that CP-SAT gets bounded integer variables. The optimizer and the checker both read this one number.
 UNLIMITED_COUNT = 100_000
 
+# Formats a KV cache may be stored in (`allowed_kv_dtypes`): 16-bit, or fp8 (storage only, read back to 16-bit).
+KV_CACHE_DTYPES = (Dtype.bf16, Dtype.fp16, Dtype.fp8)
+
 
 class StepBase(StrictModel):
     id: Identifier
@@ -325,12 +328,29 @@ class Scenario(StrictModel):
         description="Weight quantisations the planner may also choose for every LLM (besides the model's own dtype, "
         "e.g. [fp8, int4]); none = each model's own dtype only. Accuracy effects are the user's call.",
     )
+    allowed_kv_dtypes: list[Dtype] | None = Field(
+        default=None,
+        description="KV-cache dtypes the planner may also choose for every LLM (besides the model's own kv_dtype, "
+        "e.g. [fp8]); only bf16, fp16 and fp8. Storage only: attention still computes in 16-bit, so fp8 KV runs on "
+        "any device. None = each model's own kv_dtype only.",
+    )
     extra_constraints: list[ExtensionSpec] = Field(
         default_factory=list,
         description="User rows added to the model before the solve: functions named 'package.module:function' "
         "(importable from sys.path) or 'file.py:function' (a path relative to this scenario file), each called as "
         "function(model, formulation). A single string is one function. See README 'Extra constraints'.",
     )
+
+    @field_validator("allowed_kv_dtypes")
+    @classmethod
+    def _kv_storage_dtypes(cls, value: list[Dtype] | None) -> list[Dtype] | None:
+        for i, dtype in enumerate(value or []):
+            if dtype not in KV_CACHE_DTYPES:
+                raise ValueError(
+                    f"item {i} is '{dtype.value}', not a KV-cache dtype; use one of "
+                    f"{', '.join(d.value for d in KV_CACHE_DTYPES)}"
+                )
+        return value
 
     @field_validator("extra_constraints", mode="before")
     @classmethod
