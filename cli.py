@@ -219,6 +219,7 @@ class DocumentKind(StrEnum):
     scenario = "scenario"
     plan = "plan"
     calibration = "calibration"
+    engine = "engine"
 
 
 @app.command("validate")

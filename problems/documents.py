@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hetplace.catalogs.calibration_schema import CalibrationFile
+from hetplace.catalogs.engine_schema import Engine
 from hetplace.catalogs.loader import load_calibration, load_catalog
 from hetplace.catalogs.schema import Device, ModelArch
 from hetplace.common.errors import InputError
@@ -27,11 +28,13 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "scenario": Scenario,
     "plan": Plan,
     "calibration": CalibrationFile,
+    "engine": Engine,
 }
 
 # Keys that only one kind of document has at its top level, checked in this order.
 _SIGNATURES: list[tuple[str, set[str]]] = [
     ("calibration", {"method", "held_back_fraction"}),
+    ("engine", {"serving_defaults", "family"}),
     ("plan", {"schema_version", "fleet", "solver"}),
     ("scenario", {"hardware"}),
     ("workflow", {"steps"}),
@@ -92,6 +95,9 @@ def validate_file(path: Path, kind: str | None = None) -> ValidationReport:
         arch = parse_model(ModelArch, data, src)
         summary = f"{arch.kind.value}, {arch.num_layers} layers, hidden {arch.hidden_size}, {arch.attention.value}"
         return ValidationReport(kind, arch.id, summary)
+    if kind == "engine":
+        engine = parse_model(Engine, data, src)
+        return ValidationReport(kind, engine.id, f"{engine.name} ({engine.family})")
     plan = parse_model(Plan, data, src)
     summary = f"plan for scenario '{plan.scenario}', {len(plan.fleet)} device types, status {plan.solver.status}"
     return ValidationReport(kind, plan.scenario, summary)

@@ -138,6 +138,7 @@ def placement_roofline(resolved: ResolvedScenario, plan: Plan, out: Path) -> int
             call.decode_context_tokens,
             a.weight_dtype,
             call.cached_tokens,
+            kv_dtype=a.kv_dtype or model.kv_dtype,  # plans written before kv_dtype existed mean the model's own
         )
         color = colors.setdefault(a.device, f"C{len(colors) % 10}")
         dtypes.setdefault(a.device, a.weight_dtype)

@@ -162,6 +162,7 @@ SCHEMA_CASES: dict[str, tuple[set[str], set[str], Path | None]] = {
     "scenario": ({"id", "workflows", "hardware"}, {"economics", "limits"}, default_scenario_path()),
     "plan": ({"scenario", "fleet", "pools", "tco", "solver"}, {"baselines"}, None),  # the small scenario's plan
     "calibration": ({"devices"}, set(), bundled_dir("calibrations") / "vidur-gemm-fp16.yaml"),
+    "engine": ({"id", "name", "family", "sources"}, {"serving_defaults"}, bundled_dir("engines") / "vllm.yaml"),
 }
 
 
@@ -210,3 +211,9 @@ def test_import_hf_bad_input_exits_2_without_output(tmp_path: Path) -> None:
     result = run("catalog", "import-hf", str(bad), "--hf-repo", "x/y", "--out", str(out))
     assert result.exit_code == 2 and "num_hidden_layers" in result.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_validate_detects_an_engine_file() -> None:
+    result = run("validate", str(bundled_dir("engines") / "sglang.yaml"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kind"] == "engine" and json.loads(result.stdout)["id"] == "sglang"
