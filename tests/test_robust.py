@@ -29,7 +29,7 @@ from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.roofline import DeviceArrays
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.pools import build_pools
-from hetplace.optimizer.solve import solve_scenario
+from hetplace.optimizer.solve import ROBUST_NOTE, solve_scenario
 from hetplace.problems.loader import ResolvedScenario, load_scenario
 from hetplace.problems.plan import Plan, RobustReport
 from tests.conftest import FIXTURES, SMALL_FLEET, SMALL_OPTIMUM_USD_PER_YEAR, read_yaml, solved_plan, write_yaml
@@ -281,3 +281,13 @@ def test_cli_robust_flag_and_check(tmp_path: Path) -> None:
     assert check.exit_code == 0, check.output
     table = runner.invoke(app, ["solve", str(SMALL), "--robust", "--no-baselines"])
     assert table.exit_code == 0 and "slow end" in table.stdout
+
+
+def test_robust_infeasibility_says_the_numbers_are_at_the_slow_end(tmp_path: Path) -> None:
+    """An 0.5 s SLA is below the 0.8 s tool call alone: infeasible either way; the robust diagnosis says so."""
+    data = read_yaml(FIXTURES / "scenarios" / "small-agent-workflow.yaml") | {"sla": {"e2e_latency_s": 0.5}}
+    path = small_variant(tmp_path, robust=True)
+    write_yaml(tmp_path / "small-agent-workflow.yaml", data)
+    outcome = solve_scenario(load_scenario(path), "highs", baselines=False)
+    assert outcome.status == "infeasible" and outcome.diagnosis[-1] == ROBUST_NOTE
+    assert any("fastest possible critical path" in d for d in outcome.diagnosis)
