@@ -596,6 +596,16 @@ def _render_plan(plan, outcome_status: str) -> None:
             " → ".join(w.critical_steps),
         )
     console.print(wfs)
+    if plan.engine is not None:
+        console.print(f"serving engine: {plan.engine} (menus priced with its terms per device)")
+    if plan.robust is not None:
+        bands = ", ".join(f"{d} {b:.0%}" for d, b in sorted(plan.robust.error_band.items()))
+        console.print(f"robust: each device at the slow end of its serving error band ({bands})", soft_wrap=True)
+        for w in plan.workflows:
+            console.print(
+                f"  {w.workflow}: critical path {w.critical_path_nominal_s or 0.0:,.2f} s nominal … "
+                f"{w.critical_path_s:,.2f} s slow end (SLA {w.sla_s:g} s)"
+            )
     console.print(
         f"TCO/year: capex {t.capex_usd_per_year:,.0f} · energy {t.energy_usd_per_year:,.0f} · hosting "
         f"{t.hosting_usd_per_year:,.0f} · rental {t.rental_usd_per_year:,.0f} · purchases up front "
@@ -644,6 +654,14 @@ def solve_cmd(
         float | None,
         typer.Option("--budget", min=0.0, help="Annual TCO budget, USD (overrides limits.annual_budget_usd)."),
     ] = None,
+    robust: Annotated[
+        bool,
+        typer.Option(
+            "--robust",
+            help="Hold every SLA and pool capacity with each device at the slow end of its serving error band "
+            "(latency × (1 + band), throughput ÷ (1 + band)); same as the scenario's robust: true.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the plan here (.json or .yaml), atomically.")
@@ -671,6 +689,8 @@ def solve_cmd(
     if budget is not None:
         limits = resolved.scenario.limits.model_copy(update={"annual_budget_usd": budget})
         resolved.scenario = resolved.scenario.model_copy(update={"limits": limits})
+    if robust:
+        resolved.scenario = resolved.scenario.model_copy(update={"robust": True})
     with_baselines = baselines and objective == Objective.min_tco
     err = stderr_console()
     what = "plan and single-accelerator baselines" if with_baselines else "plan"

@@ -20,6 +20,11 @@ from hetplace.common.schema_base import (
     StrictModel,
 )
 
+DEFAULT_SERVING_ERROR_BAND = 0.25
+"""Relative error band (fraction) assumed for a device the calibration has no serving data for (or with no
+calibration at all): an assumption, not a measurement — roughly the p90 serving error of an uncalibrated roofline
+after the engine terms, wider than a fitted device's band. `hetplace solve --robust` plans for latency × (1 + band)."""
+
 
 class ErrorStats(StrictModel):
     """Absolute relative error |predicted − measured| / measured, as fractions."""
@@ -80,6 +85,12 @@ class CalibrationFile(StrictModel):
         default_factory=dict,
         description="Serving (engine) terms per device id, then per engine id (catalogs/engines); a pair not "
         "listed runs with the engine's defaults, else the neutral roofline.",
+    )
+    serving_error_band: dict[Identifier, NonNegativeFloat] = Field(
+        default_factory=dict,
+        description="Per device id: the residual relative error of the serving estimate (p90 of the "
+        "leave-one-source-out error, a fraction). Robust planning prices each device at latency × (1 + band); "
+        "devices not listed get DEFAULT_SERVING_ERROR_BAND.",
     )
 
     @model_serializer(mode="wrap")

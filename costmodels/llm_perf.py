@@ -15,7 +15,7 @@ import numpy as np
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.costmodels.arrays import BoolArray, FloatArray, IntArray, StrArray
 from hetplace.costmodels.capacity import max_batch
-from hetplace.costmodels.engine_terms import NEUTRAL_ARRAYS, EngineArrays
+from hetplace.costmodels.engine_terms import NEUTRAL_ARRAYS, EngineArrays, ServingParams
 from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
 from hetplace.costmodels.precision import Precision, matmul_dtype, sixteen_bit_dtype
 from hetplace.costmodels.roofline import DeviceArrays, OpTiming, time_operators, total_latency
@@ -113,9 +113,12 @@ def evaluate_menu(
     context_tokens: float,
     hourly_usd: dict[str, float] | None = None,
     kv_dtypes: Sequence[Dtype] | None = None,
+    engine: Sequence[ServingParams] | None = None,
 ) -> Menu:
     """Evaluate the cartesian product devices × tp × batch × weight dtype × KV dtype, one vectorised pass per
-    (weight, KV) pair, weight dtypes outermost. `kv_dtypes` defaults to the model's own KV dtype.
+    (weight, KV) pair, weight dtypes outermost. `kv_dtypes` defaults to the model's own KV dtype. `engine` gives
+    each device's serving terms (engine_terms.serving_params, aligned with `devices`); None = neutral terms, the
+    plain roofline bit for bit.
 
     Configs the device cannot run (dtype unsupported, tp not dividing the heads) or that do not fit in memory
     come back with fits=False; their latency is still reported where it is defined.
@@ -132,7 +135,12 @@ def evaluate_menu(
         dev = table.take(dev_idx)
         mem = np.array([d.mem_gb for d in devices])[dev_idx]
         shape = phase_shape(phase, b_arr, prompt_tokens, cached_tokens, context_tokens, tp_arr)
-        res = evaluate_pass(model, precision, shape, dev, mem)
+        terms = (
+            EngineArrays.of(engine, devices, [Dtype(dtype)] * len(devices)).take(dev_idx)
+            if engine is not None
+            else NEUTRAL_ARRAYS
+        )
+        res = evaluate_pass(model, precision, shape, dev, mem, terms)
         ok_tp = _vector_tp_ok(model, devices, dev_idx, tp_arr)
         runnable = np.array(
             [matmul_dtype(d, Dtype(dtype)) is not None and sixteen_bit_dtype(d) is not None for d in devices]

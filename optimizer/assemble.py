@@ -18,6 +18,7 @@ from hetplace.problems.plan import (
     FleetEntry,
     Plan,
     PoolAssignment,
+    RobustReport,
     SolverReport,
     StepTiming,
     TcoBreakdown,
@@ -74,15 +75,17 @@ def _used(f: Formulation, values: list[float]) -> dict[str, UsedConfig]:
     return out
 
 
-def step_latencies(f: Formulation, used: dict[str, UsedConfig]) -> dict[StepRef, StepLatency]:
-    """Per step: its latency over all repeats, the transfer part, the device of its slowest pool and its pools."""
+def step_latencies(f: Formulation, used: dict[str, UsedConfig], nominal: bool = False) -> dict[StepRef, StepLatency]:
+    """Per step: its latency over all repeats, the transfer part, the device of its slowest pool and its pools.
+    `nominal=True`: robust configs at their nominal latency instead of the slow end (the same for others)."""
     per_pool: dict[tuple[str, StepRef], _PoolStepTime] = {}
     route_of: dict[str, str] = {}
     for u in used.values():
         pool, c = u.pool, u.config
         route_of[pool.id] = pool.route
         for ref in pool.steps:
-            lat = c.latency_s[ref] + c.extra_s.get(ref, 0.0)
+            base = c.nominal_latency_s if nominal and c.nominal_latency_s is not None else c.latency_s
+            lat = base[ref] + c.extra_s.get(ref, 0.0)
             now = per_pool.get((pool.id, ref))
             if now is None or lat > now.latency_s:
                 per_pool[(pool.id, ref)] = _PoolStepTime(lat, c.extra_s.get(ref, 0.0), c.device)
@@ -141,6 +144,8 @@ def assemble_plan(f: Formulation, res: SolveResult, scenario_id: str, baselines:
         solver=solver_report(res),
         baselines=baselines or [],
         assumptions=ASSUMPTIONS,
+        engine=f.engine,
+        robust=RobustReport(error_band=f.error_band) if f.error_band is not None else None,
     )
 
 
@@ -213,6 +218,9 @@ def timings(f: Formulation, used: dict[str, UsedConfig]) -> tuple[list[StepTimin
     workflows_by_id = {wf.id: wf for wf in f.workflows}
     lat = step_latencies(f, used)
     paths = critical_paths(f, {ref: v.latency_s for ref, v in lat.items()})
+    robust = f.error_band is not None
+    low = step_latencies(f, used, nominal=True) if robust else lat
+    low_paths = critical_paths(f, {ref: v.latency_s for ref, v in low.items()}) if robust else paths
     steps = [
         StepTiming(
             workflow=ref.workflow,
@@ -223,6 +231,7 @@ def timings(f: Formulation, used: dict[str, UsedConfig]) -> tuple[list[StepTimin
             latency_s=v.latency_s,
             start_s=paths[ref.workflow].start_s[ref.step],
             transfer_s=v.transfer_s,
+            latency_nominal_s=low[ref].latency_s if robust else None,
         )
         for ref, v in lat.items()
     ]
@@ -234,6 +243,7 @@ def timings(f: Formulation, used: dict[str, UsedConfig]) -> tuple[list[StepTimin
             sla_s=wf.sla.e2e_latency_s,
             slack_s=wf.sla.e2e_latency_s - paths[wf.id].critical_path_s,
             critical_steps=paths[wf.id].critical_steps,
+            critical_path_nominal_s=low_paths[wf.id].critical_path_s if robust else None,
         )
         for wf in f.workflows
     ]

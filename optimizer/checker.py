@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hetplace.catalogs.loader import load_engines
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
+from hetplace.costmodels.engine_terms import ServingParams, serving_params
+from hetplace.costmodels.error_band import error_band, slow_factor
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost
@@ -147,12 +150,18 @@ class _Llm:
     tp: int
     dtype: Dtype
     kv_dtype: Dtype
+    engine: ServingParams  # the scenario engine's terms on this device (neutral without an engine)
+    slow: float  # robust plans: 1 + the device's error band (latency × slow, throughput ÷ slow); else 1
 
     @classmethod
-    def of(cls, resolved: ResolvedScenario, a: PoolAssignment, model_id: str) -> _Llm:
+    def of(cls, resolved: ResolvedScenario, a: PoolAssignment, model_id: str, robust: bool) -> _Llm:
         model = resolved.catalog.model(model_id)
         dtype = Dtype(a.weight_dtype) if a.weight_dtype is not None else model.weight_dtype
-        return cls(model, resolved.catalog.device(a.device), a.tensor_parallel, dtype, _kv_dtype(a, model))
+        engine = serving_params(a.device, resolved.scenario.engine, load_engines(), resolved.calibration)
+        slow = slow_factor(a.device, resolved.calibration, robust)
+        return cls(
+            model, resolved.catalog.device(a.device), a.tensor_parallel, dtype, _kv_dtype(a, model), engine, slow
+        )
 
     def prefill(self, batch: int, uncached: float, cached: float) -> tuple[float, float, bool]:
         """(throughput, latency, fits) prefilling `uncached` new tokens after `cached` cached ones."""
@@ -174,8 +183,9 @@ class _Llm:
             cached,
             context,
             kv_dtypes=[self.kv_dtype],
+            engine=[self.engine],
         )
-        return float(m.throughput[0]), float(m.latency_s[0]), bool(m.fits[0])
+        return float(m.throughput[0]) / self.slow, float(m.latency_s[0]) * self.slow, bool(m.fits[0])
 
 
 def _kv_dtype(a: PoolAssignment, model: ModelArch) -> Dtype:
@@ -194,13 +204,14 @@ def _without_model(a: PoolAssignment) -> PoolNumbers:
 # ---- One pool assignment per pool kind ---------------------------------------------------------------------
 
 
-def _assignment_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
-    """(throughput per replica, latency per execution of each served step, demand, problems) for one assignment."""
+def _assignment_numbers(resolved: ResolvedScenario, a: PoolAssignment, robust: bool = False) -> PoolNumbers:
+    """(throughput per replica, latency per execution of each served step, demand, problems) for one assignment.
+    `robust`: LLM replicas at the slow end of their device's error band (encoders, retrieval, tools unchanged)."""
     kind, _, rest = a.pool.partition(":")
     if a.phase == "colocated":
-        return _colocated_numbers(resolved, a)
+        return _colocated_numbers(resolved, a, robust)
     if a.phase in ("prefill", "decode"):
-        return _disaggregated_numbers(resolved, a)
+        return _disaggregated_numbers(resolved, a, robust)
     if kind in ("embed", "convert"):
         return _encoder_numbers(resolved, a, kind, rest)
     if kind == "retrieval":
@@ -212,13 +223,13 @@ def _assignment_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNu
     return _tool_numbers(resolved, a)
 
 
-def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
+def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment, robust: bool) -> PoolNumbers:
     """A prefill or a decode replica. Decode latency includes moving the prompt's KV cache over the decode
     device's NIC (at NIC_EFFICIENCY of line rate), in the decode replica's KV dtype (`_precision_violations`
     holds the prefill replicas to the same one)."""
     if a.model is None:
         return _without_model(a)
-    llm = _Llm.of(resolved, a, a.model)
+    llm = _Llm.of(resolved, a, a.model, robust)
     sh = _llm_shapes(resolved, a.model)
     lat: dict[StepKey, float] = {}
     if a.phase == "prefill":
@@ -241,12 +252,12 @@ def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> Poo
     return PoolNumbers(thr, lat, demand, [] if fits else [_does_not_fit(a)])
 
 
-def _colocated_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
+def _colocated_numbers(resolved: ResolvedScenario, a: PoolAssignment, robust: bool) -> PoolNumbers:
     """A replica running both phases: prefill one prompt at a time (batch 1) first, decode batch `a.batch` waits
     meanwhile. Throughput in LLM calls / s; decode time per token stretched by 1 / (1 − u_max · prefill share)."""
     if a.model is None:
         return _without_model(a)
-    llm = _Llm.of(resolved, a, a.model)
+    llm = _Llm.of(resolved, a, a.model, robust)
     sh = _llm_shapes(resolved, a.model)
     pre_thr, _, fits_p = llm.prefill(1, sh.uncached_tokens, sh.cached_tokens)
     dec_thr, _, fits_d = llm.decode(a.batch, sh.context_tokens)
@@ -380,15 +391,16 @@ def _fleet_source_violations(resolved: ResolvedScenario, plan: Plan, offer: Offe
 # ---- Pools: capacity, device usage, latencies --------------------------------------------------------------
 
 
-def _serve(resolved: ResolvedScenario, plan: Plan) -> Served:
-    """Add up every assignment's recomputed numbers per pool, per device type and per step."""
+def _serve(resolved: ResolvedScenario, plan: Plan, robust: bool) -> Served:
+    """Add up every assignment's recomputed numbers per pool, per device type and per step (`robust`: LLM
+    replicas at the slow end of their error band)."""
     problems: list[str] = []
     used: dict[str, int] = defaultdict(int)
     capacity: dict[str, float] = defaultdict(float)
     demand: dict[str, float] = {}
     step_lat: dict[StepKey, dict[str, float]] = defaultdict(dict)
     for a in plan.pools:
-        n = _assignment_numbers(resolved, a)
+        n = _assignment_numbers(resolved, a, robust)
         problems.extend(n.problems)
         used[a.device] += a.replicas * a.tensor_parallel
         capacity[a.pool] += n.throughput * a.replicas
@@ -458,25 +470,64 @@ def critical_path_s(wf: Workflow, duration_s: Mapping[str, float]) -> float:
     return max(finish_times_s(wf, duration_s).values())
 
 
+def _paths_s(resolved: ResolvedScenario, step_latency_s: dict[StepKey, dict[str, float]]) -> dict[str, float]:
+    """Every workflow's critical path with each step at its recomputed latency."""
+    out = {}
+    for wf in resolved.workflows:
+        duration = {s.id: _step_duration(step_latency_s.get((wf.id, s.id), {})) * s.repeat for s in wf.steps}
+        out[wf.id] = critical_path_s(wf, duration)
+    return out
+
+
 def _critical_path_violations(
     resolved: ResolvedScenario, plan: Plan, step_latency_s: dict[StepKey, dict[str, float]]
 ) -> list[str]:
-    """Every step is served; every critical path meets its SLA and matches what the plan reports."""
+    """Every step is served; every critical path meets its SLA and matches what the plan reports. In a robust
+    plan `step_latency_s` is the slow end, so that is what the SLA is held to."""
     v: list[str] = []
+    at = " at the slow end of the error band" if plan.robust is not None else ""
+    paths = _paths_s(resolved, step_latency_s)
     for wf in resolved.workflows:
-        duration = {s.id: _step_duration(step_latency_s.get((wf.id, s.id), {})) * s.repeat for s in wf.steps}
-        finish = finish_times_s(wf, duration)
         v.extend(
-            f"workflow {wf.id}: step {s} is served by no pool" for s in finish if not step_latency_s.get((wf.id, s))
+            f"workflow {wf.id}: step {s.id} is served by no pool"
+            for s in wf.steps
+            if not step_latency_s.get((wf.id, s.id))
         )
-        path = max(finish.values())
+        path = paths[wf.id]
         if path > wf.sla.e2e_latency_s * (1 + REL_TOL):
-            v.append(f"workflow {wf.id}: critical path {path:.3f} s > SLA {wf.sla.e2e_latency_s:g} s")
+            v.append(f"workflow {wf.id}: critical path{at} {path:.3f} s > SLA {wf.sla.e2e_latency_s:g} s")
         reported = next((w for w in plan.workflows if w.workflow == wf.id), None)
         if reported is None or abs(reported.critical_path_s - path) > 1e-6 * max(1.0, path):
             v.append(
                 f"workflow {wf.id}: plan reports critical path "
                 f"{reported.critical_path_s if reported else None}, recomputed {path:.6f} s"
+            )
+    return v
+
+
+def _robust_violations(resolved: ResolvedScenario, plan: Plan) -> list[str]:
+    """The engine the plan was priced with is the scenario's; a robust plan's bands are the calibration's (or the
+    default) and its nominal critical paths are the recomputed ones (the slow end is `_critical_path_violations`)."""
+    v: list[str] = []
+    if plan.engine != resolved.scenario.engine:
+        v.append(f"engine: plan priced with {plan.engine}, scenario says {resolved.scenario.engine}")
+    if plan.robust is None:
+        if resolved.scenario.robust:
+            v.append("robust: the scenario asks for a robust plan; this plan was priced at the nominal estimate")
+        return v
+    for dev_id, band in sorted(plan.robust.error_band.items()):
+        want = error_band(dev_id, resolved.calibration)
+        if abs(band - want) > 1e-12:
+            v.append(f"robust: plan's error band for {dev_id} is {band:g}, the calibration gives {want:g}")
+    nominal = _paths_s(resolved, _serve(resolved, plan, robust=False).step_latency_s)
+    for w in plan.workflows:
+        path = nominal.get(w.workflow)
+        if path is not None and (
+            w.critical_path_nominal_s is None or abs(w.critical_path_nominal_s - path) > 1e-6 * max(1.0, path)
+        ):
+            v.append(
+                f"workflow {w.workflow}: plan reports nominal critical path {w.critical_path_nominal_s}, "
+                f"recomputed {path:.6f} s"
             )
     return v
 
@@ -547,8 +598,9 @@ def _cost_violations(resolved: ResolvedScenario, plan: Plan, offer: Offer) -> li
 def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
     """Every violated constraint, as a readable line (empty list = the plan is valid)."""
     offer = Offer.of(resolved)
-    served = _serve(resolved, plan)
+    served = _serve(resolved, plan, robust=plan.robust is not None)
     return [
+        *_robust_violations(resolved, plan),
         *_fleet_source_violations(resolved, plan, offer),
         *_precision_violations(resolved, plan),
         *served.problems,

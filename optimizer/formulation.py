@@ -27,7 +27,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hetplace.catalogs.loader import load_engines
 from hetplace.catalogs.schema import Device
+from hetplace.costmodels.error_band import engine_params_by_device, error_band, slow_factor
 from hetplace.costmodels.tco import (
     DeviceYearCost,
     EconomicsInputs,
@@ -139,6 +141,8 @@ class Formulation:
     duration_terms: dict[StepRef, dict[int, float]] = field(default_factory=dict)  # one execution, as a sum
     tco_objective: dict[int, float] = field(default_factory=dict)
     tighten: bool = True  # valid strengthening rows (benchmarks switch them off to measure what they buy)
+    engine: str | None = None  # the scenario's serving engine (menus priced with its terms), None = roofline
+    error_band: dict[str, float] | None = None  # robust planning: the band each offered device was priced at
 
     def served_demand(self, pool: Pool, values: list[float]) -> float:
         """The part of a pool's demand its route carries in a solution."""
@@ -404,8 +408,17 @@ def build_formulation(
         offers = {d: o for d, o in offers.items() if d in device_filter or o.device.kind.value == "cpu"}
     u_max = resolved.scenario.limits.max_utilisation
     sc = resolved.scenario
+    engine = engine_params_by_device(offers, sc.engine, load_engines(), resolved.calibration)
+    slow = {d: slow_factor(d, resolved.calibration, True) for d in offers} if sc.robust else None
     pools = build_pools(
-        resolved.workflows, resolved.catalog, sorted(offers), u_max, sc.allowed_weight_dtypes, sc.allowed_kv_dtypes
+        resolved.workflows,
+        resolved.catalog,
+        sorted(offers),
+        u_max,
+        sc.allowed_weight_dtypes,
+        sc.allowed_kv_dtypes,
+        engine,
+        slow,
     )
     dropped = prune(pools, offers) if prune is not None else 0
     return formulation_from_pools(resolved, pools, offers, relax, tighten, dropped)
@@ -424,6 +437,9 @@ def formulation_from_pools(
     u_max = resolved.scenario.limits.max_utilisation
     f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max, tighten=tighten)
     f.dropped_configs = dropped_configs
+    f.engine = resolved.scenario.engine
+    if resolved.scenario.robust:
+        f.error_band = {d: error_band(d, resolved.calibration) for d in sorted(offers)}
     f.pools = drop_unusable_routes(pools)
     define_fleet_variables(f)
     define_config_variables(f)

@@ -68,7 +68,9 @@ def scaled_scenario(resolved: ResolvedScenario, t: int) -> ResolvedScenario:
         update={"hardware": hw.model_copy(update={"purchasable": purchasable, "rentable": rentable})}
     )
     workflows = [wf.model_copy(update={"arrival_rate_rps": wf.arrival_rate_rps * growth}) for wf in resolved.workflows]
-    return ResolvedScenario(scenario, workflows, resolved.catalog, resolved.source, resolved.base_dir)
+    return ResolvedScenario(
+        scenario, workflows, resolved.catalog, resolved.source, resolved.base_dir, resolved.calibration
+    )
 
 
 def _check_horizon(resolved: ResolvedScenario) -> None:

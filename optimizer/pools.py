@@ -31,6 +31,7 @@ import numpy as np
 from hetplace.catalogs.loader import Catalog
 from hetplace.catalogs.schema import Device, DeviceKind, Dtype, ModelArch
 from hetplace.common.enums import Phase
+from hetplace.costmodels.engine_terms import ServingParams
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import Menu, evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
@@ -63,6 +64,7 @@ class Config:
     extra_s: dict[StepRef, float] = field(default_factory=dict)  # e.g. KV transfer (decode configs)
     kv_dtype: str | None = None  # KV-cache dtype of LLM configs; None for pools without a KV cache
     kv_is_models_own: bool = True  # False when the scenario's allowed_kv_dtypes put this KV dtype on the menu
+    nominal_latency_s: dict[StepRef, float] | None = None  # robust plans: latency_s before the slow-end factor
 
     @property
     def key(self) -> str:
@@ -137,11 +139,15 @@ def build_pools(
     max_utilisation: float,
     weight_dtypes: list[Dtype] | None = None,
     kv_dtypes: list[Dtype] | None = None,
+    engine: dict[str, ServingParams] | None = None,
+    slow_factor: dict[str, float] | None = None,
 ) -> list[Pool]:
     """Every pool with its demand and its menu of feasible configs on the offered devices. `max_utilisation` is
     the load pools are sized for; co-located replicas need it for their prefill stall. `weight_dtypes` lets LLM
     weights be served in other quantisations too (the scenario's allowed_weight_dtypes), `kv_dtypes` their KV
-    caches be stored in other formats (allowed_kv_dtypes); the model's own dtypes are always on the menu."""
+    caches be stored in other formats (allowed_kv_dtypes); the model's own dtypes are always on the menu.
+    `engine` prices LLM menus with each device's serving terms (None = plain roofline); `slow_factor` (robust
+    planning, device → 1 + error band) prices LLM configs at the slow end (`derate_to_slow_end`)."""
     llm_steps: dict[str, list[tuple[Workflow, LlmStep]]] = {}
     encoder_steps: dict[tuple[str, str], list[tuple[Workflow, EmbedStep | ConvertStep]]] = {}
     pools: list[Pool] = []
@@ -157,7 +163,11 @@ def build_pools(
             elif isinstance(step, ToolStep):
                 tool_refs.append((wf, step))
     for model_id, llm_uses in llm_steps.items():
-        pools.extend(_llm_pools(model_id, llm_uses, catalog, device_ids, max_utilisation, weight_dtypes, kv_dtypes))
+        llm = _llm_pools(model_id, llm_uses, catalog, device_ids, max_utilisation, weight_dtypes, kv_dtypes, engine)
+        if slow_factor is not None:
+            for pool in llm:
+                derate_to_slow_end(pool, slow_factor)
+        pools.extend(llm)
     for (kind, model_id), encoder_uses in encoder_steps.items():
         pools.append(_encoder_pool(kind, model_id, encoder_uses, catalog, device_ids))
     if tool_refs:
@@ -173,9 +183,11 @@ def _llm_pools(
     u_max: float,
     weight_dtypes: list[Dtype] | None = None,
     kv_dtypes: list[Dtype] | None = None,
+    engine: dict[str, ServingParams] | None = None,
 ) -> list[Pool]:
     model = catalog.model(model_id)
     devices = _devices_for(catalog, device_ids)
+    terms = [engine[d.id] for d in devices] if engine is not None else None
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
     execs = np.array([wf.arrival_rate_rps * s.repeat for wf, s in uses])
     ctx = [_llm_step_contexts(s) for _, s in uses]
@@ -216,7 +228,17 @@ def _llm_pools(
 
     def menu(phase: str, batches: tuple[int, ...], prompt: float, cached: float, context: float) -> Menu:
         return evaluate_menu(
-            model, phase, devices, TENSOR_PARALLEL, batches, dtypes, prompt, cached, context, kv_dtypes=kvs
+            model,
+            phase,
+            devices,
+            TENSOR_PARALLEL,
+            batches,
+            dtypes,
+            prompt,
+            cached,
+            context,
+            kv_dtypes=kvs,
+            engine=terms,
         )
 
     # Pool throughput at the demand-weighted mean shape; each step's latency at its own shape.
@@ -244,6 +266,18 @@ def _llm_pools(
     demands = (prefill_demand, decode_demand)
     col.configs = _colocated_configs(col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max, model.kv_dtype)
     return [pre, dec, col]
+
+
+def derate_to_slow_end(pool: Pool, slow_factor: dict[str, float]) -> None:
+    """Robust planning: each LLM config at the slow end of its device's error band — compute latency × f and
+    throughput ÷ f, f = 1 + band (capacity is derated too: a device that runs slower serves less). The KV transfer
+    (`extra_s`, a NIC bound, not the serving estimate) stays. A co-located replica's prefill share, hence its stall
+    factor, is unchanged when both phases slow by f, so its latency scales by f as well. f = 1 changes no bit."""
+    for c in pool.configs:
+        f = slow_factor[c.device]
+        c.nominal_latency_s = dict(c.latency_s)
+        c.latency_s = {r: t * f for r, t in c.latency_s.items()}
+        c.throughput = c.throughput / f
 
 
 def model_kv_dtypes(own: Dtype, allowed: list[Dtype] | None) -> list[Dtype]:

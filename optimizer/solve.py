@@ -92,6 +92,12 @@ def diagnose_limits(resolved: ResolvedScenario) -> list[str]:
     return causes
 
 
+ROBUST_NOTE = (
+    "robust planning: every LLM latency above is at the slow end of its device's serving error band (× 1 + band) "
+    "and every LLM throughput is derated by it; the nominal estimate may be feasible (solve without --robust)"
+)
+
+
 def diagnose(resolved: ResolvedScenario) -> list[str]:
     """Name the causes of infeasibility with their numbers.
 
@@ -142,6 +148,8 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
             "its SLA and each limit alone can be met, so limits combine (inventory, availability, power cap, "
             "budgets); try raising max_count, budgets or the power cap"
         )
+    if resolved.scenario.robust:
+        causes.append(ROBUST_NOTE)
     return causes
 
 

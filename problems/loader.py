@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hetplace.catalogs.loader import Catalog, load_catalog, resolve_calibration
+from hetplace.catalogs.calibration_schema import CalibrationFile
+from hetplace.catalogs.loader import Catalog, load_catalog, load_engines, resolve_calibration
 from hetplace.catalogs.schema import ModelKind
 from hetplace.common.errors import InputError, InputProblem
 from hetplace.common.io import load_mapping, parse_model
@@ -91,6 +92,7 @@ class ResolvedScenario:
     catalog: Catalog
     source: str
     base_dir: Path | None = None  # the scenario file's folder: relative paths (extra_constraints files) resolve here
+    calibration: CalibrationFile | None = None  # the scenario's `calibration:` (serving terms and error bands)
 
 
 def purchase_price_usd(entry: PurchasableDevices, catalog: Catalog) -> float | None:
@@ -171,8 +173,15 @@ def resolve_scenario_mapping(data: dict, path: Path, source: str | None = None) 
     catalog = load_catalog().extended(
         [base / p for p in scenario.catalog.devices], [base / p for p in scenario.catalog.models]
     )
+    calibration = None
     if scenario.calibration is not None:
-        catalog = catalog.with_calibration(resolve_calibration(scenario.calibration, base, src, catalog))
+        calibration = resolve_calibration(scenario.calibration, base, src, catalog)
+        catalog = catalog.with_calibration(calibration)
+    engines = load_engines()
+    if scenario.engine is not None and scenario.engine not in engines:
+        raise InputError.single(
+            src, "engine", f"unknown engine '{scenario.engine}' (known: {', '.join(sorted(engines))})"
+        )
     problems = _hardware_reference_problems(scenario, catalog)
     if problems:
         raise InputError(src, problems)
@@ -184,4 +193,4 @@ def resolve_scenario_mapping(data: dict, path: Path, source: str | None = None) 
                 src, f"workflows[{i}]", f"workflow '{wf.id}' already listed at workflows[{seen[wf.id]}]"
             )
         seen[wf.id] = i
-    return ResolvedScenario(scenario, workflows, catalog, src, base)
+    return ResolvedScenario(scenario, workflows, catalog, src, base, calibration)

@@ -7,14 +7,23 @@ Versioned (`schema_version`) so downstream tooling can rely on the shape; `hetpl
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from hetplace.common.enums import Backend, Objective, Phase, SolverStatus, TerminationCondition
 from hetplace.common.schema_base import Identifier, NonNegativeFloat, NonNegativeInt, PositiveInt, StrictModel
 
 PLAN_SCHEMA_VERSION: Literal["1"] = "1"
+
+
+def _without_unset(data: Any, keys: tuple[str, ...], model: Any) -> Any:
+    """Drop optional robust/engine keys that are None, so nominal plans serialise exactly as before they existed."""
+    if isinstance(data, dict):
+        for k in keys:
+            if getattr(model, k) is None:
+                data.pop(k, None)
+    return data
 
 
 class FleetEntry(StrictModel):
@@ -65,6 +74,15 @@ class StepTiming(StrictModel):
     latency_s: NonNegativeFloat = Field(description="Latency of all repeats of the step (per request).")
     start_s: NonNegativeFloat = Field(description="Earliest start on the critical-path schedule.")
     transfer_s: NonNegativeFloat = Field(default=0.0, description="KV transfer time included (disaggregated serving).")
+    latency_nominal_s: NonNegativeFloat | None = Field(
+        default=None,
+        description="Robust plans: the step's latency at the nominal estimate; latency_s is then the slow end "
+        "(each LLM device at latency × (1 + its error band)), so the step's range is [latency_nominal_s, latency_s].",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_unset(handler(self), ("latency_nominal_s",), self)
 
 
 class WorkflowTiming(StrictModel):
@@ -74,6 +92,15 @@ class WorkflowTiming(StrictModel):
     sla_s: float = Field(gt=0)
     slack_s: float = Field(description="sla_s − critical_path_s (negative = violated).")
     critical_steps: list[Identifier]
+    critical_path_nominal_s: NonNegativeFloat | None = Field(
+        default=None,
+        description="Robust plans: the critical path at the nominal estimate; critical_path_s (held to the SLA) is "
+        "then the slow end.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_unset(handler(self), ("critical_path_nominal_s",), self)
 
 
 class TcoBreakdown(StrictModel):
@@ -118,6 +145,18 @@ class Baseline(StrictModel):
     )
 
 
+class RobustReport(StrictModel):
+    """How a robust plan was priced: every LLM config at the slow end of its device's serving error band."""
+
+    error_band: dict[Identifier, NonNegativeFloat] = Field(
+        description="Per offered device: the relative error band planned for (calibration's serving_error_band, "
+        "else the default assumption)."
+    )
+    latency: str = "× (1 + band): LLM step latencies (prefill, decode, co-located) held to the SLA at this slow end"
+    throughput: str = "÷ (1 + band): LLM replica capacity derated too (a slower device serves less)"
+    not_scaled: str = "KV transfers over the NIC, encoders, retrieval and tool calls (not the serving estimate)"
+
+
 class Plan(StrictModel):
     schema_version: Literal["1"] = PLAN_SCHEMA_VERSION
     scenario: Identifier
@@ -136,6 +175,16 @@ class Plan(StrictModel):
         default_factory=list,
         description="Modelling approximations the numbers rest on (e.g. utilisation headroom stands in for queueing).",
     )
+    engine: Identifier | None = Field(
+        default=None, description="Serving engine the LLM menus were priced with (None = plain roofline)."
+    )
+    robust: RobustReport | None = Field(
+        default=None, description="Set when the plan was made robust to the serving error band (`--robust`)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_unset(handler(self), ("engine", "robust"), self)
 
 
 class PeriodPlan(StrictModel):

@@ -322,6 +322,18 @@ class Scenario(StrictModel):
         description="Fitted efficiency factors: a bundled calibration id (e.g. 'vidur-gemm-fp16') or a "
         "`hetplace calibrate` YAML file relative to the scenario.",
     )
+    engine: Identifier | None = Field(
+        default=None,
+        description="Serving engine every LLM runs on (catalogs/engines, e.g. 'vllm'): menus are priced with its "
+        "terms per device — the calibration's fitted `serving` entry, else the engine's defaults — exactly as "
+        "`hetplace analyze --engine E --calibration F`. None = the plain roofline (no engine terms).",
+    )
+    robust: bool = Field(
+        default=False,
+        description="Plan so every SLA still holds, and every pool still has capacity, when each device runs at "
+        "the slow end of its serving error band: LLM latency × (1 + band), throughput ÷ (1 + band). The band is the "
+        "calibration's serving_error_band per device, else 0.25 (an assumption). Same as `hetplace solve --robust`.",
+    )
     horizon: Horizon | None = Field(default=None, description="Multi-period planning (`hetplace schedule`).")
     allowed_weight_dtypes: list[Dtype] | None = Field(
         default=None,
