@@ -335,7 +335,7 @@ def row_loss(log_residual: FloatArray) -> FloatArray:
 
 
 def _objective(
-    data: PairData, params: Sequence[ServingParams], names: Sequence[str], center: ServingParams
+    data: PairData, params: Sequence[ServingParams], names: Sequence[str], center: ServingParams, prior_weight: float
 ) -> FloatArray:
     loss = np.zeros(len(params))
     for cm, rows in zip(data.cases, data.rows, strict=True):
@@ -343,7 +343,7 @@ def _objective(
         for metric, log_meas in rows:
             loss += row_loss(np.log(pred.metric(metric, cm.case.isl, cm.case.osl)) - log_meas)
     for n in names:
-        loss += PRIOR_WEIGHT * prior_penalty(n, np.array([getattr(p, n) for p in params]), getattr(center, n))
+        loss += prior_weight * prior_penalty(n, np.array([getattr(p, n) for p in params]), getattr(center, n))
     return loss
 
 
@@ -370,21 +370,21 @@ class PairFit:
     loss: float
 
 
-def fit_pair(data: PairData, center: ServingParams = NEUTRAL) -> PairFit:
+def fit_pair(data: PairData, center: ServingParams = NEUTRAL, prior_weight: float = PRIOR_WEIGHT) -> PairFit:
     """Coordinate descent on the log grid, then a finer grid around the optimum, starting from and pulled
     towards `center` (module docstring)."""
     names = fit_params_for(
         [cm.model for cm in data.cases], [cm.device for cm in data.cases], [cm.case.weight for cm in data.cases]
     )
     current = center
-    best_loss = float(_objective(data, [current], names, center)[0])
+    best_loss = float(_objective(data, [current], names, center, prior_weight)[0])
     for grids in ({n: list(_GRIDS.get(n, ETA_GRID)) for n in names}, None):
         for _ in range(SWEEPS):
             moved = False
             for n in names:
                 grid = grids[n] if grids is not None else _refine_grid(n, getattr(current, n))
                 candidates = [replace(current, **{n: v}) for v in grid]
-                loss = _objective(data, candidates, names, center)
+                loss = _objective(data, candidates, names, center, prior_weight)
                 i = int(np.argmin(loss))
                 if loss[i] < best_loss - 1e-12:
                     best_loss, current, moved = float(loss[i]), candidates[i], True
@@ -438,14 +438,20 @@ class ServingFit:
         return fit.params if fit is not None else NEUTRAL
 
 
-def fit_serving(rows: Sequence[MappedRow], cache: CaseCache, pairs: Iterable[Pair] | None = None) -> ServingFit:
+def fit_serving(
+    rows: Sequence[MappedRow],
+    cache: CaseCache,
+    pairs: Iterable[Pair] | None = None,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> ServingFit:
     """Every (device, engine) pair with rows (or only `pairs`), each pulled towards neutral."""
     wanted = set(pairs) if pairs is not None else None
     by_pair: dict[Pair, list[MappedRow]] = defaultdict(list)
     for r in rows:
         if r.pair is not None and (wanted is None or r.pair in wanted):
             by_pair[r.pair].append(r)
-    return ServingFit({pair: fit_pair(pair_data(pair, prs, cache)) for pair, prs in sorted(by_pair.items())})
+    fits = {pair: fit_pair(pair_data(pair, prs, cache), prior_weight=prior_weight) for pair, prs in by_pair.items()}
+    return ServingFit(dict(sorted(fits.items())))
 
 
 # ---------------------------------------------------------------- prediction and errors
