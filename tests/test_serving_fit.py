@@ -182,10 +182,11 @@ def test_cli_fits_writes_and_reports(catalog: Catalog, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["report"]
     assert report["rows"] == 18 and report["leave_one_source_out"]["overall"]["rows"] == 18
-    assert report["after"]["overall"]["median_abs_error"] < 0.02  # the model's own rows: the fit finds them
+    # 18 rows: the prior keeps the terms between neutral and the truth, and the fit beats neutral on its rows
+    assert report["after"]["overall"]["median_abs_error"] < report["before"]["overall"]["median_abs_error"]
     cal = load_calibration(out)
     terms = from_terms(cal.serving["h100-sxm"]["vllm"])
-    assert terms.step_overhead_s == pytest.approx(0.004, rel=0.15)
+    assert 0.0 < terms.step_overhead_s <= 0.004 and 0.6 <= terms.decode_attention_eta <= 1.0
     assert serving_params("h100-sxm", "vllm", ENGINES, cal) == terms  # what `analyze --engine vllm` runs with
     assert set(cal.serving_error_band) == {"h100-sxm"} and cal.error_band("b200") == cal.serving_error_band_default
 
