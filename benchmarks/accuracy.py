@@ -4,6 +4,7 @@
     python -m benchmarks.accuracy                       # prints the tables (about 1.5 minutes on 2 cores)
     python -m benchmarks.accuracy --out benchmarks/RESULTS.md   # also writes them into that file's
                                                                 # "Serving accuracy" section (replaced if present)
+    python -m benchmarks.accuracy --gemm ../shared/data/measurements/vidur_gemm_fp16.csv   # + GEMMs, held-out models
 
 The fit runs on top of the bundled GEMM calibration (catalogs/calibrations/vidur-gemm-fp16.yaml), as
 catalogs/calibrations/serving-public.yaml does. Error = |predicted − measured| / measured; speed = predicted /
@@ -15,13 +16,17 @@ pair with no rows left in the other sources runs neutral, like an uncalibrated d
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from hetplace.catalogs.loader import bundled_dir, load_calibration, load_catalog, load_engines
 from hetplace.catalogs.serving_measurements import load_serving_measurements
 from hetplace.common.io import atomic_write_text
+from hetplace.costmodels.calibration import fit_device, load_measurements, predict
 from hetplace.costmodels.serving_fit import (
     BREAKDOWNS,
     FIT_PARAMS,
@@ -112,6 +117,40 @@ def markdown(report: ServingReport) -> str:
     return "\n".join(out)
 
 
+def gemm_held_out_models(path: Path) -> str:
+    """GEMM calibration transfer to unseen architectures: per device, η_c, η_m and overhead fitted on every model but
+    one (costmodels/calibration.fit_device), scored on that model's rows (vidur CSV with a `model` column)."""
+    measurements = load_measurements(path)
+    with path.open(encoding="utf-8") as f:
+        models = np.array([row.get("model", "") for row in csv.DictReader(f)])
+    catalog = load_catalog()
+    lines = ["| device | held-out model | rows | median | p90 |", "|---|---|---|---|---|"]
+    errors: list[np.ndarray] = []
+    for dev_id in np.unique(measurements.device):
+        device = catalog.devices[str(dev_id)]
+        on_dev = measurements.device == dev_id
+        for model in np.unique(models[on_dev]):
+            held = measurements.subset(on_dev & (models == model))
+            eta_c, eta_m, overhead_s = fit_device(device, measurements.subset(on_dev & (models != model)))
+            err = np.abs(predict(device, held, eta_c, eta_m, overhead_s) / held.time_s - 1.0)
+            errors.append(err)
+            lines.append(
+                f"| {dev_id} | {model} | {err.size:,} | {_pct(float(np.median(err)))} | "
+                f"{_pct(float(np.quantile(err, 0.9)))} |"
+            )
+    pooled = np.concatenate(errors)
+    lines.append(
+        f"| all | | {pooled.size:,} | {_pct(float(np.median(pooled)))} | {_pct(float(np.quantile(pooled, 0.9)))} |"
+    )
+    head = [
+        "### GEMMs on held-out models",
+        "",
+        f"`{path.name}`: per device, the GEMM calibration fitted on all models but one and scored on that one.",
+        "",
+    ]
+    return "\n".join(head + lines) + "\n"
+
+
 def write_section(path: Path, text: str) -> None:
     """Replace the marked section of `path` (or append it; create the file if missing), atomically."""
     block = f"{START}\n{text}\n{END}\n"
@@ -128,11 +167,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, help="Write the tables into this Markdown file's serving-accuracy section.")
     ap.add_argument("--no-loso", action="store_true", help="Skip leave-one-source-out.")
+    ap.add_argument("--gemm", type=Path, help="Also score the GEMM calibration on held-out models of this vidur CSV.")
     args = ap.parse_args(argv)
     catalog = load_catalog()
     catalog = catalog.with_calibration(load_calibration(GEMM_BASE, catalog))
     report = run_serving_fit(load_serving_measurements(), catalog, load_engines(), with_loso=not args.no_loso)
     text = markdown(report)
+    if args.gemm is not None:
+        text += "\n" + gemm_held_out_models(args.gemm)
     print(text)
     if args.out is not None:
         write_section(args.out, text)

@@ -211,3 +211,15 @@ def test_bundled_serving_calibration_is_used_by_analyze(catalog: Catalog) -> Non
     assert serving_params("h200-sxm", None, ENGINES, cal) == base  # no engine: neutral
     band = cal.error_band("h200-sxm")
     assert band is not None and band > 0 and cal.error_band("tpu-v5e") == cal.serving_error_band_default
+
+
+def test_accuracy_benchmark_replaces_only_its_own_section(tmp_path: Path) -> None:
+    from benchmarks.accuracy import END, START, write_section
+
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Solver\n\ntable\n")
+    write_section(path, "first")
+    write_section(path, "second")
+    text = path.read_text()
+    assert text.startswith("# Solver\n\ntable\n") and text.count(START) == 1 and text.count(END) == 1
+    assert "second" in text and "first" not in text
