@@ -496,7 +496,23 @@ def _calibration_table(cal) -> Table:
 @app.command("calibrate")
 @guarded
 def calibrate_cmd(
-    measurements: Annotated[Path, typer.Argument(help="CSV of measured GEMM timings (vidur or hetplace format).")],
+    measurements: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="CSV of measured GEMM timings (vidur or hetplace format); with --serving: serving CSV(s) "
+            "(catalogs/measurements/serving/README.md; none = the bundled rows)."
+        ),
+    ] = None,
+    serving: Annotated[
+        bool, typer.Option("--serving", help="Fit serving (engine) terms per device and engine to end-to-end rows.")
+    ] = False,
+    base: Annotated[
+        Path | None,
+        typer.Option("--base", help="With --serving: a GEMM calibration the fit runs on top of and the output keeps."),
+    ] = None,
+    no_loso: Annotated[
+        bool, typer.Option("--no-loso", help="With --serving: skip leave-one-source-out (bands from the fit's rows).")
+    ] = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the fitted calibration YAML here.")] = None,
     evaluate_file: Annotated[
         Path | None,
@@ -508,18 +524,31 @@ def calibrate_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-back split.")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Fit per-device efficiency factors and overheads to measured timings, or score an existing calibration."""
+    """Fit per-device efficiency factors and overheads to measured timings, or score an existing calibration.
+
+    With --serving: fit the serving model's engine terms per (device, engine) to public end-to-end measurements
+    and report leave-one-source-out error (README "Serving calibration")."""
     from hetplace.catalogs.loader import load_calibration
     from hetplace.costmodels.calibration import calibrate, evaluate, load_measurements
 
+    files = measurements or []
+    if serving:
+        _calibrate_serving(files, base, not no_loso, out_file, as_json)
+        return
+    if len(files) != 1:
+        raise InputError.single("calibrate", "MEASUREMENTS", f"give one GEMM measurement CSV (got {len(files)})")
+    for flag, given in (("--base", base is not None), ("--no-loso", no_loso)):
+        if given:
+            raise InputError.single("calibrate", flag, f"{flag} needs --serving")
+    measurements_file = files[0]
     catalog = load_catalog()
-    meas = load_measurements(measurements)
+    meas = load_measurements(measurements_file)
     if evaluate_file is not None:
         result = evaluate(meas, load_calibration(evaluate_file, catalog), catalog)
         if as_json:
             echo_json(result)
             return
-        table = Table(title=f"{evaluate_file} scored on {measurements} ({result['rows']:,} rows)")
+        table = Table(title=f"{evaluate_file} scored on {measurements_file} ({result['rows']:,} rows)")
         for col in ("device", "factors", "rows", "median abs error", "p90 abs error"):
             table.add_column(col, justify="left" if col in ("device", "factors") else "right")
         for dev_id, d in result["per_device"].items():
@@ -538,6 +567,59 @@ def calibrate_cmd(
     else:
         stdout_console().print(_calibration_table(cal))
         stderr_console().print(f"wrote {out_file}")
+
+
+def _calibrate_serving(
+    files: list[Path], base: Path | None, with_loso: bool, out_file: Path | None, as_json: bool
+) -> None:
+    """`calibrate --serving`: fit, write the calibration (atomically), print the before / fitted / LOSO table."""
+    from hetplace.catalogs.loader import load_calibration, load_engines
+    from hetplace.catalogs.serving_measurements import bundled_serving_dir, load_serving_measurements
+    from hetplace.costmodels.serving_fit import report_dict, run_serving_fit, serving_calibration
+
+    catalog = load_catalog()
+    base_cal = load_calibration(base, catalog) if base is not None else None
+    if base_cal is not None:
+        catalog = catalog.with_calibration(base_cal)
+    rows = load_serving_measurements(files or None)
+    report = run_serving_fit(rows, catalog, load_engines(), with_loso=with_loso)
+    names = ", ".join(str(f) for f in files) if files else f"{bundled_serving_dir().name}/*.csv (bundled)"
+    cal = serving_calibration(report, names, base_cal)
+    if out_file is not None:
+        header = "# Written by `hetplace calibrate --serving`; GEMM factors per device and serving terms per engine.\n"
+        atomic_write_text(out_file, header + dump_yaml(cal.model_dump(mode="json")))
+    if as_json:
+        echo_json({"calibration": cal.model_dump(mode="json"), "report": report_dict(report)})
+        return
+    stdout_console().print(_serving_table(report_dict(report), cal.serving_error_band))
+    if out_file is None:
+        stderr_console().print("no --out given: nothing written")
+    else:
+        stderr_console().print(f"wrote {out_file}")
+
+
+def _serving_table(rep: dict[str, Any], bands: dict[str, float]) -> Table:
+    loso = rep["leave_one_source_out"]
+    table = Table(
+        title=f"Serving calibration: {rep['rows_evaluated']:,} of {rep['rows']:,} rows priced; fit "
+        f"{rep['fit_seconds']:.1f} s, leave-one-source-out {rep['loso_seconds']:.1f} s"
+    )
+    for col in ("device", "rows", "neutral med/p90", "fitted med/p90", "LOSO med/p90", "LOSO speed", "band"):
+        table.add_column(col, justify="left" if col == "device" else "right")
+
+    def cells(key: str, label: str) -> list[str]:
+        out = []
+        for tables in (rep["before"], rep["after"], loso):
+            s = tables["overall"] if key == "overall" else tables[key].get(label) if tables else None
+            out.append(f"{_pct(s['median_abs_error'])} / {_pct(s['p90_abs_error'])}" if s else "—")
+        s = (loso["overall"] if key == "overall" else loso[key].get(label)) if loso else None
+        out.append(f"{s['speed_geomean']:.2f}" if s and s["speed_geomean"] is not None else "—")
+        return out
+
+    for dev, s in rep["before"]["device"].items():
+        table.add_row(dev, f"{s['rows']:,}", *cells("device", dev), _pct(bands.get(dev)))
+    table.add_row("all", f"{rep['rows_evaluated']:,}", *cells("overall", ""), "")
+    return table
 
 
 def _render_plan(plan, outcome_status: str) -> None:

@@ -55,6 +55,9 @@ class ServingTerms(StrictModel):
     comes from."""
 
     step_overhead_s: NonNegativeFloat = Field(default=0.0, description="Seconds per forward step (engine overhead).")
+    ttft_overhead_s: NonNegativeFloat = Field(
+        default=0.0, description="Seconds added once to each request's time to first token (front end, admission)."
+    )
     decode_attention_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_m of decode attention.")
     moe_gemm_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_c and η_m of routed-expert GEMMs.")
     fp8_gemm_eta: PositiveFloat = Field(default=1.0, description="Multiplier on η_c of fp8 weight GEMMs.")
@@ -74,6 +77,24 @@ class ServingTerms(StrictModel):
     )
 
 
+class ServingFitInfo(StrictModel):
+    """How the `serving` terms were fitted (`hetplace calibrate --serving`) and how well they transfer."""
+
+    measurements: str = Field(description="Serving CSV file(s) the terms were fitted to.")
+    method: str
+    rows: NonNegativeInt = Field(description="Rows read.")
+    rows_evaluated: NonNegativeInt = Field(description="Rows the serving model could price (the rest: `skipped`).")
+    skipped: dict[str, NonNegativeInt] = Field(default_factory=dict, description="Rows not priced, by reason.")
+    source_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Sources left out together in leave-one-source-out (same benchmark)."
+    )
+    neutral: ErrorStats = Field(description="Error of the uncalibrated (neutral) serving model on all rows.")
+    fitted: ErrorStats = Field(description="Error with the fitted terms on the rows they were fitted to.")
+    leave_one_source_out: ErrorStats | None = Field(
+        default=None, description="Error on each source group's rows of a fit that never saw that group."
+    )
+
+
 class CalibrationFile(StrictModel):
     schema_version: str = "1"
     measurements: str = Field(description="File(s) the factors were fitted to.")
@@ -88,15 +109,25 @@ class CalibrationFile(StrictModel):
     )
     serving_error_band: dict[Identifier, NonNegativeFloat] = Field(
         default_factory=dict,
-        description="Per device id: the residual relative error of the serving estimate (p90 of the "
-        "leave-one-source-out error, a fraction). Robust planning prices each device at latency × (1 + band); "
-        "devices not listed get DEFAULT_SERVING_ERROR_BAND.",
+        description="Per device: p90 of the leave-one-source-out |predicted − measured| / measured of serving "
+        "metrics (a fraction), the band `--robust` plans against (latency × (1 + band), throughput ÷ (1 + band)).",
     )
+    serving_error_band_default: NonNegativeFloat | None = Field(
+        default=None,
+        description="Band of a device not in serving_error_band: it runs uncalibrated, so the neutral model's p90.",
+    )
+    serving_fit: ServingFitInfo | None = None
+
+    def error_band(self, device_id: str) -> float | None:
+        """The device's serving error band (fraction), the default for a device without one, or None."""
+        return self.serving_error_band.get(device_id, self.serving_error_band_default)
 
     @model_serializer(mode="wrap")
     def _drop_empty_serving(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        """GEMM-only calibrations are written exactly as before: no `serving: {}` key."""
+        """GEMM-only calibrations are written exactly as before: no empty `serving*` keys."""
         data = handler(self)
-        if isinstance(data, dict) and not self.serving:
-            data.pop("serving", None)
+        if isinstance(data, dict):
+            for key in ("serving", "serving_error_band", "serving_error_band_default", "serving_fit"):
+                if data.get(key) in ({}, None):
+                    data.pop(key, None)
         return data

@@ -6,6 +6,7 @@ NEUTRAL default that reproduces the plain roofline bit for bit (multiplying by 1
 IEEE arithmetic), so every plan and number stays as it was until someone sets a value (README "Serving estimate"):
 
 - step_overhead_s        engine cost per forward step (scheduler, sampler, launches, host sync), added once per pass
+- ttft_overhead_s        cost per request before its first token (API front end, tokeniser, admission), once per request
 - decode_attention_eta   multiplies η_m of the attention operator in decode passes (paged-KV gather efficiency)
 - moe_gemm_eta           multiplies η_c and η_m of the routed-expert GEMM (grouped GEMMs over small experts)
 - fp8/int8/fp4_gemm_eta  multiplies η_c of weight GEMMs computed in that format (relative to the 16-bit η_c)
@@ -43,6 +44,12 @@ class ServingParams:
     """Seconds per forward step outside the operators' kernels: scheduling, sampling, detokenisation, host-device
     sync and launch gaps not hidden by CUDA graphs. Added once to every pass (prefill, decode or mixed step).
     From: measured TPOT at batch 1 minus the roofline's decode latency, or an engine's step profile."""
+
+    ttft_overhead_s: float = 0.0
+    """Seconds added once to every request's time to first token (and so to its end-to-end latency) outside any
+    forward pass: HTTP/API front end, tokenisation, admission into the running batch and the wait for the
+    scheduler to start its prefill. Not part of any pass (`analyze`'s per-pass terms show 0 for it).
+    From: measured TTFT at concurrency 1 minus the predicted prefill (serving_fit fits it per device and engine)."""
 
     decode_attention_eta: float = 1.0
     """Multiplier (dimensionless, > 0) on η_m of the attention operator in decode passes (one new token per
@@ -88,6 +95,7 @@ NEUTRAL = ServingParams()
 
 TERMS: dict[str, tuple[str, ...]] = {
     "step_overhead": ("step_overhead_s",),
+    "ttft_overhead": ("ttft_overhead_s",),
     "decode_attention": ("decode_attention_eta",),
     "moe_gemm": ("moe_gemm_eta",),
     "low_precision": ("fp8_gemm_eta", "int8_gemm_eta", "fp4_gemm_eta"),

@@ -2,8 +2,9 @@
 
 Robust planning (`hetplace solve --robust`, scenario `robust: true`) prices every LLM config of a device at the
 slow end of its band: latency × (1 + band) and throughput ÷ (1 + band). The band is the calibration's
-`serving_error_band[device]` (p90 of the leave-one-source-out error), else DEFAULT_SERVING_ERROR_BAND — an
-assumption for devices without serving data. The optimizer's menus and the independent checker both read these
+`serving_error_band[device]` (p90 of the leave-one-source-out error), else the file's
+`serving_error_band_default` (the uncalibrated model's p90), else DEFAULT_SERVING_ERROR_BAND — an assumption for
+devices without serving data. The optimizer's menus and the independent checker both read these
 two functions, so both price the same numbers `hetplace analyze --engine E --calibration F` prints.
 """
 
@@ -20,7 +21,8 @@ def error_band(device_id: str, calibration: CalibrationFile | None) -> float:
     """Relative error band (fraction) of the serving estimate on `device_id`."""
     if calibration is None:
         return DEFAULT_SERVING_ERROR_BAND
-    return calibration.serving_error_band.get(device_id, DEFAULT_SERVING_ERROR_BAND)
+    band = calibration.error_band(device_id)  # the device's LOSO p90, else the file's uncalibrated default
+    return DEFAULT_SERVING_ERROR_BAND if band is None else band
 
 
 def slow_factor(device_id: str, calibration: CalibrationFile | None, robust: bool) -> float:

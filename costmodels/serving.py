@@ -25,14 +25,15 @@ Modes (README "Serving estimate"):
   `concurrency`.
 
 `fits` compares the batch (B or C) with max_batch at context ISL + OSL, the peak a request reaches.
-Engine terms (engine_terms.ServingParams) apply to every pass; `terms` reports, per named term, how many seconds
-it alone adds to TTFT, TPOT and e2e over the neutral roofline (terms that touch the same operator interact, so
-the sum of the terms can differ slightly from the total minus the roofline).
+Engine terms (engine_terms.ServingParams) apply to every pass (ttft_overhead_s: once to every request's TTFT);
+`terms` reports, per named term, how many seconds it alone adds to TTFT, TPOT and e2e over the neutral roofline
+(terms that touch the same operator interact, so the sum of the terms can differ slightly from the total minus
+the roofline).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -193,7 +194,8 @@ def serving_estimate(
 
     def core(p: ServingParams) -> _Core:
         cfg = _Config(model, precision, float(tp), dev, EngineArrays.of([p], [device], [precision.weight]))
-        return _core(cfg, float(isl), float(osl), mode, float(load))
+        c = _core(cfg, float(isl), float(osl), mode, float(load))
+        return replace(c, ttft_s=c.ttft_s + p.ttft_overhead_s) if p.ttft_overhead_s else c
 
     main = core(params)
     base = main if params == NEUTRAL else core(NEUTRAL)

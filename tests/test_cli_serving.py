@@ -44,7 +44,9 @@ def test_serving_object_in_each_mode(mode: list[str], batch: int | None) -> None
     assert serving["batch"] == (batch or serving["max_batch"])
     # the operator table is the serving batch's decode step at the mean context 1000 + 1000/2
     assert data["totals"]["batch"] == serving["batch"] and data["totals"]["context_tokens"] == 1500
-    assert set(serving["terms"]) == {"step_overhead", "decode_attention", "moe_gemm", "low_precision", "collectives"}
+    assert set(serving["terms"]) == {
+        "step_overhead", "ttft_overhead", "decode_attention", "moe_gemm", "low_precision", "collectives"
+    }
 
 
 def test_kv_dtype_fp8_halves_the_kv_bytes_and_doubles_max_load() -> None:

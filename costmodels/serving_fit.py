@@ -1,0 +1,686 @@
+"""Fit the serving model's engine terms per (device, engine) to public end-to-end measurements, and score it
+leave-one-source-out (README "Serving calibration").
+
+Row → prediction (`map_row`): each measured row becomes a `ServingCase` that `serving_estimate` can price:
+- mode `batch` B → batch mode; `concurrency` C → concurrency mode; `offline_max` → max-load;
+  `request_rate` λ → the concurrency C that Little's law gives for it, C = λ · e2e(C), found by fixed-point
+  iteration from C = 1 (C ≥ 1, capped at the max-load C: an arrival rate above the replica's throughput saturates it).
+- metrics: tpot_s and itl_s ↔ TPOT; ttft_s; e2e_latency_s; output_tokens_per_s;
+  total_tokens_per_s = output · (ISL + OSL) / OSL; requests_per_s = output / OSL.
+- engines: `trtllm` is the catalog's `tensorrt-llm` (ENGINE_ALIASES); an engine not in catalogs/engines (`other`)
+  is priced with neutral terms and never fitted.
+- weights: a row stating the format a model's MoE experts already ship in (gpt-oss's mxfp4, `moe.expert_dtype`)
+  runs the model's own mixed format (experts fp4, the rest 16-bit), as the engines do on every GPU.
+- rows the model cannot evaluate are counted by reason (`Skipped`), never silently dropped: unknown model/device,
+  a weight format the device cannot compute in, an infeasible tp, a batch or concurrency whose KV cache does not fit.
+
+Fit (`fit_serving`): per (device, engine), the parameters FIT_PARAMS that the pair's rows can see (fp8/fp4 η only
+with rows computing in that format, the MoE η only with MoE models) minimise
+    Σ_rows ρ(log pred − log measured) + PRIOR_WEIGHT · Σ_params prior(p)
+with ρ the Cauchy loss of width HUBER_DELTA (quadratic for small residuals, logarithmic for gross ones: some
+sources' TTFT includes seconds of queueing the model does not describe), prior = (log p)² for the η multipliers
+(neutral 1) and (p / OVERHEAD_PRIOR_S)² for the two overheads (neutral 0): a pair with few rows stays near the plain
+roofline. PRIOR_WEIGHT was chosen among 1, 5 and 25 by the leave-one-source-out error (lowest at 25; the sources
+disagree more than the terms can explain, so stronger shrinkage transfers better). Multipliers stay in [0.2, 2].
+Search: coordinate descent on a log grid (every grid value of one parameter evaluated in one vectorised pass over
+the pair's configs, whose operators are built once), SWEEPS sweeps, then the same on a grid 4× finer around the
+optimum. Rows sharing a config share one evaluation; at most MAX_ROWS_PER_PAIR rows per pair enter the objective
+(a deterministic, evenly strided subsample).
+
+Leave-one-source-out (`loso`): sources are grouped by benchmark (SOURCE_GROUPS: the InferenceX app fixture and
+the InferenceMAX artifacts are the same SemiAnalysis runs) and each group's rows are predicted by a fit on all
+other groups. A (device, engine) pair left without training rows runs neutral: its error is that of an unseen
+device. The per-device error band is the p90 of that LOSO error; a device with no rows gets the uncalibrated
+(neutral) p90 over all rows (`default_band`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from hetplace.catalogs.calibration_schema import CalibrationFile, ErrorStats, ServingFitInfo, ServingTerms
+from hetplace.catalogs.engine_schema import Engine
+from hetplace.catalogs.loader import Catalog
+from hetplace.catalogs.schema import Device, Dtype, ModelArch
+from hetplace.catalogs.serving_measurements import LoadMode, ServingMetric, ServingRow
+from hetplace.costmodels.arrays import FloatArray
+from hetplace.costmodels.capacity import max_batch
+from hetplace.costmodels.engine_terms import NEUTRAL, EngineArrays, ServingParams
+from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
+from hetplace.costmodels.llm_perf import feasible_tp
+from hetplace.costmodels.precision import Precision, matmul_dtype, unsupported_reason
+from hetplace.costmodels.roofline import DeviceArrays, time_operators, total_latency
+from hetplace.costmodels.serving import ServingMode, _merge
+
+ENGINE_ALIASES = {"trtllm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm", "sgl": "sglang"}
+"""Engine names measurement rows use → catalogs/engines ids."""
+
+SOURCE_GROUPS = {
+    "inferencex-app-fixture-2026-06": "inferencemax",
+    "inferencemax-artifacts-mantile": "inferencemax",
+}
+"""Sources that publish the same benchmark runs, left out together (SemiAnalysis InferenceMAX/InferenceX)."""
+
+FIT_PARAMS = (
+    "step_overhead_s", "ttft_overhead_s", "decode_attention_eta", "moe_gemm_eta", "fp8_gemm_eta", "fp4_gemm_eta",
+)  # fmt: skip
+OVERHEAD_GRID_S = (0.0, *np.geomspace(2e-4, 0.1, 28).tolist())
+TTFT_GRID_S = (0.0, *np.geomspace(1e-3, 2.0, 34).tolist())
+ETA_GRID = tuple(np.geomspace(0.2, 2.0, 21).tolist())  # a multiplier outside [0.2, 2] is a misfit, not a kernel
+_GRIDS = {"step_overhead_s": OVERHEAD_GRID_S, "ttft_overhead_s": TTFT_GRID_S}
+PRIOR_WEIGHT = 25.0  # chosen among 1, 5, 25 by leave-one-source-out error (README "Serving calibration")
+OVERHEAD_PRIOR_S = {"step_overhead_s": 0.02, "ttft_overhead_s": 0.2}
+"""Prior scales of the additive terms: a step overhead of 20 ms (a TTFT overhead of 200 ms) costs as much prior as
+an η multiplier of e or 1/e."""
+HUBER_DELTA = math.log(1.5)  # robust-loss width in log space
+SWEEPS = 3
+MAX_ROWS_PER_PAIR = 400
+RATE_ITERATIONS = 30
+
+Pair = tuple[str, str]  # (device id, engine id)
+
+
+def source_group(source_id: str) -> str:
+    return SOURCE_GROUPS.get(source_id, source_id)
+
+
+def engine_id(name: str, engines: Mapping[str, Engine]) -> str | None:
+    """The catalog engine a row's engine name means, or None (priced neutral, not fitted)."""
+    eid = ENGINE_ALIASES.get(name, name)
+    return eid if eid in engines else None
+
+
+@dataclass(frozen=True)
+class ServingCase:
+    """One evaluable deployment and workload; rows differing only in metric share it."""
+
+    model: str
+    device: str
+    tp: int
+    weight: Dtype
+    kv: Dtype
+    isl: float
+    osl: float
+    mode: ServingMode
+    load: float  # B, C, or the max-load C; the requests/s for `rate`
+    rate: bool = False  # load is an arrival rate (request_rate rows): C from Little's law
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    row: ServingRow
+    case: ServingCase
+    engine: str | None
+    group: str  # source group (the unit of leave-one-source-out)
+
+    @property
+    def pair(self) -> Pair | None:
+        return (self.case.device, self.engine) if self.engine is not None else None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    row: ServingRow
+    reason: str
+
+
+def _weight_format(model: ModelArch, dtype: Dtype) -> Dtype:
+    """The Precision.weight a row's format means: gpt-oss-style rows name the experts' native format."""
+    if model.moe is not None and model.moe.expert_dtype == dtype and model.weight_dtype != dtype:
+        return model.weight_dtype
+    return dtype
+
+
+def map_row(row: ServingRow, catalog: Catalog, engines: Mapping[str, Engine]) -> MappedRow | Skipped:
+    """The case a row is priced as, or why it cannot be (see the module docstring)."""
+    model = catalog.models.get(row.model)
+    device = catalog.devices.get(row.device)
+    if model is None:
+        return Skipped(row, f"unknown model {row.model}")
+    if device is None:
+        return Skipped(row, f"unknown device {row.device}")
+    weight = _weight_format(model, row.weight_dtype)
+    reason = unsupported_reason(device, weight)
+    if reason:
+        return Skipped(row, f"unsupported dtype: {weight.value} on {device.id}")
+    if not feasible_tp(model, device, row.tp):
+        return Skipped(row, f"infeasible tp={row.tp}")
+    precision = Precision(weight, row.kv_dtype)
+    isl, osl = float(row.isl), float(row.osl)
+    capacity = _capacity(model, device, precision, row.tp, isl + osl)
+    if capacity < 1:
+        return Skipped(row, "does not fit: weights or one sequence exceed memory")
+    mode = {
+        LoadMode.batch: ServingMode.batch,
+        LoadMode.concurrency: ServingMode.concurrency,
+        LoadMode.offline_max: ServingMode.max_load,
+        LoadMode.request_rate: ServingMode.concurrency,
+    }[row.mode]
+    rate = row.mode == LoadMode.request_rate
+    if row.mode == LoadMode.offline_max:
+        load = capacity
+    else:
+        assert row.load is not None  # ServingRow validates it
+        load = float(row.load)
+        if not rate and load > capacity:
+            return Skipped(row, "does not fit: batch/concurrency above the KV-cache capacity")
+    eng = engine_id(row.engine, engines)
+    case = ServingCase(row.model, row.device, row.tp, weight, row.kv_dtype, isl, osl, mode, load, rate)
+    return MappedRow(row, case, eng, source_group(row.source_id))
+
+
+def _capacity(model: ModelArch, device: Device, precision: Precision, tp: int, context: float) -> float:
+    return float(max_batch(model, precision, np.array([device.mem_gb]), np.array([float(tp)]), context)[0])
+
+
+def map_rows(
+    rows: Iterable[ServingRow], catalog: Catalog, engines: Mapping[str, Engine]
+) -> tuple[list[MappedRow], list[Skipped]]:
+    mapped: list[MappedRow] = []
+    skipped: list[Skipped] = []
+    for row in rows:
+        m = map_row(row, catalog, engines)
+        (mapped if isinstance(m, MappedRow) else skipped).append(m)  # type: ignore[arg-type]
+    return mapped, skipped
+
+
+def skip_counts(skipped: Sequence[Skipped]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for s in skipped:
+        counts[s.reason] += 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+# ---------------------------------------------------------------- prediction, vectorised over parameter sets
+
+
+@dataclass(frozen=True)
+class CasePrediction:
+    """TTFT and TPOT (seconds) and the concurrency used, one entry per parameter set."""
+
+    ttft_s: FloatArray
+    tpot_s: FloatArray
+    load: FloatArray
+
+    def metric(self, metric: ServingMetric, isl: float, osl: float) -> FloatArray:
+        """The row metric (module docstring) from the per-request latencies."""
+        if metric in (ServingMetric.tpot_s, ServingMetric.itl_s):
+            return self.tpot_s
+        if metric == ServingMetric.ttft_s:
+            return self.ttft_s
+        e2e = self.ttft_s + (osl - 1.0) * self.tpot_s
+        if metric == ServingMetric.e2e_latency_s:
+            return e2e
+        out = self.load * osl / e2e
+        if metric == ServingMetric.output_tokens_per_s:
+            return out
+        if metric == ServingMetric.total_tokens_per_s:
+            return out * (isl + osl) / osl
+        return out / osl  # requests_per_s
+
+
+class CaseModel:
+    """The serving estimate of one case as a function of the engine terms: the operators (which do not depend on
+    the terms) are built once, then any number of parameter sets is timed in one vectorised pass. Mirrors
+    serving._core (tests check it against serving_estimate)."""
+
+    def __init__(self, case: ServingCase, catalog: Catalog) -> None:
+        self.case = case
+        self.model = catalog.models[case.model]
+        self.device = catalog.devices[case.device]
+        self.precision = Precision(case.weight, case.kv)
+        self.capacity = _capacity(self.model, self.device, self.precision, case.tp, case.isl + case.osl)
+        self._dev1 = DeviceArrays.of([self.device], [case.weight])
+        self._fixed: tuple[list[Operator], list[Operator]] | None = None
+        if not case.rate:
+            self._fixed = self._passes(np.array([case.load]))
+
+    def _passes(self, load: FloatArray) -> tuple[list[Operator], list[Operator]]:
+        """Operators of the (TTFT pass, TPOT pass) at each load in `load`."""
+        c, tp = self.case, float(self.case.tp)
+        m, p = self.model, self.precision
+        context = c.isl + c.osl / 2.0
+        if c.mode == ServingMode.batch:
+            return (
+                llm_operators(m, Shape.of(load, c.isl, 0, tp), p),
+                llm_operators(m, Shape.of(load, 1, context, tp), p),
+            )
+        dec = llm_operators(m, Shape.of(load, 1, context, tp), p)
+        zero = llm_operators(m, Shape.of(0.0 * load, c.isl, 0, tp), p)
+        steady = llm_operators(m, Shape.of(load / c.osl, c.isl, 0, tp), p)
+        one = llm_operators(m, Shape.of(1.0 + 0.0 * load, c.isl, 0, tp), p)
+        merged_steady = [_merge(d, s, z) for d, s, z in zip(dec, steady, zero, strict=True)]
+        merged_one = [_merge(d, o, z) for d, o, z in zip(dec, one, zero, strict=True)]
+        return merged_one, merged_steady
+
+    def _time(self, ops: list[Operator], eng: EngineArrays, k: int, decode: bool) -> FloatArray:
+        dev = self._dev1.take(np.zeros(k, dtype=int))
+        tp = np.full(k, float(self.case.tp))
+        t = total_latency(time_operators(ops, dev, tp, eng, decode=decode))
+        return np.broadcast_to(t + eng.step_overhead_s, (k,)).astype(float)
+
+    def _latencies(
+        self, ops: tuple[list[Operator], list[Operator]], eng: EngineArrays, k: int
+    ) -> tuple[FloatArray, FloatArray]:
+        first, step = ops
+        if self.case.mode == ServingMode.batch:
+            return self._time(first, eng, k, decode=self.case.isl <= 1), self._time(step, eng, k, decode=True)
+        tpot = self._time(step, eng, k, decode=True)
+        return tpot / 2.0 + self._time(first, eng, k, decode=True), tpot
+
+    def predict(self, params: Sequence[ServingParams]) -> CasePrediction:
+        k = len(params)
+        eng = EngineArrays.of(list(params), [self.device] * k, [self.case.weight] * k)
+        front = np.array([p.ttft_overhead_s for p in params])  # once per request, outside every pass
+        if self._fixed is not None:
+            ttft, tpot = self._latencies(self._fixed, eng, k)
+            return CasePrediction(ttft + front, tpot, np.full(k, self.case.load))
+        return self._predict_rate(eng, front, k)
+
+    def _predict_rate(self, eng: EngineArrays, front: FloatArray, k: int) -> CasePrediction:
+        """Little's law C = λ · e2e(C): fixed-point iteration from C = 1, C kept in [1, max-load C]."""
+        rate, osl = self.case.load, self.case.osl
+        load = np.ones(k)
+        for _ in range(RATE_ITERATIONS):
+            ttft, tpot = self._latencies(self._passes(load), eng, k)
+            new = np.clip(rate * (ttft + front + (osl - 1.0) * tpot), 1.0, max(self.capacity, 1.0))
+            converged = bool(np.allclose(new, load, rtol=1e-4))
+            load = new
+            if converged:
+                break
+        ttft, tpot = self._latencies(self._passes(load), eng, k)
+        return CasePrediction(ttft + front, tpot, load)
+
+
+# ---------------------------------------------------------------- fitting
+
+
+@dataclass(frozen=True)
+class PairData:
+    """Rows of one (device, engine) pair grouped by case, with log measured values."""
+
+    pair: Pair
+    cases: list[CaseModel]
+    rows: list[list[tuple[ServingMetric, float]]]  # per case: (metric, log measured)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(r) for r in self.rows)
+
+
+def fit_params_for(models: Sequence[ModelArch], devices: Sequence[Device], weights: Sequence[Dtype]) -> list[str]:
+    """The FIT_PARAMS a pair's rows can inform."""
+    names = ["step_overhead_s", "ttft_overhead_s", "decode_attention_eta"]
+    if any(m.moe is not None for m in models):
+        names.append("moe_gemm_eta")
+    fmts = {matmul_dtype(d, w) for d, w in zip(devices, weights, strict=True)}
+    names += [f"{f.value}_gemm_eta" for f in (Dtype.fp8, Dtype.fp4) if f in fmts]
+    return names
+
+
+def prior_penalty(name: str, value: FloatArray, center: float) -> FloatArray:
+    """(log(p / p₀))² for the η multipliers, ((p − p₀) / scale)² for the additive overheads."""
+    if name in OVERHEAD_PRIOR_S:
+        return np.asarray(((value - center) / OVERHEAD_PRIOR_S[name]) ** 2)
+    return np.asarray(np.log(value / center) ** 2)
+
+
+def row_loss(log_residual: FloatArray) -> FloatArray:
+    """Cauchy loss of the log residual: r² near 0, growing only logarithmically far out, so a source whose TTFT
+    includes queueing (10× off) does not drag every other term to the grid's edge."""
+    d = HUBER_DELTA
+    return np.asarray(d * d * np.log1p((log_residual / d) ** 2))
+
+
+def _objective(
+    data: PairData, params: Sequence[ServingParams], names: Sequence[str], center: ServingParams, prior_weight: float
+) -> FloatArray:
+    loss = np.zeros(len(params))
+    for cm, rows in zip(data.cases, data.rows, strict=True):
+        pred = cm.predict(params)
+        for metric, log_meas in rows:
+            loss += row_loss(np.log(pred.metric(metric, cm.case.isl, cm.case.osl)) - log_meas)
+    for n in names:
+        loss += prior_weight * prior_penalty(n, np.array([getattr(p, n) for p in params]), getattr(center, n))
+    return loss
+
+
+def _refine_grid(name: str, best: float) -> list[float]:
+    """A grid 4× finer than the coarse one around `best`, inside the coarse grid's range."""
+    coarse = _GRIDS.get(name, ETA_GRID)
+    if name in OVERHEAD_PRIOR_S and best == 0.0:
+        return [0.0, coarse[1] / 4, coarse[1] / 2]
+    step = (coarse[-1] / coarse[-2]) ** 0.25
+    fine = best * step ** np.arange(-4, 5)
+    return sorted(
+        {0.0, *np.clip(fine, coarse[1], coarse[-1]).tolist()}
+        if name in OVERHEAD_PRIOR_S
+        else set(np.clip(fine, coarse[0], coarse[-1]).tolist())
+    )
+
+
+@dataclass(frozen=True)
+class PairFit:
+    pair: Pair
+    params: ServingParams
+    names: tuple[str, ...]
+    rows: int
+    loss: float
+
+
+def fit_pair(data: PairData, center: ServingParams = NEUTRAL, prior_weight: float = PRIOR_WEIGHT) -> PairFit:
+    """Coordinate descent on the log grid, then a finer grid around the optimum, starting from and pulled
+    towards `center` (module docstring)."""
+    names = fit_params_for(
+        [cm.model for cm in data.cases], [cm.device for cm in data.cases], [cm.case.weight for cm in data.cases]
+    )
+    current = center
+    best_loss = float(_objective(data, [current], names, center, prior_weight)[0])
+    for grids in ({n: list(_GRIDS.get(n, ETA_GRID)) for n in names}, None):
+        for _ in range(SWEEPS):
+            moved = False
+            for n in names:
+                grid = grids[n] if grids is not None else _refine_grid(n, getattr(current, n))
+                candidates = [replace(current, **{n: v}) for v in grid]
+                loss = _objective(data, candidates, names, center, prior_weight)
+                i = int(np.argmin(loss))
+                if loss[i] < best_loss - 1e-12:
+                    best_loss, current, moved = float(loss[i]), candidates[i], True
+            if not moved:
+                break
+    return PairFit(data.pair, current, tuple(names), data.n_rows, best_loss)
+
+
+def _subsample(items: list[MappedRow], limit: int) -> list[MappedRow]:
+    if len(items) <= limit:
+        return items
+    idx = np.linspace(0, len(items) - 1, limit).round().astype(int)
+    return [items[i] for i in sorted(set(idx.tolist()))]
+
+
+class CaseCache:
+    """CaseModels shared by every fit and prediction of one run (the operators are the expensive part)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._models: dict[ServingCase, CaseModel] = {}
+
+    def get(self, case: ServingCase) -> CaseModel:
+        if case not in self._models:
+            self._models[case] = CaseModel(case, self.catalog)
+        return self._models[case]
+
+
+def pair_data(pair: Pair, rows: Sequence[MappedRow], cache: CaseCache) -> PairData:
+    by_case: dict[ServingCase, list[tuple[ServingMetric, float]]] = {}
+    for r in _subsample(sorted(rows, key=_row_order), MAX_ROWS_PER_PAIR):
+        by_case.setdefault(r.case, []).append((r.row.metric, math.log(r.row.value)))
+    cases = list(by_case)
+    return PairData(pair, [cache.get(c) for c in cases], [by_case[c] for c in cases])
+
+
+def _row_order(r: MappedRow) -> tuple[str, ...]:
+    c = r.case
+    return (r.group, c.device, c.model, str(c.tp), c.weight.value, c.kv.value, f"{c.isl:012.3f}",
+            f"{c.osl:012.3f}", c.mode.value, f"{c.load:014.4f}", r.row.metric.value, f"{r.row.value:.9g}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServingFit:
+    """Fitted terms per (device, engine) pair with rows; every other pair runs neutral."""
+
+    pairs: dict[Pair, PairFit]
+
+    def params(self, device: str, engine: str | None) -> ServingParams:
+        fit = self.pairs.get((device, engine)) if engine is not None else None
+        return fit.params if fit is not None else NEUTRAL
+
+
+def fit_serving(
+    rows: Sequence[MappedRow],
+    cache: CaseCache,
+    pairs: Iterable[Pair] | None = None,
+    prior_weight: float = PRIOR_WEIGHT,
+) -> ServingFit:
+    """Every (device, engine) pair with rows (or only `pairs`), each pulled towards neutral."""
+    wanted = set(pairs) if pairs is not None else None
+    by_pair: dict[Pair, list[MappedRow]] = defaultdict(list)
+    for r in rows:
+        if r.pair is not None and (wanted is None or r.pair in wanted):
+            by_pair[r.pair].append(r)
+    fits = {pair: fit_pair(pair_data(pair, prs, cache), prior_weight=prior_weight) for pair, prs in by_pair.items()}
+    return ServingFit(dict(sorted(fits.items())))
+
+
+# ---------------------------------------------------------------- prediction and errors
+
+
+@dataclass(frozen=True)
+class Prediction:
+    row: MappedRow
+    predicted: float
+
+    @property
+    def measured(self) -> float:
+        return self.row.row.value
+
+    @property
+    def abs_error(self) -> float:
+        return abs(self.predicted - self.measured) / self.measured
+
+    @property
+    def speed_ratio(self) -> float:
+        """Predicted / measured speed: throughputs as they are, latencies inverted."""
+        ratio = self.predicted / self.measured
+        return 1.0 / ratio if self.row.row.metric.value.endswith("_s") else ratio
+
+
+def predict_rows(
+    rows: Sequence[MappedRow], params_of: Callable[[MappedRow], ServingParams], cache: CaseCache
+) -> list[Prediction]:
+    out = []
+    for r in rows:
+        pred = cache.get(r.case).predict([params_of(r)])
+        out.append(Prediction(r, float(pred.metric(r.row.metric, r.case.isl, r.case.osl)[0])))
+    return out
+
+
+def fitted_lookup(fit: ServingFit) -> Callable[[MappedRow], ServingParams]:
+    return lambda r: fit.params(r.case.device, r.engine)
+
+
+def loso(rows: Sequence[MappedRow], cache: CaseCache) -> list[Prediction]:
+    """Every row predicted by a fit that never saw its source group: per group, the pairs its rows need are
+    fitted on all other groups' rows (a pair without such rows runs neutral, as an uncalibrated device would)."""
+    out: list[Prediction] = []
+    for group in sorted({r.group for r in rows}):
+        held = [r for r in rows if r.group == group]
+        train = [r for r in rows if r.group != group]
+        fit = fit_serving(train, cache, pairs={r.pair for r in held if r.pair is not None})
+        out += predict_rows(held, fitted_lookup(fit), cache)
+    return out
+
+
+# ---------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    rows: int
+    median: float
+    p90: float
+    speed_geomean: float  # geometric mean of predicted / measured speed
+
+    @classmethod
+    def of(cls, preds: Sequence[Prediction]) -> ErrorSummary:
+        if not preds:
+            return cls(0, math.nan, math.nan, math.nan)
+        err = np.array([p.abs_error for p in preds])
+        speed = np.array([p.speed_ratio for p in preds])
+        return cls(
+            len(preds),
+            float(np.median(err)),
+            float(np.quantile(err, 0.9)),
+            float(np.exp(np.mean(np.log(speed)))),
+        )
+
+
+def regime(r: MappedRow) -> list[str]:
+    """Labels for the per-regime table: load (low ≤ 16 < high sequences in flight, or rate) and shape
+    (prefill-heavy ISL ≥ 4·OSL, decode-heavy OSL ≥ 4·ISL, else balanced)."""
+    c = r.case
+    load = "rate" if c.rate else ("low load (≤16)" if c.load <= 16 else "high load (>16)")
+    shape = "prefill-heavy" if c.isl >= 4 * c.osl else ("decode-heavy" if c.osl >= 4 * c.isl else "balanced")
+    return [load, shape]
+
+
+BREAKDOWNS: dict[str, Callable[[MappedRow], list[str]]] = {
+    "device": lambda r: [r.case.device],
+    "engine": lambda r: [r.engine or f"{r.row.engine} (neutral)"],
+    "metric": lambda r: [r.row.metric.value],
+    "regime": regime,
+    "source": lambda r: [r.group],
+}
+
+
+def breakdown(preds: Sequence[Prediction], key: str) -> dict[str, ErrorSummary]:
+    groups: dict[str, list[Prediction]] = defaultdict(list)
+    for p in preds:
+        for label in BREAKDOWNS[key](p.row):
+            groups[label].append(p)
+    return {k: ErrorSummary.of(v) for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
+
+
+def error_bands(loso_preds: Sequence[Prediction]) -> dict[str, float]:
+    """p90 of the leave-one-source-out error per device."""
+    return {dev: s.p90 for dev, s in breakdown(loso_preds, "device").items()}
+
+
+def default_band(neutral_preds: Sequence[Prediction]) -> float:
+    """Band of a device without rows: it runs neutral, so the uncalibrated p90 over all rows."""
+    return ErrorSummary.of(neutral_preds).p90
+
+
+@dataclass(frozen=True)
+class ServingReport:
+    """Everything `calibrate --serving` and benchmarks.accuracy print: the rows, the fit, the predictions before
+    (neutral), after (fitted, on the fit's own rows) and leave-one-source-out, and the time each took."""
+
+    mapped: list[MappedRow]
+    skipped: list[Skipped]
+    fit: ServingFit
+    before: list[Prediction]
+    after: list[Prediction]
+    loso: list[Prediction] | None
+    fit_seconds: float
+    loso_seconds: float
+
+    @property
+    def rows(self) -> int:
+        return len(self.mapped) + len(self.skipped)
+
+
+def run_serving_fit(
+    rows: Sequence[ServingRow], catalog: Catalog, engines: Mapping[str, Engine], with_loso: bool = True
+) -> ServingReport:
+    """Map the rows, score the neutral model, fit on all rows, and (optionally) run leave-one-source-out."""
+    mapped, skipped = map_rows(rows, catalog, engines)
+    cache = CaseCache(catalog)
+    before = predict_rows(mapped, lambda r: NEUTRAL, cache)
+    t0 = time.perf_counter()
+    fit = fit_serving(mapped, cache)
+    fit_s = time.perf_counter() - t0
+    after = predict_rows(mapped, fitted_lookup(fit), cache)
+    t1 = time.perf_counter()
+    held = loso(mapped, cache) if with_loso else None
+    return ServingReport(mapped, skipped, fit, before, after, held, fit_s, time.perf_counter() - t1)
+
+
+METHOD = (
+    "per (device, engine): coordinate descent on log grids of step_overhead_s, ttft_overhead_s, "
+    "decode_attention_eta, moe_gemm_eta, fp8/fp4_gemm_eta minimising the Cauchy loss of log(pred/measured) "
+    "(width log 1.5) plus a prior towards neutral; costmodels/serving_fit.py"
+)
+
+
+def _stats(preds: Sequence[Prediction]) -> ErrorStats:
+    s = ErrorSummary.of(preds)
+    return ErrorStats(rows=s.rows, median_abs_error=_finite(s.median), p90_abs_error=_finite(s.p90))
+
+
+def _finite(x: float) -> float:
+    return 0.0 if math.isnan(x) else x
+
+
+def serving_calibration(report: ServingReport, measurements: str, base: CalibrationFile | None) -> CalibrationFile:
+    """The calibration file: `base`'s GEMM factors (if any) plus the fitted serving terms, the per-device error
+    band (LOSO p90; without LOSO, the fitted p90) and how the fit went."""
+    serving: dict[str, dict[str, ServingTerms]] = defaultdict(dict)
+    for (device, engine), pf in report.fit.pairs.items():
+        serving[device][engine] = ServingTerms(**asdict(pf.params))
+    banded = report.loso if report.loso is not None else report.after
+    groups: dict[str, list[str]] = defaultdict(list)
+    for src, group in SOURCE_GROUPS.items():
+        groups[group].append(src)
+    info = ServingFitInfo(
+        measurements=measurements,
+        method=METHOD,
+        rows=report.rows,
+        rows_evaluated=len(report.mapped),
+        skipped=skip_counts(report.skipped),
+        source_groups=dict(groups),
+        neutral=_stats(report.before),
+        fitted=_stats(report.after),
+        leave_one_source_out=_stats(report.loso) if report.loso is not None else None,
+    )
+    fields_ = {
+        "serving": dict(serving),
+        "serving_error_band": {d: round(b, 4) for d, b in sorted(error_bands(banded).items())},
+        "serving_error_band_default": round(default_band(report.before), 4),
+        "serving_fit": info,
+    }
+    if base is not None:
+        return base.model_copy(update=fields_)
+    return CalibrationFile(
+        measurements=measurements, method=METHOD, held_back_fraction=0.0, seed=0, devices={}, **fields_
+    )
+
+
+def summary_dict(s: ErrorSummary) -> dict[str, float | int | None]:
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return {"rows": s.rows, "median_abs_error": num(s.median), "p90_abs_error": num(s.p90),
+            "speed_geomean": num(s.speed_geomean)}  # fmt: skip
+
+
+def error_tables(preds: Sequence[Prediction]) -> dict[str, object]:
+    """Overall and per device / engine / metric / regime / source error of one set of predictions."""
+    out: dict[str, object] = {"overall": summary_dict(ErrorSummary.of(preds))}
+    for key in BREAKDOWNS:
+        out[key] = {label: summary_dict(s) for label, s in breakdown(preds, key).items()}
+    return out
+
+
+def report_dict(report: ServingReport) -> dict[str, object]:
+    """The JSON of `calibrate --serving --json` (besides the calibration) and of benchmarks.accuracy."""
+    return {
+        "rows": report.rows,
+        "rows_evaluated": len(report.mapped),
+        "skipped": skip_counts(report.skipped),
+        "fit_seconds": report.fit_seconds,
+        "loso_seconds": report.loso_seconds,
+        "terms": {
+            f"{d}/{e}": {"rows": pf.rows, **{n: getattr(pf.params, n) for n in pf.names}}
+            for (d, e), pf in report.fit.pairs.items()
+        },
+        "before": error_tables(report.before),
+        "after": error_tables(report.after),
+        "leave_one_source_out": error_tables(report.loso) if report.loso is not None else None,
+    }
