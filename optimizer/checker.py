@@ -164,8 +164,10 @@ class _Llm:
         )
 
     def prefill(self, batch: int, uncached: float, cached: float) -> tuple[float, float, bool]:
-        """(throughput, latency, fits) prefilling `uncached` new tokens after `cached` cached ones."""
-        return self._one("prefill", batch, uncached + cached, cached, 0)
+        """(throughput, latency, fits) prefilling `uncached` new tokens after `cached` cached ones; the latency
+        includes the engine's per-request time before the first token (no replica time)."""
+        throughput, latency, fits = self._one("prefill", batch, uncached + cached, cached, 0)
+        return throughput, latency + self.engine.ttft_overhead_s * self.slow, fits
 
     def decode(self, batch: int, context: float) -> tuple[float, float, bool]:
         """(throughput, time per output token, fits) at a KV context of `context` tokens."""

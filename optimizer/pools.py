@@ -188,6 +188,9 @@ def _llm_pools(
     model = catalog.model(model_id)
     devices = _devices_for(catalog, device_ids)
     terms = [engine[d.id] for d in devices] if engine is not None else None
+    # Per request before its first token, outside every pass (engine_terms.ServingParams.ttft_overhead_s): a
+    # latency only, it takes no replica time. Indexed like the menus' device_index.
+    ttft_overhead_s = np.array([t.ttft_overhead_s for t in terms]) if terms is not None else np.zeros(len(devices))
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
     execs = np.array([wf.arrival_rate_rps * s.repeat for wf, s in uses])
     ctx = [_llm_step_contexts(s) for _, s in uses]
@@ -249,7 +252,8 @@ def _llm_pools(
     for i in range(len(cap_pre)):
         # A config must fit every served step's own shape, not only the pool's mean shape.
         if cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre):
-            latency = {r: float(m.latency_s[i]) for r, m in zip(refs, lat_pre, strict=True)}
+            front_s = float(ttft_overhead_s[int(cap_pre.device_index[i])])
+            latency = {r: float(m.latency_s[i]) + front_s for r, m in zip(refs, lat_pre, strict=True)}
             pre.configs.append(_config(pre.id, cap_pre, i, latency, model.kv_dtype))
     # Disaggregated serving: each execution's KV cache moves from its prefill replica, assumed on another node
     # (NIC), to the decode replica — a conservative bound that holds whichever prefill device is chosen. The bytes
@@ -264,7 +268,9 @@ def _llm_pools(
         cfg.extra_s = {r: float(moved[k, int(cap_dec.device_index[i])]) for k, r in enumerate(refs)}
         dec.configs.append(cfg)
     demands = (prefill_demand, decode_demand)
-    col.configs = _colocated_configs(col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max, model.kv_dtype)
+    col.configs = _colocated_configs(
+        col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max, model.kv_dtype, ttft_overhead_s
+    )
     return [pre, dec, col]
 
 
@@ -293,7 +299,7 @@ def _kv_transfer_s(model: ModelArch, kv: Dtype, uses: list[tuple[Workflow, LlmSt
 
 
 def _colocated_configs(
-    col: Pool, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max: float, own_kv: Dtype
+    col: Pool, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max: float, own_kv: Dtype, ttft_overhead_s
 ) -> list[Config]:
     """Co-located replicas: prefill at batch 1 beside a decode batch on the same devices (see module docstring).
 
@@ -318,8 +324,9 @@ def _colocated_configs(
         prefill_busy = prefill_demand / float(cap_pre.throughput[j])
         busy = prefill_busy + decode_demand / float(cap_dec.throughput[i])
         stall = 1.0 / (1.0 - u_max * prefill_busy / busy)
+        front_s = float(ttft_overhead_s[int(cap_pre.device_index[j])])
         latency = {
-            r: float(mp.latency_s[j]) + float(md.latency_s[i]) * s.output_tokens * stall
+            r: float(mp.latency_s[j]) + front_s + float(md.latency_s[i]) * s.output_tokens * stall
             for r, mp, md, (_, s) in zip(col.steps, lat_pre, lat_dec, uses, strict=True)
         }
         configs.append(_config(col.id, cap_dec, i, latency, own_kv))

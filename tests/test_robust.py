@@ -291,3 +291,26 @@ def test_robust_infeasibility_says_the_numbers_are_at_the_slow_end(tmp_path: Pat
     outcome = solve_scenario(load_scenario(path), "highs", baselines=False)
     assert outcome.status == "infeasible" and outcome.diagnosis[-1] == ROBUST_NOTE
     assert any("fastest possible critical path" in d for d in outcome.diagnosis)
+
+
+def test_ttft_overhead_adds_to_every_prefill_latency_once(small_resolved: ResolvedScenario, tmp_path: Path) -> None:
+    """The per-request time before the first token is a latency, not replica time: each prefill and co-located
+    config's step latency grows by exactly that many seconds and its throughput does not move; the checker
+    recomputes the same plan with it and passes it."""
+    front_s = 0.05
+    engine = {d: ServingParams(ttft_overhead_s=front_s) for d in OFFERED}
+    r = small_resolved
+    args = (r.workflows, r.catalog, list(OFFERED), r.scenario.limits.max_utilisation)
+    plain = {(p.id, c.key): c for p in build_pools(*args) for c in p.configs}
+    timed = {(p.id, c.key): c for p in build_pools(*args, engine=engine) for c in p.configs}
+    assert plain.keys() == timed.keys()
+    for key, c in timed.items():
+        p = plain[key]
+        assert c.throughput == p.throughput
+        grew = {ref: c.latency_s[ref] - p.latency_s[ref] for ref in c.latency_s}
+        expected = front_s if key[0].endswith((":prefill", ":colocated")) else 0.0
+        assert all(g == pytest.approx(expected, abs=1e-12) for g in grew.values()), (key, grew)
+    cal = calibration({}, serving={d: {"vllm": {"ttft_overhead_s": front_s}} for d in OFFERED})
+    resolved = load_scenario(small_variant(tmp_path, cal, engine="vllm"))
+    plan = solve(resolved)
+    assert check_plan(resolved, plan) == []
