@@ -33,13 +33,14 @@ the roofline).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 
 from hetplace.catalogs.schema import Device, ModelArch
 from hetplace.common.errors import InputError
+from hetplace.costmodels.arrays import FloatArray, Floats
 from hetplace.costmodels.capacity import max_batch
 from hetplace.costmodels.engine_terms import NEUTRAL, TERMS, EngineArrays, ServingParams, isolate
 from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
@@ -87,24 +88,6 @@ class ServingEstimate:
         }
 
 
-@dataclass(frozen=True)
-class _Config:
-    """One deployment, laid out as one-row arrays for the roofline."""
-
-    model: ModelArch
-    precision: Precision
-    tp: float
-    dev: DeviceArrays
-    engine: EngineArrays
-
-
-def _pass_s(cfg: _Config, shape: Shape) -> float:
-    """One uniform forward pass (prefill of equal prompts, or one decode step) plus the engine's step overhead."""
-    ops = llm_operators(cfg.model, shape, cfg.precision)
-    timings = time_operators(ops, cfg.dev, shape.tp, cfg.engine, decode=shape.new_tokens <= 1)
-    return float((total_latency(timings) + cfg.engine.step_overhead_s)[0])
-
-
 def _merge(dec: Operator, pre: Operator, weights: Operator) -> Operator:
     """One operator doing the work of a decode and a prefill operator in a single kernel: FLOPs and bytes add,
     the weights (the bytes of a zero-token pass) are read once, GEMM rows add."""
@@ -122,16 +105,82 @@ def _merge(dec: Operator, pre: Operator, weights: Operator) -> Operator:
     )
 
 
-def mixed_step_s(cfg: _Config, decode_seqs: float, context: float, prompts: float, isl: float) -> float:
+@dataclass(frozen=True)
+class ServingPasses:
+    """The two forward passes a mode is priced by, for one load or an array of loads. Their operators do not depend
+    on the engine terms, so a fit builds them once and times them under many parameter sets (serving_fit)."""
+
+    mode: ServingMode
+    isl: float
+    first: list[Operator]  # the pass that carries a request's prompt (TTFT)
+    step: list[Operator]  # a steady-state step (TPOT)
+
+
+def serving_passes(
+    model: ModelArch, precision: Precision, tp: float, isl: float, osl: float, mode: ServingMode, load: FloatArray
+) -> ServingPasses:
+    """`batch`: prefill of `load` prompts, then decode steps of `load` sequences at the mean context.
+    Otherwise a continuous-batching step: `load` decode tokens at the mean context plus load/OSL prompts mixed
+    into the same pass (module docstring); a request's prompt rides on such a step as one whole prompt."""
+    context = isl + osl / 2.0
+    if mode == ServingMode.batch:
+        return ServingPasses(
+            mode,
+            isl,
+            llm_operators(model, Shape.of(load, isl, 0, tp), precision),
+            llm_operators(model, Shape.of(load, 1, context, tp), precision),
+        )
+    return ServingPasses(
+        mode,
+        isl,
+        mixed_step_operators(model, precision, tp, load, context, 1.0 + 0.0 * load, isl),
+        mixed_step_operators(model, precision, tp, load, context, load / osl, isl),
+    )
+
+
+def mixed_step_operators(
+    model: ModelArch, precision: Precision, tp: float, decode_seqs: Floats, context: float, prompts: Floats, isl: float
+) -> list[Operator]:
     """A continuous-batching step: `decode_seqs` decode tokens at `context` plus `prompts` (may be fractional)
-    prompts of `isl` tokens prefilled in the same forward pass (see the module docstring)."""
-    tp = cfg.tp
-    dec = llm_operators(cfg.model, Shape.of(decode_seqs, 1, context, tp), cfg.precision)
-    pre = llm_operators(cfg.model, Shape.of(prompts, isl, 0, tp), cfg.precision)
-    zero = llm_operators(cfg.model, Shape.of(0.0, isl, 0, tp), cfg.precision)
-    merged = [_merge(d, p, z) for d, p, z in zip(dec, pre, zero, strict=True)]
-    timings = time_operators(merged, cfg.dev, np.atleast_1d(float(tp)), cfg.engine, decode=True)
-    return float((total_latency(timings) + cfg.engine.step_overhead_s)[0])
+    prompts of `isl` tokens prefilled in the same forward pass, each operator reading its weights once."""
+    dec = llm_operators(model, Shape.of(decode_seqs, 1, context, tp), precision)
+    pre = llm_operators(model, Shape.of(prompts, isl, 0, tp), precision)
+    zero = llm_operators(model, Shape.of(0.0 * np.asarray(prompts, dtype=float), isl, 0, tp), precision)
+    return [_merge(d, pr, z) for d, pr, z in zip(dec, pre, zero, strict=True)]
+
+
+def mixed_step_s(
+    model: ModelArch,
+    precision: Precision,
+    device: Device,
+    tp: int,
+    decode_seqs: float,
+    context: float,
+    prompts: float,
+    isl: float,
+    params: ServingParams = NEUTRAL,
+) -> float:
+    """Seconds of one mixed step (`mixed_step_operators`) on a tp-way replica of `device`, step overhead included."""
+    ops = mixed_step_operators(model, precision, float(tp), decode_seqs, context, prompts, isl)
+    engine = EngineArrays.of([params], [device], [precision.weight])
+    dev = DeviceArrays.of([device], [precision.weight])
+    timings = time_operators(ops, dev, np.array([float(tp)]), engine, decode=True)
+    return float((total_latency(timings) + engine.step_overhead_s)[0])
+
+
+def passes_latency_s(
+    passes: ServingPasses, dev: DeviceArrays, tp: FloatArray, engine: EngineArrays
+) -> tuple[FloatArray, FloatArray]:
+    """(TTFT before the engine's per-request overhead, TPOT), one entry per row of `dev`/`engine`. Every pass pays
+    the engine's step overhead once; in continuous batching a request arrives half-way through the step in flight."""
+
+    def pass_s(ops: list[Operator], decode: bool) -> FloatArray:
+        return total_latency(time_operators(ops, dev, tp, engine, decode=decode)) + engine.step_overhead_s
+
+    tpot = pass_s(passes.step, decode=True)
+    if passes.mode == ServingMode.batch:
+        return pass_s(passes.first, decode=passes.isl <= 1), tpot
+    return tpot / 2.0 + pass_s(passes.first, decode=True), tpot
 
 
 @dataclass(frozen=True)
@@ -143,18 +192,6 @@ class _Core:
 
     def e2e_s(self, osl: float) -> float:
         return self.ttft_s + (osl - 1.0) * self.tpot_s
-
-
-def _core(cfg: _Config, isl: float, osl: float, mode: ServingMode, load: float) -> _Core:
-    context = isl + osl / 2.0
-    if mode == ServingMode.batch:
-        ttft = _pass_s(cfg, Shape.of(load, isl, 0, cfg.tp))
-        tpot = _pass_s(cfg, Shape.of(load, 1, context, cfg.tp))
-        return _Core(load, ttft, tpot, 0.0)
-    prompts = load / osl
-    tpot = mixed_step_s(cfg, load, context, prompts, isl)
-    ttft = tpot / 2.0 + mixed_step_s(cfg, load, context, 1.0, isl)
-    return _Core(load, ttft, tpot, prompts)
 
 
 def serving_estimate(
@@ -191,11 +228,14 @@ def serving_estimate(
     if load is None or load < 1:
         raise InputError.single("serving", mode.value, f"{mode.value} needs a load ≥ 1 (got {load})")
     dev = DeviceArrays.of([device], [precision.weight])
+    passes = serving_passes(model, precision, float(tp), float(isl), float(osl), mode, np.array([float(load)]))
+    batch = float(load)
 
     def core(p: ServingParams) -> _Core:
-        cfg = _Config(model, precision, float(tp), dev, EngineArrays.of([p], [device], [precision.weight]))
-        c = _core(cfg, float(isl), float(osl), mode, float(load))
-        return replace(c, ttft_s=c.ttft_s + p.ttft_overhead_s) if p.ttft_overhead_s else c
+        engine = EngineArrays.of([p], [device], [precision.weight])
+        ttft, tpot = passes_latency_s(passes, dev, np.array([float(tp)]), engine)
+        prompts = 0.0 if mode == ServingMode.batch else batch / osl
+        return _Core(batch, float(ttft[0]) + p.ttft_overhead_s, float(tpot[0]), prompts)
 
     main = core(params)
     base = main if params == NEUTRAL else core(NEUTRAL)

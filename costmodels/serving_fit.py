@@ -52,11 +52,10 @@ from hetplace.catalogs.serving_measurements import LoadMode, ServingMetric, Serv
 from hetplace.costmodels.arrays import FloatArray
 from hetplace.costmodels.capacity import max_batch
 from hetplace.costmodels.engine_terms import NEUTRAL, EngineArrays, ServingParams
-from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
 from hetplace.costmodels.llm_perf import feasible_tp
 from hetplace.costmodels.precision import Precision, matmul_dtype, unsupported_reason
-from hetplace.costmodels.roofline import DeviceArrays, time_operators, total_latency
-from hetplace.costmodels.serving import ServingMode, _merge
+from hetplace.costmodels.roofline import DeviceArrays
+from hetplace.costmodels.serving import ServingMode, ServingPasses, passes_latency_s, serving_passes
 
 ENGINE_ALIASES = {"trtllm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm", "sgl": "sglang"}
 """Engine names measurement rows use → catalogs/engines ids."""
@@ -226,9 +225,9 @@ class CasePrediction:
 
 
 class CaseModel:
-    """The serving estimate of one case as a function of the engine terms: the operators (which do not depend on
-    the terms) are built once, then any number of parameter sets is timed in one vectorised pass. Mirrors
-    serving._core (tests check it against serving_estimate)."""
+    """The serving estimate of one case as a function of the engine terms: the passes' operators (which do not
+    depend on the terms) are built once (serving.serving_passes), then any number of parameter sets is timed in one
+    vectorised pass (serving.passes_latency_s) — the same two functions serving_estimate uses."""
 
     def __init__(self, case: ServingCase, catalog: Catalog) -> None:
         self.case = case
@@ -237,42 +236,18 @@ class CaseModel:
         self.precision = Precision(case.weight, case.kv)
         self.capacity = _capacity(self.model, self.device, self.precision, case.tp, case.isl + case.osl)
         self._dev1 = DeviceArrays.of([self.device], [case.weight])
-        self._fixed: tuple[list[Operator], list[Operator]] | None = None
+        self._fixed: ServingPasses | None = None
         if not case.rate:
             self._fixed = self._passes(np.array([case.load]))
 
-    def _passes(self, load: FloatArray) -> tuple[list[Operator], list[Operator]]:
-        """Operators of the (TTFT pass, TPOT pass) at each load in `load`."""
-        c, tp = self.case, float(self.case.tp)
-        m, p = self.model, self.precision
-        context = c.isl + c.osl / 2.0
-        if c.mode == ServingMode.batch:
-            return (
-                llm_operators(m, Shape.of(load, c.isl, 0, tp), p),
-                llm_operators(m, Shape.of(load, 1, context, tp), p),
-            )
-        dec = llm_operators(m, Shape.of(load, 1, context, tp), p)
-        zero = llm_operators(m, Shape.of(0.0 * load, c.isl, 0, tp), p)
-        steady = llm_operators(m, Shape.of(load / c.osl, c.isl, 0, tp), p)
-        one = llm_operators(m, Shape.of(1.0 + 0.0 * load, c.isl, 0, tp), p)
-        merged_steady = [_merge(d, s, z) for d, s, z in zip(dec, steady, zero, strict=True)]
-        merged_one = [_merge(d, o, z) for d, o, z in zip(dec, one, zero, strict=True)]
-        return merged_one, merged_steady
+    def _passes(self, load: FloatArray) -> ServingPasses:
+        c = self.case
+        return serving_passes(self.model, self.precision, float(c.tp), c.isl, c.osl, c.mode, load)
 
-    def _time(self, ops: list[Operator], eng: EngineArrays, k: int, decode: bool) -> FloatArray:
+    def _latencies(self, passes: ServingPasses, eng: EngineArrays, k: int) -> tuple[FloatArray, FloatArray]:
         dev = self._dev1.take(np.zeros(k, dtype=int))
-        tp = np.full(k, float(self.case.tp))
-        t = total_latency(time_operators(ops, dev, tp, eng, decode=decode))
-        return np.broadcast_to(t + eng.step_overhead_s, (k,)).astype(float)
-
-    def _latencies(
-        self, ops: tuple[list[Operator], list[Operator]], eng: EngineArrays, k: int
-    ) -> tuple[FloatArray, FloatArray]:
-        first, step = ops
-        if self.case.mode == ServingMode.batch:
-            return self._time(first, eng, k, decode=self.case.isl <= 1), self._time(step, eng, k, decode=True)
-        tpot = self._time(step, eng, k, decode=True)
-        return tpot / 2.0 + self._time(first, eng, k, decode=True), tpot
+        ttft, tpot = passes_latency_s(passes, dev, np.full(k, float(self.case.tp)), eng)
+        return np.broadcast_to(ttft, (k,)).astype(float), np.broadcast_to(tpot, (k,)).astype(float)
 
     def predict(self, params: Sequence[ServingParams]) -> CasePrediction:
         k = len(params)

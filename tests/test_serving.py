@@ -3,6 +3,8 @@ amount) and the serving estimate's three modes, checked against the forward pass
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import fields
 
 import numpy as np
@@ -29,7 +31,7 @@ from hetplace.costmodels.llm_ops import COMM, Shape
 from hetplace.costmodels.llm_perf import PassResult, evaluate_pass, phase_shape
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.roofline import DeviceArrays
-from hetplace.costmodels.serving import ServingMode, _Config, mixed_step_s, serving_estimate
+from hetplace.costmodels.serving import ServingMode, mixed_step_s, serving_estimate
 
 BF16 = Precision(Dtype.bf16, Dtype.bf16)
 
@@ -195,14 +197,9 @@ def test_serving_params_resolution_and_unknown_engine() -> None:
 # ---- serving estimate ------------------------------------------------------------------------------------------
 
 
-def _cfg(model: ModelArch, device: Device, tp: int, params: ServingParams = NEUTRAL) -> _Config:
-    return _Config(
-        model,
-        BF16,
-        float(tp),
-        DeviceArrays.of([device], [Dtype.bf16]),
-        EngineArrays.of([params], [device], [Dtype.bf16]),
-    )
+def _cfg(model: ModelArch, device: Device, tp: int) -> Callable[[float, float, float, float], float]:
+    """mixed_step_s(decode_seqs, context, prompts, isl) of a bf16 tp-way replica of `device`."""
+    return functools.partial(mixed_step_s, model, BF16, device, tp)
 
 
 def test_batch_mode_is_one_prefill_pass_then_osl_minus_one_decode_steps(catalog: Catalog) -> None:
@@ -225,7 +222,7 @@ def test_mixed_step_with_no_prompts_is_the_decode_step(catalog: Catalog) -> None
     model, h100 = catalog.model("llama-3.1-70b"), catalog.device("h100-sxm")
     cfg = _cfg(model, h100, 4)
     decode = float(one_pass(model, h100, Shape.of(32, 1, 1500, 4)).latency_s[0])
-    assert mixed_step_s(cfg, 32, 1500, 0.0, 1000) == pytest.approx(decode, rel=1e-12)
+    assert cfg(32, 1500, 0.0, 1000) == pytest.approx(decode, rel=1e-12)
 
 
 def test_mixed_step_reads_weights_once_when_memory_bound(catalog: Catalog) -> None:
@@ -238,7 +235,7 @@ def test_mixed_step_reads_weights_once_when_memory_bound(catalog: Catalog) -> No
     dec = float(one_pass(model, fast, Shape.of(16, 1, 1100, 1)).latency_s[0])
     pre = float(one_pass(model, fast, Shape.of(0.08, 1000, 0, 1)).latency_s[0])
     weights_only = float(one_pass(model, fast, Shape.of(0.0, 1000, 0, 1)).latency_s[0])
-    assert mixed_step_s(_cfg(model, fast, 1), 16, 1100, 0.08, 1000) == pytest.approx(dec + pre - weights_only, rel=1e-9)
+    assert _cfg(model, fast, 1)(16, 1100, 0.08, 1000) == pytest.approx(dec + pre - weights_only, rel=1e-9)
 
 
 def test_mixed_step_adds_the_prompt_compute_when_compute_bound(catalog: Catalog) -> None:
@@ -252,7 +249,7 @@ def test_mixed_step_adds_the_prompt_compute_when_compute_bound(catalog: Catalog)
     pre = float(one_pass(model, wide, Shape.of(0.5, 1000, 0, 1)).latency_s[0])
     res = one_pass(model, wide, Shape.of(16, 1, 1100, 1))
     overheads = h100.efficiency.kernel_overhead_us * 1e-6 * sum(o.layers for o in res.ops if o.kind != COMM)
-    assert mixed_step_s(_cfg(model, wide, 1), 16, 1100, 0.5, 1000) == pytest.approx(dec + pre - overheads, rel=1e-9)
+    assert _cfg(model, wide, 1)(16, 1100, 0.5, 1000) == pytest.approx(dec + pre - overheads, rel=1e-9)
 
 
 def test_concurrency_mode_rules(catalog: Catalog) -> None:
@@ -261,8 +258,8 @@ def test_concurrency_mode_rules(catalog: Catalog) -> None:
     model, h100 = catalog.model("llama-3.1-70b"), catalog.device("h100-sxm")
     est = serving_estimate(model, h100, 4, BF16, 1000, 500, ServingMode.concurrency, 64)
     cfg = _cfg(model, h100, 4)
-    tpot = mixed_step_s(cfg, 64, 1250, 0.128, 1000)
-    join = mixed_step_s(cfg, 64, 1250, 1.0, 1000)
+    tpot = cfg(64, 1250, 0.128, 1000)
+    join = cfg(64, 1250, 1.0, 1000)
     assert est.tpot_s == tpot and est.ttft_s == pytest.approx(tpot / 2 + join, rel=1e-12)
     e2e = est.ttft_s + 499 * tpot
     assert est.e2e_latency_s == pytest.approx(e2e, rel=1e-12)
