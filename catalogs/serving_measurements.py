@@ -13,9 +13,10 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
 
+from hetplace.catalogs.loader import bundled_dir
 from hetplace.catalogs.schema import Dtype
 from hetplace.common.errors import InputError, InputProblem
-from hetplace.common.schema_base import Identifier, NonNegativeInt, PositiveFloat, PositiveInt, StrictModel
+from hetplace.common.schema_base import Identifier, PositiveFloat, PositiveInt, StrictModel
 
 COLUMNS = (
     "source_id", "url", "published", "device", "model", "engine", "engine_version", "weight_dtype", "kv_dtype",
@@ -104,17 +105,10 @@ def load_serving_csv(path: Path) -> list[ServingRow]:
 
 
 def bundled_serving_dir() -> Path:
-    return Path(__file__).parent / "measurements" / "serving"
+    return bundled_dir("measurements") / "serving"
 
 
 def load_serving_measurements(paths: list[Path] | None = None) -> list[ServingRow]:
     """The bundled rows (every CSV in the bundled folder) or those of the files given."""
     files = paths if paths is not None else sorted(bundled_serving_dir().glob("*.csv"))
     return [row for f in files for row in load_serving_csv(f)]
-
-
-def source_counts(rows: list[ServingRow]) -> dict[str, NonNegativeInt]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.source_id] = counts.get(r.source_id, 0) + 1
-    return counts
