@@ -409,16 +409,14 @@ def analyze(
     echo_json(result) if as_json else _analyze_tables(result)
 
 
-KV_DTYPES = (Dtype.bf16, Dtype.fp16, Dtype.fp8)
-
-
 def _kv_dtype(value: str | None) -> Dtype | None:
+    from hetplace.costmodels.precision import KV_CACHE_DTYPES
+
     if value is None:
         return None
-    if value not in {d.value for d in KV_DTYPES}:
-        raise InputError.single(
-            "--kv-dtype", "kv_dtype", f"unknown KV-cache dtype '{value}' ({', '.join(d.value for d in KV_DTYPES)})"
-        )
+    if value not in {d.value for d in KV_CACHE_DTYPES}:
+        known = ", ".join(d.value for d in KV_CACHE_DTYPES)
+        raise InputError.single("--kv-dtype", "kv_dtype", f"unknown KV-cache dtype '{value}' ({known})")
     return Dtype(value)
 
 

@@ -17,6 +17,9 @@ from hetplace.catalogs.schema import DTYPE_BYTES, Device, Dtype
 ACT_BYTES = 2.0  # activations travel in 16-bit
 SIXTEEN_BIT = (Dtype.bf16, Dtype.fp16)
 NATIVE_COMPUTE = (Dtype.fp8, Dtype.int8, Dtype.fp4)
+# Formats a KV cache may be stored in (scenario allowed_kv_dtypes, analyze --kv-dtype): 16-bit, or fp8 (storage only,
+# read back to 16-bit for attention).
+KV_CACHE_DTYPES = (Dtype.bf16, Dtype.fp16, Dtype.fp8)
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,12 @@ from hetplace.common.schema_base import (
     Source,
     StrictModel,
 )
+from hetplace.costmodels.precision import KV_CACHE_DTYPES
 from hetplace.costmodels.tco import DEFAULT_ECONOMICS
 
 # A purchase or rental offer without `max_count` is capped here: large enough never to bind on a real fleet, finite
 # so that CP-SAT gets bounded integer variables. The optimizer and the checker both read this one number.
 UNLIMITED_COUNT = 100_000
-
-# Formats a KV cache may be stored in (`allowed_kv_dtypes`): 16-bit, or fp8 (storage only, read back to 16-bit).
-KV_CACHE_DTYPES = (Dtype.bf16, Dtype.fp16, Dtype.fp8)
-
 
 class StepBase(StrictModel):
     id: Identifier
