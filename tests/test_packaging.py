@@ -15,7 +15,9 @@ import pytest
 
 from tests.conftest import REPO, SMALL, SMALL_OPTIMUM_USD_PER_YEAR
 
-TOP_LEVEL_FOLDERS = ("common", "catalogs", "costmodels", "problems", "optimizer", "whatif", "reports")
+TOP_LEVEL_FOLDERS = (
+    "common", "catalogs", "costmodels", "problems", "optimizer", "whatif", "reports", "export", "simulate",
+)
 
 
 def _build(kind: str, source: Path, out: Path) -> Path:
