@@ -75,6 +75,9 @@ class ServingTerms(StrictModel):
     nic_efficiency: Fraction | None = Field(
         default=None, description="Achieved / peak cross-node all-reduce bandwidth (null: built-in 0.8)."
     )
+    compute_eta: PositiveFloat = Field(
+        default=1.0, description="Multiplier on η_c of every operator (this engine's kernels; prefill speed)."
+    )
 
 
 class ServingFitInfo(StrictModel):
@@ -105,7 +108,13 @@ class CalibrationFile(StrictModel):
     serving: dict[Identifier, dict[Identifier, ServingTerms]] = Field(
         default_factory=dict,
         description="Serving (engine) terms per device id, then per engine id (catalogs/engines); a pair not "
-        "listed runs with the engine's defaults, else the neutral roofline.",
+        "listed runs with the engine-level terms of `serving_engines`, else the engine's catalog defaults, else "
+        "the neutral roofline.",
+    )
+    serving_engines: dict[Identifier, ServingTerms] = Field(
+        default_factory=dict,
+        description="Per engine id: terms fitted to the engine's rows on all devices, for a device without its own "
+        "(device, engine) entry in `serving`.",
     )
     serving_error_band: dict[Identifier, NonNegativeFloat] = Field(
         default_factory=dict,
@@ -127,7 +136,9 @@ class CalibrationFile(StrictModel):
         """GEMM-only calibrations are written exactly as before: no empty `serving*` keys."""
         data = handler(self)
         if isinstance(data, dict):
-            for key in ("serving", "serving_error_band", "serving_error_band_default", "serving_fit"):
+            for key in (
+                "serving", "serving_engines", "serving_error_band", "serving_error_band_default", "serving_fit",
+            ):  # fmt: skip
                 if data.get(key) in ({}, None):
                     data.pop(key, None)
         return data

@@ -117,6 +117,13 @@ def load_calibration(path: Path, catalog: Catalog | None = None) -> CalibrationF
                     f"serving.{dev_id}.{engine_id}",
                     f"unknown engine '{engine_id}' (known: {', '.join(sorted(engines))})",
                 )
+    for engine_id in calibration.serving_engines:
+        if engine_id not in engines:
+            raise InputError.single(
+                str(path),
+                f"serving_engines.{engine_id}",
+                f"unknown engine '{engine_id}' (known: {', '.join(sorted(engines))})",
+            )
     return calibration
 
 

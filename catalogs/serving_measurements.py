@@ -22,6 +22,9 @@ COLUMNS = (
     "source_id", "url", "published", "device", "model", "engine", "engine_version", "weight_dtype", "kv_dtype",
     "tp", "isl", "osl", "mode", "load", "metric", "value", "derived", "notes",
 )  # fmt: skip
+OPTIONAL_COLUMNS = ("prompts", "length_ratio")
+"""The benchmark client's setup where a source states it (README of the measurements folder): how many requests
+it sent, and the low end of its uniform length draw (`--random-range-ratio`)."""
 
 
 class LoadMode(StrEnum):
@@ -39,6 +42,16 @@ class ServingMetric(StrEnum):
     output_tokens_per_s = "output_tokens_per_s"
     total_tokens_per_s = "total_tokens_per_s"
     requests_per_s = "requests_per_s"
+
+    @property
+    def is_latency(self) -> bool:
+        """Latencies (seconds per request or token) fall as speed rises; throughputs (… per second) rise."""
+        return self in LATENCY_METRICS
+
+
+LATENCY_METRICS = frozenset(
+    {ServingMetric.ttft_s, ServingMetric.tpot_s, ServingMetric.itl_s, ServingMetric.e2e_latency_s}
+)
 
 
 class ServingRow(StrictModel):
@@ -58,6 +71,15 @@ class ServingRow(StrictModel):
     osl: PositiveFloat = Field(description="Output tokens per request (mean).")
     mode: LoadMode
     load: PositiveFloat | None = None
+    prompts: PositiveInt | None = Field(
+        default=None, description="Requests the benchmark client sent in the run (num-prompts), when stated."
+    )
+    length_ratio: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Lengths drawn uniformly in [ratio·L, L] for nominal isl/osl L (random-range-ratio); 1 = fixed.",
+    )
     metric: ServingMetric
     value: PositiveFloat
     derived: bool = False
@@ -91,10 +113,13 @@ def load_serving_csv(path: Path) -> list[ServingRow]:
     rows: list[ServingRow] = []
     problems: list[InputProblem] = []
     for line, raw in enumerate(reader, start=2):
-        data = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items() if k in COLUMNS}
+        data = {
+            k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items() if k in COLUMNS + OPTIONAL_COLUMNS
+        }
         data["derived"] = data.get("derived", "").lower() in ("yes", "true", "1")
-        if not data.get("load"):
-            data["load"] = None
+        for optional in ("load", *OPTIONAL_COLUMNS):
+            if not data.get(optional):
+                data[optional] = None
         try:
             rows.append(ServingRow.model_validate(data))
         except ValidationError as exc:

@@ -7,6 +7,7 @@ IEEE arithmetic), so every plan and number stays as it was until someone sets a 
 
 - step_overhead_s        engine cost per forward step (scheduler, sampler, launches, host sync), added once per pass
 - ttft_overhead_s        cost per request before its first token (API front end, tokeniser, admission), once per request
+- compute_eta            multiplies η_c of every operator (this engine's kernels on this device: prefill speed)
 - decode_attention_eta   multiplies η_m of the attention operator in decode passes (paged-KV gather efficiency)
 - moe_gemm_eta           multiplies η_c and η_m of the routed-expert GEMM (grouped GEMMs over small experts)
 - fp8/int8/fp4_gemm_eta  multiplies η_c of weight GEMMs computed in that format (relative to the 16-bit η_c)
@@ -85,6 +86,12 @@ class ServingParams:
     nic_efficiency: float | None = None
     """Achieved / peak NIC bandwidth of large cross-node all-reduces (0 < x ≤ 1); None = LINK_EFFICIENCY."""
 
+    compute_eta: float = 1.0
+    """Multiplier (dimensionless, > 0) on η_c of every operator: the fraction of the device's calibrated GEMM
+    efficiency this engine's kernels reach on it (fused attention, MLA, MoE dispatch, fp8 scaling, kernel
+    maturity of the vendor stack). Compute binds in prefill, so this is the prefill speed relative to the GEMM
+    roofline. From: TTFT at low load and prefill-heavy throughput (serving_fit fits it per device and engine)."""
+
     def gemm_eta(self, dtype: Dtype | None) -> float:
         """The low-precision multiplier for GEMMs computed in `dtype` (1 for 16/32-bit and weight-only int4)."""
         etas = {Dtype.fp8: self.fp8_gemm_eta, Dtype.int8: self.int8_gemm_eta, Dtype.fp4: self.fp4_gemm_eta}
@@ -96,6 +103,7 @@ NEUTRAL = ServingParams()
 TERMS: dict[str, tuple[str, ...]] = {
     "step_overhead": ("step_overhead_s",),
     "ttft_overhead": ("ttft_overhead_s",),
+    "compute": ("compute_eta",),
     "decode_attention": ("decode_attention_eta",),
     "moe_gemm": ("moe_gemm_eta",),
     "low_precision": ("fp8_gemm_eta", "int8_gemm_eta", "fp4_gemm_eta"),
@@ -120,6 +128,7 @@ class EngineArrays:
     `gemm_eta` is already the multiplier of the config's weight-GEMM format (see ServingParams.gemm_eta)."""
 
     step_overhead_s: Floats = 0.0
+    compute_eta: Floats = 1.0
     decode_attention_eta: Floats = 1.0
     moe_gemm_eta: Floats = 1.0
     gemm_eta: Floats = 1.0
@@ -143,6 +152,7 @@ class EngineArrays:
 
         return cls(
             step_overhead_s=col([p.step_overhead_s for p, _, _ in rows]),
+            compute_eta=col([p.compute_eta for p, _, _ in rows]),
             decode_attention_eta=col([p.decode_attention_eta for p, _, _ in rows]),
             moe_gemm_eta=col([p.moe_gemm_eta for p, _, _ in rows]),
             gemm_eta=col([p.gemm_eta(matmul_dtype(d, w)) for p, d, w in rows]),
@@ -168,15 +178,18 @@ def serving_params(
     engines: Mapping[str, Engine],
     calibration: CalibrationFile | None = None,
 ) -> ServingParams:
-    """The terms `analyze --engine` runs with: the calibration's fitted (device, engine) entry, else the engine's
-    catalog defaults, else neutral (no engine given). An engine not in `engines` is an input error."""
+    """The terms `analyze --engine` runs with: the calibration's fitted (device, engine) entry, else its
+    engine-level entry (fitted across the engine's devices), else the engine's catalog defaults, else neutral (no
+    engine given). An engine not in `engines` is an input error."""
     if engine_id is None:
         return NEUTRAL
     if engine_id not in engines:
         raise InputError.single(
             "--engine", "engine", f"unknown engine '{engine_id}' (known: {', '.join(sorted(engines))})"
         )
-    fitted = calibration.serving.get(device_id, {}).get(engine_id) if calibration is not None else None
+    fitted = None
+    if calibration is not None:
+        fitted = calibration.serving.get(device_id, {}).get(engine_id) or calibration.serving_engines.get(engine_id)
     return from_terms(fitted if fitted is not None else engines[engine_id].serving_defaults)
 
 

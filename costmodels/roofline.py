@@ -109,7 +109,7 @@ MOE_EXPERTS = "moe_experts"  # the routed-expert operator (llm_ops._moe), which 
 
 def _etas(op: Operator, dev: DeviceArrays, engine: EngineArrays, decode: BoolArray | bool) -> tuple[Floats, Floats]:
     """(η_c, η_m) of `op` per config: the device's, times the engine terms that apply to this operator."""
-    eta_c: Floats = dev.eta_c
+    eta_c: Floats = dev.eta_c * engine.compute_eta
     eta_m: Floats = dev.eta_m
     if op.kind == GEMM:
         eta_c = eta_c * engine.gemm_eta

@@ -174,13 +174,28 @@ def passes_latency_s(
     """(TTFT before the engine's per-request overhead, TPOT), one entry per row of `dev`/`engine`. Every pass pays
     the engine's step overhead once; in continuous batching a request arrives half-way through the step in flight."""
 
-    def pass_s(ops: list[Operator], decode: bool) -> FloatArray:
-        return total_latency(time_operators(ops, dev, tp, engine, decode=decode)) + engine.step_overhead_s
-
-    tpot = pass_s(passes.step, decode=True)
+    tpot = pass_latency_s(passes.step, dev, tp, engine, decode=True)
     if passes.mode == ServingMode.batch:
-        return pass_s(passes.first, decode=passes.isl <= 1), tpot
-    return tpot / 2.0 + pass_s(passes.first, decode=True), tpot
+        return pass_latency_s(passes.first, dev, tp, engine, decode=passes.isl <= 1), tpot
+    return tpot / 2.0 + pass_latency_s(passes.first, dev, tp, engine, decode=True), tpot
+
+
+def pass_latency_s(
+    ops: list[Operator], dev: DeviceArrays, tp: FloatArray, engine: EngineArrays, decode: bool
+) -> FloatArray:
+    """Seconds of one forward pass per row of `dev`/`engine`: its operators plus the engine's step overhead."""
+    return total_latency(time_operators(ops, dev, tp, engine, decode=decode)) + engine.step_overhead_s
+
+
+def burst_prefill_operators(
+    model: ModelArch, precision: Precision, tp: float, isl: float, prompts: float
+) -> tuple[list[Operator], list[Operator]]:
+    """Prefill passes of one prompt and of `prompts` prompts together: the first and the last request of a burst
+    of simultaneous arrivals (serving_fit's closed-loop harness model times the mean of the two)."""
+    return (
+        llm_operators(model, Shape.of(1.0, isl, 0, tp), precision),
+        llm_operators(model, Shape.of(prompts, isl, 0, tp), precision),
+    )
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -55,7 +55,14 @@ from hetplace.costmodels.engine_terms import NEUTRAL, EngineArrays, ServingParam
 from hetplace.costmodels.llm_perf import feasible_tp
 from hetplace.costmodels.precision import Precision, matmul_dtype, unsupported_reason
 from hetplace.costmodels.roofline import DeviceArrays
-from hetplace.costmodels.serving import ServingMode, ServingPasses, passes_latency_s, serving_passes
+from hetplace.costmodels.serving import (
+    ServingMode,
+    ServingPasses,
+    burst_prefill_operators,
+    pass_latency_s,
+    passes_latency_s,
+    serving_passes,
+)
 
 ENGINE_ALIASES = {"trtllm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm", "sgl": "sglang"}
 """Engine names measurement rows use → catalogs/engines ids."""
@@ -67,7 +74,8 @@ SOURCE_GROUPS = {
 """Sources that publish the same benchmark runs, left out together (SemiAnalysis InferenceMAX/InferenceX)."""
 
 FIT_PARAMS = (
-    "step_overhead_s", "ttft_overhead_s", "decode_attention_eta", "moe_gemm_eta", "fp8_gemm_eta", "fp4_gemm_eta",
+    "step_overhead_s", "ttft_overhead_s", "compute_eta", "decode_attention_eta", "moe_gemm_eta", "fp8_gemm_eta",
+    "fp4_gemm_eta",
 )  # fmt: skip
 OVERHEAD_GRID_S = (0.0, *np.geomspace(2e-4, 0.1, 28).tolist())
 TTFT_GRID_S = (0.0, *np.geomspace(1e-3, 2.0, 34).tolist())
@@ -109,6 +117,7 @@ class ServingCase:
     mode: ServingMode
     load: float  # B, C, or the max-load C; the requests/s for `rate`
     rate: bool = False  # load is an arrival rate (request_rate rows): C from Little's law
+    burst_share: float = 0.0  # requests that arrive in a burst of `load` simultaneous ones (closed-loop harness)
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,7 @@ def map_row(row: ServingRow, catalog: Catalog, engines: Mapping[str, Engine]) ->
     if not feasible_tp(model, device, row.tp):
         return Skipped(row, f"infeasible tp={row.tp}")
     precision = Precision(weight, row.kv_dtype)
-    isl, osl = float(row.isl), float(row.osl)
+    isl, osl = mean_lengths(row)
     capacity = _capacity(model, device, precision, row.tp, isl + osl)
     if capacity < 1:
         return Skipped(row, "does not fit: weights or one sequence exceed memory")
@@ -170,8 +179,29 @@ def map_row(row: ServingRow, catalog: Catalog, engines: Mapping[str, Engine]) ->
         if not rate and load > capacity:
             return Skipped(row, "does not fit: batch/concurrency above the KV-cache capacity")
     eng = engine_id(row.engine, engines)
-    case = ServingCase(row.model, row.device, row.tp, weight, row.kv_dtype, isl, osl, mode, load, rate)
+    case = ServingCase(
+        row.model, row.device, row.tp, weight, row.kv_dtype, isl, osl, mode, load, rate, burst_share(row, load)
+    )
     return MappedRow(row, case, eng, source_group(row.source_id))
+
+
+def mean_lengths(row: ServingRow) -> tuple[float, float]:
+    """Mean ISL/OSL of the requests: a uniform draw in [r·L, L] (`length_ratio` r) has mean L·(1 + r)/2."""
+    r = 1.0 if row.length_ratio is None else row.length_ratio
+    return float(row.isl) * (1.0 + r) / 2.0, float(row.osl) * (1.0 + r) / 2.0
+
+
+def burst_share(row: ServingRow, load: float) -> float:
+    """Share of a closed-loop run's requests that arrive in a burst of `load` simultaneous ones.
+
+    A client that keeps C requests in flight out of N sends its first C at once. With lengths drawn from a range
+    the later requests arrive staggered (one joins whenever one finishes), so C/N of them were a burst; with fixed
+    lengths every wave of C finishes together and the next C arrive together, so all of them are."""
+    if row.mode != LoadMode.concurrency or row.prompts is None:
+        return 0.0
+    if row.length_ratio == 1.0:
+        return 1.0
+    return min(1.0, load / float(row.prompts))
 
 
 def _capacity(model: ModelArch, device: Device, precision: Precision, tp: int, context: float) -> float:
@@ -239,6 +269,11 @@ class CaseModel:
         self._fixed: ServingPasses | None = None
         if not case.rate:
             self._fixed = self._passes(np.array([case.load]))
+        self._burst = (
+            burst_prefill_operators(self.model, self.precision, float(case.tp), case.isl, case.load)
+            if case.burst_share > 0
+            else None
+        )
 
     def _passes(self, load: FloatArray) -> ServingPasses:
         c = self.case
@@ -255,8 +290,22 @@ class CaseModel:
         front = np.array([p.ttft_overhead_s for p in params])  # once per request, outside every pass
         if self._fixed is not None:
             ttft, tpot = self._latencies(self._fixed, eng, k)
+            if self._burst is not None:
+                ttft = self._with_burst(ttft, eng, k)
             return CasePrediction(ttft + front, tpot, np.full(k, self.case.load))
         return self._predict_rate(eng, front, k)
+
+    def _with_burst(self, steady_ttft: FloatArray, eng: EngineArrays, k: int) -> FloatArray:
+        """Mean TTFT when `burst_share` of the requests arrive together with load − 1 others: the burst's prompts
+        are prefilled one after another (chunked by the engine's token budget, compute-bound), so the i-th waits
+        for the prefill of i prompts; the mean over the burst is that of the first and the last when the prefill
+        time grows linearly with the prompts in it."""
+        assert self._burst is not None
+        dev = self._dev1.take(np.zeros(k, dtype=int))
+        tp = np.full(k, float(self.case.tp))
+        one, everyone = (pass_latency_s(ops, dev, tp, eng, decode=False) for ops in self._burst)
+        share = self.case.burst_share
+        return np.asarray((1.0 - share) * steady_ttft + share * (one + everyone) / 2.0)
 
     def _predict_rate(self, eng: EngineArrays, front: FloatArray, k: int) -> CasePrediction:
         """Little's law C = λ · e2e(C): fixed-point iteration from C = 1, C kept in [1, max-load C]."""
@@ -291,7 +340,7 @@ class PairData:
 
 def fit_params_for(models: Sequence[ModelArch], devices: Sequence[Device], weights: Sequence[Dtype]) -> list[str]:
     """The FIT_PARAMS a pair's rows can inform."""
-    names = ["step_overhead_s", "ttft_overhead_s", "decode_attention_eta"]
+    names = ["step_overhead_s", "ttft_overhead_s", "compute_eta", "decode_attention_eta"]
     if any(m.moe is not None for m in models):
         names.append("moe_gemm_eta")
     fmts = {matmul_dtype(d, w) for d, w in zip(devices, weights, strict=True)}
@@ -406,14 +455,22 @@ def _row_order(r: MappedRow) -> tuple[str, ...]:
             f"{c.osl:012.3f}", c.mode.value, f"{c.load:014.4f}", r.row.metric.value, f"{r.row.value:.9g}")  # fmt: skip
 
 
+ANY_DEVICE = "*"
+"""The device slot of an engine-level fit: the engine's terms fitted across all its devices' rows."""
+
+
 @dataclass(frozen=True)
 class ServingFit:
-    """Fitted terms per (device, engine) pair with rows; every other pair runs neutral."""
+    """Fitted terms per (device, engine) pair with rows, and per engine across all its devices (`engines`): a
+    device without rows for an engine runs with the engine-level terms, an engine without rows neutral."""
 
     pairs: dict[Pair, PairFit]
+    engines: dict[str, PairFit] = field(default_factory=dict)
 
     def params(self, device: str, engine: str | None) -> ServingParams:
-        fit = self.pairs.get((device, engine)) if engine is not None else None
+        if engine is None:
+            return NEUTRAL
+        fit = self.pairs.get((device, engine)) or self.engines.get(engine)
         return fit.params if fit is not None else NEUTRAL
 
 
@@ -423,14 +480,34 @@ def fit_serving(
     pairs: Iterable[Pair] | None = None,
     prior_weight: float = PRIOR_WEIGHT,
 ) -> ServingFit:
-    """Every (device, engine) pair with rows (or only `pairs`), each pulled towards neutral."""
+    """Two levels: per engine, one set of terms fitted to all its rows on every device and pulled towards neutral;
+    then every (device, engine) pair with rows (or only `pairs`) fitted to its own rows and pulled towards its
+    engine's terms. What an engine's scheduler and kernels do carries over between devices; what differs per
+    device (its stack's kernel maturity) is learnt only where rows show it, so an unseen device inherits the
+    engine's behaviour rather than the bare roofline."""
     wanted = set(pairs) if pairs is not None else None
     by_pair: dict[Pair, list[MappedRow]] = defaultdict(list)
+    by_engine: dict[str, list[MappedRow]] = defaultdict(list)
     for r in rows:
-        if r.pair is not None and (wanted is None or r.pair in wanted):
+        if r.pair is None:
+            continue
+        if wanted is None or r.pair[1] in {e for _, e in wanted}:
+            by_engine[r.pair[1]].append(r)
+        if wanted is None or r.pair in wanted:
             by_pair[r.pair].append(r)
-    fits = {pair: fit_pair(pair_data(pair, prs, cache), prior_weight=prior_weight) for pair, prs in by_pair.items()}
-    return ServingFit(dict(sorted(fits.items())))
+    engines = {
+        e: fit_pair(pair_data((ANY_DEVICE, e), ers, cache), prior_weight=prior_weight)
+        for e, ers in sorted(by_engine.items())
+    }
+    fits = {
+        pair: fit_pair(
+            pair_data(pair, prs, cache),
+            center=engines[pair[1]].params if pair[1] in engines else NEUTRAL,
+            prior_weight=prior_weight,
+        )
+        for pair, prs in by_pair.items()
+    }
+    return ServingFit(dict(sorted(fits.items())), engines)
 
 
 # ---------------------------------------------------------------- prediction and errors
@@ -453,7 +530,7 @@ class Prediction:
     def speed_ratio(self) -> float:
         """Predicted / measured speed: throughputs as they are, latencies inverted."""
         ratio = self.predicted / self.measured
-        return 1.0 / ratio if self.row.row.metric.value.endswith("_s") else ratio
+        return 1.0 / ratio if self.row.row.metric.is_latency else ratio
 
 
 def predict_rows(
@@ -616,6 +693,7 @@ def serving_calibration(report: ServingReport, measurements: str, base: Calibrat
     )
     fields_ = {
         "serving": dict(serving),
+        "serving_engines": {e: ServingTerms(**asdict(pf.params)) for e, pf in sorted(report.fit.engines.items())},
         "serving_error_band": {d: round(b, 4) for d, b in sorted(error_bands(banded).items())},
         "serving_error_band_default": round(default_band(report.before), 4),
         "serving_fit": info,

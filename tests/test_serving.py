@@ -344,3 +344,19 @@ def test_slower_terms_never_speed_an_operator_up(
     for a, b in zip(plain.timings, slow.timings, strict=True):
         assert b.latency_s[0] >= a.latency_s[0], a.name
     assert slow.latency_s[0] >= plain.latency_s[0] + step * (1 - 1e-12)
+
+
+def test_compute_eta_scales_every_operators_compute_and_nothing_else(catalog: Catalog) -> None:
+    """bf16 prefill of 4 × 2048 tokens on H100 at compute_eta 0.5: every operator's compute time doubles (weight
+    GEMMs and attention alike), memory and communication times do not move; 1.0 is bit-identical."""
+    model, h100 = catalog.model("llama-3.1-8b"), catalog.device("h100-sxm")
+    shape = Shape.of(4, 2048, 0, 1)
+    plain = one_pass(model, h100, shape)
+    slow = one_pass(model, h100, shape, params=ServingParams(compute_eta=0.5))
+    for a, b in zip(plain.timings, slow.timings, strict=True):
+        assert float(b.compute_s[0]) == pytest.approx(2 * float(a.compute_s[0]), rel=1e-12), a.name
+        assert float(b.memory_s[0]) == float(a.memory_s[0]) and float(b.comm_s[0]) == float(a.comm_s[0])
+    ffn_flops = 2.0 * 4 * 2048 * 32 * 3 * 4096 * 14336  # ffn of 8192 tokens, 32 layers
+    assert op(slow, "ffn")[1] >= ffn_flops / (989.5e12 * h100.efficiency.compute * 0.5) * (1 - 1e-12)
+    same = one_pass(model, h100, shape, params=ServingParams(compute_eta=1.0))
+    assert np.array_equal(same.latency_s, plain.latency_s)

@@ -223,3 +223,62 @@ def test_accuracy_benchmark_replaces_only_its_own_section(tmp_path: Path) -> Non
     text = path.read_text()
     assert text.startswith("# Solver\n\ntable\n") and text.count(START) == 1 and text.count(END) == 1
     assert "second" in text and "first" not in text
+
+
+# ---- the benchmark client's harness, the compute term, engine-level terms ------------------------------------
+
+
+def test_mean_lengths_and_burst_share_follow_the_client_setup(catalog: Catalog) -> None:
+    """InferenceMAX-style client: lengths uniform in [0.8·L, L] (mean 0.9·L), 10·C prompts, C in flight → the
+    first C of 10·C requests arrive at once (share 0.1); fixed lengths → every wave is a burst (share 1)."""
+    ranged = map_row(row(load=4, prompts=40, length_ratio=0.8), catalog, ENGINES)
+    assert isinstance(ranged, MappedRow)
+    assert (ranged.case.isl, ranged.case.osl, ranged.case.burst_share) == (900.0, 180.0, 0.1)
+    fixed = map_row(row(load=4, prompts=500, length_ratio=1.0), catalog, ENGINES)
+    assert isinstance(fixed, MappedRow) and (fixed.case.isl, fixed.case.burst_share) == (ISL, 1.0)
+    plain = map_row(row(load=4), catalog, ENGINES)
+    assert isinstance(plain, MappedRow) and plain.case.burst_share == 0.0
+    batch = map_row(row(mode="batch", load=4, prompts=40), catalog, ENGINES)  # a static batch has no waves
+    assert isinstance(batch, MappedRow) and batch.case.burst_share == 0.0
+
+
+def test_burst_ttft_is_the_mean_of_the_first_and_last_prefill(catalog: Catalog) -> None:
+    """A burst of 8 prompts: the first waits for a 1-prompt prefill, the last for the 8-prompt prefill (batch mode
+    TTFT at B = 1 and B = 8); a share f of burst requests mixes that mean with the steady-state TTFT."""
+    b1, b8 = (estimate(catalog, "batch", b, PARAMS).ttft_s for b in (1, 8))
+    steady = estimate(catalog, "concurrency", 8, PARAMS).ttft_s
+    burst = predict(row(metric="ttft_s", prompts=8, length_ratio=1.0), catalog, PARAMS)
+    assert burst == pytest.approx((b1 + b8) / 2, rel=1e-12)
+    tenth = predict(row(metric="ttft_s", prompts=80), catalog, PARAMS)
+    assert tenth == pytest.approx(0.9 * steady + 0.1 * (b1 + b8) / 2, rel=1e-12)
+    tpot = predict(row(metric="tpot_s", prompts=80), catalog, PARAMS)  # TPOT is the steady step either way
+    assert tpot == pytest.approx(estimate(catalog, "concurrency", 8, PARAMS).tpot_s, rel=1e-12)
+
+
+def test_throughput_speed_ratio_is_not_inverted(catalog: Catalog) -> None:
+    """A throughput predicted at twice the measured value is 2× optimistic, as is a latency predicted at half."""
+    from hetplace.costmodels.serving_fit import Prediction
+
+    for metric, factor in (("output_tokens_per_s", 2.0), ("requests_per_s", 2.0), ("tpot_s", 0.5)):
+        m = map_row(row(metric=metric, value=10.0), catalog, ENGINES)
+        assert isinstance(m, MappedRow)
+        assert Prediction(m, 10.0 * factor).speed_ratio == pytest.approx(2.0)
+
+
+def test_an_unseen_device_inherits_its_engines_terms(catalog: Catalog) -> None:
+    """Rows of vllm on H100 only: the engine-level fit is what H200 (no rows) runs with; no engine → neutral; the
+    calibration file carries the engine level and serving_params falls back to it."""
+    truth = ServingParams(step_overhead_s=0.004, ttft_overhead_s=0.08, decode_attention_eta=0.6)
+    mapped, _ = map_rows(synthetic_rows(catalog, truth), catalog, ENGINES)
+    fit = fit_serving(mapped, CaseCache(catalog), prior_weight=1e-3)
+    assert set(fit.engines) == {"vllm"}
+    unseen = fit.params("h200-sxm", "vllm")
+    assert unseen == fit.engines["vllm"].params and unseen.step_overhead_s == pytest.approx(0.004, rel=0.05)
+    assert fit.params("h200-sxm", None) == NEUTRAL and fit.params("h200-sxm", "sglang") == NEUTRAL
+    from hetplace.catalogs.calibration_schema import CalibrationFile, ServingTerms
+
+    cal = CalibrationFile(
+        measurements="x", method="y", held_back_fraction=0.0, seed=0, devices={},
+        serving_engines={"vllm": ServingTerms(step_overhead_s=0.004)},
+    )  # fmt: skip
+    assert serving_params("h200-sxm", "vllm", ENGINES, cal) == ServingParams(step_overhead_s=0.004)
