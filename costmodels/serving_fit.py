@@ -82,9 +82,11 @@ TTFT_GRID_S = (0.0, *np.geomspace(1e-3, 2.0, 34).tolist())
 ETA_GRID = tuple(np.geomspace(0.2, 2.0, 21).tolist())  # a multiplier outside [0.2, 2] is a misfit, not a kernel
 _GRIDS = {"step_overhead_s": OVERHEAD_GRID_S, "ttft_overhead_s": TTFT_GRID_S}
 PRIOR_WEIGHT = 25.0  # chosen among 1, 5, 25 by leave-one-source-out error (README "Serving calibration")
-OVERHEAD_PRIOR_S = {"step_overhead_s": 0.02, "ttft_overhead_s": 0.2}
-"""Prior scales of the additive terms: a step overhead of 20 ms (a TTFT overhead of 200 ms) costs as much prior as
-an η multiplier of e or 1/e."""
+OVERHEAD_PRIOR_S = {"step_overhead_s": 0.02, "ttft_overhead_s": 1.0}
+"""Prior scales of the additive terms: a step overhead of 20 ms (a TTFT overhead of 1 s) costs as much prior as an
+η multiplier of e or 1/e. Measured TTFT at low load runs 0.1–0.5 s above the prefill it carries on every modern
+stack in the bundled rows (front end, tokeniser, scheduler admission); a 0.2 s scale held the fitted overhead at a
+fifth of that (TTFT 4× optimistic after the fit on InferenceMAX MI300X rows, 1.3× with 1 s)."""
 HUBER_DELTA = math.log(1.5)  # robust-loss width in log space
 SWEEPS = 3
 MAX_ROWS_PER_PAIR = 400
