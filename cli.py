@@ -1026,11 +1026,15 @@ def check_cmd(
 ) -> None:
     """Recompute every constraint of a plan independently of the solver; exit 1 if any is violated."""
     from hetplace.optimizer.checker import check_notes, check_plan
+    from hetplace.optimizer.plan_match import plan_mismatches
     from hetplace.problems.loader import load_scenario
     from hetplace.problems.plan import Plan
 
     resolved = load_scenario(scenario)
     plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))
+    mismatches = plan_mismatches(resolved, plan)  # a plan made for another scenario: input error, exit 2
+    if mismatches:
+        raise InputError(f"{plan_file} (checked against {scenario})", mismatches)
     violations = check_plan(resolved, plan)
     notes = check_notes(resolved, plan)  # e.g. user rows (extra_constraints) are not re-checked
     if as_json:
