@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hetplace.catalogs.schema import DeviceKind
-from hetplace.common.enums import LLM_PHASES, Backend, Objective, SolverStatus
+from hetplace.common.enums import LLM_PHASES, Backend, Objective, Phase, SolverStatus
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.precision import Precision
 from hetplace.optimizer.assemble import assemble_plan, critical_paths
@@ -247,6 +247,22 @@ def _solve_min_latency(
     return SolveOutcome(second.status, plan, [], second)
 
 
+CPU_BASELINE_PHASES = frozenset({Phase.tool, Phase.retrieval})
+
+
+def cpus_for_tools_only(pools: list[Pool], offers: dict[str, DeviceOffer]) -> int:
+    """Baselines: drop CPU configs from every pool but tool calls and retrieval (LLM, embedding and encoder pools
+    stay on the baseline's accelerator). Returns the number of configs dropped."""
+    dropped = 0
+    for pool in pools:
+        if pool.phase in CPU_BASELINE_PHASES:
+            continue
+        kept = [c for c in pool.configs if offers[c.device].device.kind != DeviceKind.cpu]
+        dropped += len(pool.configs) - len(kept)
+        pool.configs = kept
+    return dropped
+
+
 def homogeneous_baselines(
     resolved: ResolvedScenario,
     backend: Backend | str,
@@ -255,7 +271,9 @@ def homogeneous_baselines(
     threads: int,
     plan_cost: float | None,
 ) -> list[Baseline]:
-    """Best fleet with one accelerator type (CPUs stay available for tools), for every offered accelerator."""
+    """Best fleet with one accelerator type, for every offered accelerator: that type serves every LLM, embedding
+    and encoder step; the scenario's CPU sockets serve only tool calls and retrieval (`cpus_for_tools_only`), so
+    a "single-accelerator" fleet never runs a model on CPUs."""
     hw = resolved.scenario.hardware
     ids = sorted(
         {
@@ -267,7 +285,7 @@ def homogeneous_baselines(
     )
     out = []
     for dev_id in ids:
-        f = formulate(resolved, {dev_id})
+        f = formulate(resolved, {dev_id}, restrict=cpus_for_tools_only)
         if any(not p.configs for p in f.pools):
             out.append(
                 Baseline(device=dev_id, status=SolverStatus.infeasible, total_usd_per_year=None, saving_fraction=None)
