@@ -15,6 +15,7 @@ from hetplace.common.enums import LLM_PHASES, Backend, Objective, Phase, SolverS
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.precision import Precision
 from hetplace.optimizer.assemble import assemble_plan, critical_paths
+from hetplace.optimizer.availability import availability_causes, node_limited_purchases
 from hetplace.optimizer.backends import SolveResult, solve
 from hetplace.optimizer.extensions import apply_extensions, diagnosis_note, load_extensions, record_extensions
 from hetplace.optimizer.formulation import (
@@ -143,11 +144,14 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
     if not causes:
         causes.extend(diagnose_limits(resolved))
     if not causes:
+        causes.extend(availability_causes(resolved))
+    if not causes:
         causes.append(
             "infeasible, but no single cause was isolated: every pool has configs, every critical path can meet "
             "its SLA and each limit alone can be met, so limits combine (inventory, availability, power cap, "
             "budgets); try raising max_count, budgets or the power cap"
         )
+    causes.extend(node_limited_purchases(resolved))  # e.g. 4 H100 allowed, nodes of 8: none can be bought
     if resolved.scenario.robust:
         causes.append(ROBUST_NOTE)
     return causes
