@@ -527,7 +527,7 @@ def calibrate_cmd(
     With --serving: fit the serving model's engine terms per (device, engine) to public end-to-end measurements
     and report leave-one-source-out error (README "Serving calibration")."""
     from hetplace.catalogs.loader import load_calibration
-    from hetplace.costmodels.calibration import calibrate, evaluate, load_measurements
+    from hetplace.costmodels.calibration import calibrate, evaluate, holdout_mask, load_measurements
 
     files = measurements or []
     if serving:
@@ -554,6 +554,7 @@ def calibrate_cmd(
         table.add_row("all", "", f"{result['rows']:,}", _pct(result["median_abs_error"]), _pct(result["p90_abs_error"]))
         stdout_console().print(table)
         return
+    _check_rows_per_device(meas.device, holdout_mask(len(meas), holdout, seed), str(measurements_file))
     cal = calibrate(meas, catalog, held_back_fraction=holdout, seed=seed)
     text = dump_yaml(cal.model_dump(mode="json"))
     if out_file is not None:
@@ -565,6 +566,28 @@ def calibrate_cmd(
     else:
         stdout_console().print(_calibration_table(cal))
         stderr_console().print(f"wrote {out_file}")
+
+
+GEMM_FIT_PARAMETERS = 3  # η_c, η_m and the kernel overhead, per device
+
+
+def _check_rows_per_device(devices: Any, held: Any, source: str) -> None:
+    """A device needs rows in the fit: none is an input error (exit 2); fewer than the three fitted parameters is a
+    warning on stderr (its factors are then not determined by the data), and the fit goes on."""
+    for dev_id in sorted(set(devices)):
+        rows = devices == dev_id
+        n_fit, n_all = int((rows & ~held).sum()), int(rows.sum())
+        if n_fit == 0:
+            raise InputError.single(
+                source, "device", f"{dev_id}: all {n_all} row(s) are held back; lower --holdout or add rows"
+            )
+        if n_fit < GEMM_FIT_PARAMETERS:
+            stderr_console().print(
+                f"warning: {dev_id} has {n_fit} fit row(s) ({n_all} in the file): too few to fit three parameters "
+                "(η_c, η_m, overhead); its factors are not determined by the data",
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 def _calibrate_serving(
@@ -987,6 +1010,7 @@ def report_cmd(
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel what-if points.")] = None,
 ) -> None:
     """Batch report: plan every scenario (with its schedule if it has a horizon) and write HTML + Markdown."""
+    from hetplace.common.enums import SolverStatus
     from hetplace.optimizer.multiperiod import solve_schedule
     from hetplace.optimizer.solve import solve_scenario
     from hetplace.problems.loader import load_scenario
@@ -1001,20 +1025,29 @@ def report_cmd(
     sections = []
     err = stderr_console()
     folders = unique_folders([r.scenario.id for r in resolved_all])
+    statuses: set[str] = set()  # every solve's status, for the exit code
     for path, resolved, tasks, folder in zip(scenarios, resolved_all, tasks_all, folders, strict=True):
         with err.status(f"planning {resolved.scenario.id}…") if err.is_terminal else contextlib.nullcontext():
             outcome = solve_scenario(resolved, backend.value, time_limit, gap, 1, baselines)
             section = ScenarioSection(resolved, outcome.plan, outcome.status, outcome.diagnosis, folder=folder)
             if resolved.scenario.horizon is not None:
-                _, section.schedule = solve_schedule(resolved, backend.value, time_limit, gap)
+                schedule_status, section.schedule = solve_schedule(resolved, backend.value, time_limit, gap)
+                statuses.add(schedule_status)
             if axes:
                 section.sweep = run_points(tasks, "process", workers)
                 written = write_outputs(section.sweep, axes, out_dir / folder / "whatif")
                 section.sweep_charts = [f for f in written if f.suffix == ".png"]
         sections.append(section)
+        statuses.add(outcome.status)
         err.print(f"{path}: {outcome.status}")
     for page in write_report(sections, out_dir):
         err.print(f"wrote {page}")
+    # A batch job must be able to tell: the report is written either way, the exit code says whether every
+    # scenario got a plan (1 = some scenario is infeasible, else 3 = some solve stopped without a plan).
+    if SolverStatus.infeasible in statuses:
+        raise typer.Exit(EXIT_INFEASIBLE)
+    if SolverStatus.no_solution in statuses:
+        raise typer.Exit(EXIT_NO_PLAN)
 
 
 @app.command("check")
@@ -1026,11 +1059,15 @@ def check_cmd(
 ) -> None:
     """Recompute every constraint of a plan independently of the solver; exit 1 if any is violated."""
     from hetplace.optimizer.checker import check_notes, check_plan
+    from hetplace.optimizer.plan_match import plan_mismatches
     from hetplace.problems.loader import load_scenario
     from hetplace.problems.plan import Plan
 
     resolved = load_scenario(scenario)
     plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))
+    mismatches = plan_mismatches(resolved, plan)  # a plan made for another scenario: input error, exit 2
+    if mismatches:
+        raise InputError(f"{plan_file} (checked against {scenario})", mismatches)
     violations = check_plan(resolved, plan)
     notes = check_notes(resolved, plan)  # e.g. user rows (extra_constraints) are not re-checked
     if as_json:

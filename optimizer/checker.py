@@ -6,8 +6,13 @@ and `costmodels`, so a bug in the model builder shows up as a violation instead 
 Even the longest-path pass over a workflow DAG is its own (`critical_path_s`), not `problems.dag`'s; a property
 test holds the two against each other.
 
-`check_plan` runs one function per group of constraints: fleet sources, pools (capacity, fit), device usage,
-critical paths, power, costs. `check_notes` says what it does not check: user rows (`extra_constraints`).
+`check_plan` first makes sure the plan belongs to the scenario (`plan_match`: scenario id, devices, pools,
+workflows, steps; a mismatch is an input error), then runs one function per group of constraints: fleet sources,
+pools (capacity, fit), device usage, critical paths, power, costs, and holds every figure the plan reports (cost
+parts, $/request, $/1M tokens, purchases, nodes, power, throughput, demand, utilisation, step latencies and
+starts, slack) to its recomputation. Not re-checked: the baselines (they would need solves), the solver block,
+and each step's KV-transfer part, device and critical-step list; `check_notes` says when user rows
+(`extra_constraints`) exist, which are not re-checked either.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from hetplace.catalogs.loader import load_engines
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
+from hetplace.common.errors import InputError
 from hetplace.costmodels.engine_terms import ServingParams, serving_params
 from hetplace.costmodels.error_band import error_band, slow_factor
 from hetplace.costmodels.llm_ops import kv_bytes_per_token
@@ -27,6 +33,7 @@ from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.tco import HOURS_PER_YEAR
+from hetplace.optimizer.plan_match import plan_mismatches
 from hetplace.problems.loader import ResolvedScenario
 from hetplace.problems.plan import FleetEntry, Plan, PoolAssignment
 from hetplace.problems.schema import (
@@ -43,6 +50,7 @@ from hetplace.problems.schema import (
 )
 
 REL_TOL = 1e-6
+FIGURE_REL_TOL = 1e-6  # a reported figure (cost part, utilisation, latency…) may differ from the recomputed one by this
 NIC_EFFICIENCY = 0.8
 
 StepKey = tuple[str, str]  # (workflow id, step id)
@@ -91,6 +99,7 @@ class Served:
     devices_used: dict[str, int]
     step_latency_s: dict[StepKey, dict[str, float]]  # step -> pool -> slowest config's latency
     problems: list[str]
+    throughput: list[float] = field(default_factory=list)  # per plan.pools entry: all its replicas, recomputed
 
 
 @dataclass(frozen=True)
@@ -401,15 +410,17 @@ def _serve(resolved: ResolvedScenario, plan: Plan, robust: bool) -> Served:
     capacity: dict[str, float] = defaultdict(float)
     demand: dict[str, float] = {}
     step_lat: dict[StepKey, dict[str, float]] = defaultdict(dict)
+    throughput: list[float] = []
     for a in plan.pools:
         n = _assignment_numbers(resolved, a, robust)
         problems.extend(n.problems)
         used[a.device] += a.replicas * a.tensor_parallel
         capacity[a.pool] += n.throughput * a.replicas
+        throughput.append(n.throughput * a.replicas)
         demand[a.pool] = n.demand
         for key, t in n.latency_s.items():
             step_lat[key][a.pool] = max(step_lat[key].get(a.pool, 0.0), t)
-    return Served(dict(capacity), demand, dict(used), dict(step_lat), problems)
+    return Served(dict(capacity), demand, dict(used), dict(step_lat), problems, throughput)
 
 
 def _capacity_violations(capacity: dict[str, float], demand: dict[str, float], u_max: float) -> list[str]:
@@ -550,41 +561,90 @@ def _power_violations(resolved: ResolvedScenario, plan: Plan) -> list[str]:
     return []
 
 
-def _entry_costs_usd(resolved: ResolvedScenario, e: FleetEntry, offer: Offer) -> tuple[float, float]:
-    """(annual cost, up-front purchases) of one fleet entry. Devices from a source the scenario does not offer
-    cost nothing here: `_fleet_source_violations` already reports them."""
+@dataclass(frozen=True)
+class EntryCost:
+    """One fleet entry's yearly cost in the plan's parts, and its up-front purchases (USD)."""
+
+    capex_usd: float = 0.0  # amortised purchases + residual value forgone (+ capex of owned devices not sunk)
+    energy_usd: float = 0.0
+    hosting_usd: float = 0.0
+    rental_usd: float = 0.0
+    purchases_usd: float = 0.0
+
+    @property
+    def total_usd(self) -> float:
+        return self.capex_usd + self.energy_usd + self.hosting_usd + self.rental_usd
+
+
+def _entry_costs_usd(resolved: ResolvedScenario, e: FleetEntry, offer: Offer) -> EntryCost:
+    """One fleet entry's yearly cost in parts and its up-front purchases. Devices from a source the scenario does
+    not offer cost nothing here: `_fleet_source_violations` already reports them. Rented devices' price includes
+    their energy and hosting."""
     econ = resolved.scenario.economics
     dev = resolved.catalog.device(e.device)
     kw = dev.tdp_w / 1000.0
-    run = (
-        kw * econ.avg_load_fraction * econ.pue * HOURS_PER_YEAR * econ.energy_usd_per_kwh
-        + kw * econ.hosting_usd_per_kw_month * 12
-    )
-    total, purchases = 0.0, 0.0
+    energy_one = kw * econ.avg_load_fraction * econ.pue * HOURS_PER_YEAR * econ.energy_usd_per_kwh
+    hosting_one = kw * econ.hosting_usd_per_kw_month * 12
+    on_site, capex, purchases, rental = 0, 0.0, 0.0, 0.0
     o = offer.owned.get(e.device)
     if e.owned_used and o is not None:
-        extra = (o.residual_value_usd + (0.0 if o.sunk else float(dev.capex_usd or 0.0))) / econ.amortisation_years
-        total += e.owned_used * (run + extra)
+        on_site += e.owned_used
+        extra = o.residual_value_usd + (0.0 if o.sunk else float(dev.capex_usd or 0.0))
+        capex += e.owned_used * extra / econ.amortisation_years
     buy = offer.buyable.get(e.device)
     if e.bought and buy is not None:
         price = buy.capex_usd or dev.capex_usd or 0.0
+        on_site += e.bought
         purchases += e.bought * price
-        total += e.bought * (run + price / econ.amortisation_years)
+        capex += e.bought * price / econ.amortisation_years
     rent = offer.rentable.get(e.device)
     if e.rented and rent is not None:
-        total += e.rented * (rent.usd_per_hour or dev.cloud_usd_per_hour or 0.0) * HOURS_PER_YEAR
-    return total, purchases
+        rental += e.rented * (rent.usd_per_hour or dev.cloud_usd_per_hour or 0.0) * HOURS_PER_YEAR
+    return EntryCost(capex, on_site * energy_one, on_site * hosting_one, rental, purchases)
+
+
+def _differs(reported: float, recomputed: float) -> bool:
+    """Beyond FIGURE_REL_TOL of the larger magnitude (plus a floor for figures that should be zero)."""
+    return abs(reported - recomputed) > FIGURE_REL_TOL * max(abs(reported), abs(recomputed)) + 1e-9
+
+
+def _per_year(resolved: ResolvedScenario) -> tuple[float, float]:
+    """(requests, LLM tokens) per year: every workflow's arrivals; every LLM call's prompt + output tokens."""
+    seconds = HOURS_PER_YEAR * 3600.0
+    requests = sum(wf.arrival_rate_rps for wf in resolved.workflows) * seconds
+    tokens = sum(
+        wf.arrival_rate_rps * s.repeat * (s.prompt_tokens + s.output_tokens)
+        for wf in resolved.workflows
+        for s in wf.steps
+        if isinstance(s, LlmStep)
+    )
+    return requests, tokens * seconds
 
 
 def _cost_violations(resolved: ResolvedScenario, plan: Plan, offer: Offer) -> list[str]:
-    """The reported TCO is the recomputed one; purchases and TCO within their budgets."""
+    """Every figure of the TCO breakdown is the recomputed one; purchases and TCO within their budgets."""
     limits = resolved.scenario.limits
     costs = [_entry_costs_usd(resolved, e, offer) for e in plan.fleet]
-    total = sum(c[0] for c in costs)
-    purchases = sum(c[1] for c in costs)
+    total = sum(c.total_usd for c in costs)
+    purchases = sum(c.purchases_usd for c in costs)
     v: list[str] = []
     if abs(total - plan.tco.total_usd_per_year) > 1e-6 * max(1.0, total):
         v.append(f"tco: plan reports {plan.tco.total_usd_per_year:.2f} USD/year, recomputed {total:.2f}")
+    requests, tokens = _per_year(resolved)
+    figures = [
+        ("capex_usd_per_year", plan.tco.capex_usd_per_year, sum(c.capex_usd for c in costs)),
+        ("energy_usd_per_year", plan.tco.energy_usd_per_year, sum(c.energy_usd for c in costs)),
+        ("hosting_usd_per_year", plan.tco.hosting_usd_per_year, sum(c.hosting_usd for c in costs)),
+        ("rental_usd_per_year", plan.tco.rental_usd_per_year, sum(c.rental_usd for c in costs)),
+        ("usd_per_request", plan.tco.usd_per_request, total / requests if requests else 0.0),
+        ("usd_per_million_tokens", plan.tco.usd_per_million_tokens, total / tokens * 1e6 if tokens else 0.0),
+        ("purchases_usd", plan.tco.purchases_usd, purchases),
+    ]
+    v.extend(
+        f"tco.{name}: plan reports {reported:.6g}, recomputed {value:.6g}"
+        for name, reported, value in figures
+        if _differs(reported, value)
+    )
     if limits.capex_budget_usd is not None and purchases > limits.capex_budget_usd * (1 + REL_TOL):
         v.append(f"purchases {purchases:.0f} USD > capex budget {limits.capex_budget_usd:g}")
     if limits.annual_budget_usd is not None and total > limits.annual_budget_usd * (1 + REL_TOL):
@@ -594,13 +654,147 @@ def _cost_violations(resolved: ResolvedScenario, plan: Plan, offer: Offer) -> li
     return v
 
 
+# ---- Reported figures: fleet, pools, steps, workflows ------------------------------------------------------
+
+
+def _fleet_figure_violations(resolved: ResolvedScenario, plan: Plan) -> list[str]:
+    """Each fleet entry's nodes (whole servers its devices in use occupy) and facility power."""
+    econ = resolved.scenario.economics
+    v: list[str] = []
+    for e in plan.fleet:
+        dev = resolved.catalog.device(e.device)
+        in_use = e.owned_used + e.bought + e.rented
+        nodes = -(-in_use // dev.devices_per_node)
+        if e.nodes != nodes:
+            v.append(f"fleet {e.device}: plan reports {e.nodes} nodes, recomputed {nodes}")
+        kw = (e.owned_used + e.bought) * dev.tdp_w / 1000.0 * econ.avg_load_fraction * econ.pue
+        if _differs(e.power_kw, kw):
+            v.append(f"fleet {e.device}: plan reports {e.power_kw:.6g} kW, recomputed {kw:.6g}")
+    return v
+
+
+def _route_shares(plan: Plan, served: Served) -> tuple[dict[str, float], list[str]]:
+    """The share of each pool's demand its route carries. Non-LLM pools and LLM models on one route carry all of
+    it; a model split between disaggregated and co-located serving carries the shares the plan's demands imply,
+    which must agree between its prefill and decode pools and add up to 1."""
+    reported: dict[str, float] = defaultdict(float)
+    for a in plan.pools:
+        reported[a.pool] += a.demand
+    shares = dict.fromkeys(served.demand, 1.0)
+    by_model: dict[str, dict[str, float]] = defaultdict(dict)
+    for pool, demand in served.demand.items():
+        model, _, phase = pool.rpartition(":")
+        if phase in LLM_PHASES and demand > 0:
+            by_model[model][phase] = reported[pool] / demand
+    v: list[str] = []
+    for model, implied in sorted(by_model.items()):
+        disaggregated = [implied[p] for p in ("prefill", "decode") if p in implied]
+        if "colocated" not in implied or not disaggregated:
+            continue
+        if len(disaggregated) == 2 and _differs(*disaggregated):
+            v.append(
+                f"model {model}: prefill pools report {disaggregated[0]:.6f} of its traffic, decode pools "
+                f"{disaggregated[1]:.6f}"
+            )
+        if _differs(implied["colocated"] + disaggregated[0], 1.0):
+            v.append(
+                f"model {model}: the pools' demands imply route shares {disaggregated[0]:.6f} (disaggregated) + "
+                f"{implied['colocated']:.6f} (co-located) ≠ 1"
+            )
+        for phase, share in implied.items():
+            shares[f"{model}:{phase}"] = share
+    return shares, v
+
+
+def _pool_figure_violations(plan: Plan, served: Served) -> list[str]:
+    """Each assignment's devices, throughput, demand served and utilisation: a pool's served demand is split over
+    its assignments in proportion to their throughput, and its utilisation is served demand / capacity."""
+    shares, v = _route_shares(plan, served)
+    for a, thr in zip(plan.pools, served.throughput, strict=True):
+        where = f"pool {a.pool} on {a.device} tp={a.tensor_parallel} batch={a.batch}"
+        if a.devices != a.replicas * a.tensor_parallel:
+            v.append(f"{where}: plan reports {a.devices} devices, replicas × tp = {a.replicas * a.tensor_parallel}")
+        if _differs(a.throughput, thr):
+            v.append(f"{where}: plan reports throughput {a.throughput:.6g}/s, recomputed {thr:.6g}")
+        cap = served.capacity.get(a.pool, 0.0)
+        if cap <= 0:
+            continue  # nothing serves it: `_capacity_violations` says so
+        load = shares[a.pool] * served.demand[a.pool]
+        demand, utilisation = load * thr / cap, min(1.0, load / cap)
+        if _differs(a.demand, demand):
+            v.append(f"{where}: plan reports demand {a.demand:.6g}/s, recomputed {demand:.6g}")
+        if _differs(a.utilisation, utilisation):
+            v.append(f"{where}: plan reports utilisation {a.utilisation:.6g}, recomputed {utilisation:.6g}")
+    return v
+
+
+def _step_times_s(
+    resolved: ResolvedScenario, step_latency_s: dict[StepKey, dict[str, float]]
+) -> dict[StepKey, tuple[float, float]]:
+    """(latency of all repeats, earliest start) of every step, from the recomputed latencies."""
+    out: dict[StepKey, tuple[float, float]] = {}
+    for wf in resolved.workflows:
+        duration = {s.id: _step_duration(step_latency_s.get((wf.id, s.id), {})) * s.repeat for s in wf.steps}
+        finish = finish_times_s(wf, duration)
+        for s in wf.steps:
+            out[(wf.id, s.id)] = (duration[s.id], max((finish[p] for p in s.after), default=0.0))
+    return out
+
+
+def _timing_figure_violations(
+    resolved: ResolvedScenario,
+    plan: Plan,
+    step_latency_s: dict[StepKey, dict[str, float]],
+    nominal_latency_s: dict[StepKey, dict[str, float]] | None,
+) -> list[str]:
+    """Each step's latency and start (and nominal latency in a robust plan); each workflow's arrival rate, SLA and
+    slack; the arrival-weighted mean critical path."""
+    times = _step_times_s(resolved, step_latency_s)
+    nominal = _step_times_s(resolved, nominal_latency_s) if nominal_latency_s is not None else None
+    v: list[str] = []
+    for t in plan.steps:
+        lat, start = times[(t.workflow, t.step)]
+        where = f"step {t.workflow}.{t.step}"
+        if _differs(t.latency_s, lat):
+            v.append(f"{where}: plan reports latency {t.latency_s:.6g} s, recomputed {lat:.6g}")
+        if _differs(t.start_s, start):
+            v.append(f"{where}: plan reports start {t.start_s:.6g} s, recomputed {start:.6g}")
+        if nominal is not None:
+            low = nominal[(t.workflow, t.step)][0]
+            if t.latency_nominal_s is None or _differs(t.latency_nominal_s, low):
+                v.append(f"{where}: plan reports nominal latency {t.latency_nominal_s}, recomputed {low:.6g}")
+    paths = _paths_s(resolved, step_latency_s)
+    by_id = {wf.id: wf for wf in resolved.workflows}
+    for w in plan.workflows:
+        wf = by_id[w.workflow]
+        if _differs(w.arrival_rate_rps, wf.arrival_rate_rps):
+            v.append(f"workflow {wf.id}: plan reports {w.arrival_rate_rps:g} req/s, scenario {wf.arrival_rate_rps:g}")
+        if _differs(w.sla_s, wf.sla.e2e_latency_s):
+            v.append(f"workflow {wf.id}: plan reports SLA {w.sla_s:g} s, scenario {wf.sla.e2e_latency_s:g}")
+        slack = wf.sla.e2e_latency_s - paths[wf.id]
+        if _differs(w.slack_s, slack):
+            v.append(f"workflow {wf.id}: plan reports slack {w.slack_s:.6g} s, recomputed {slack:.6g}")
+    if plan.mean_critical_path_s is not None:
+        rate = sum(wf.arrival_rate_rps for wf in resolved.workflows)
+        mean = sum(wf.arrival_rate_rps * paths[wf.id] for wf in resolved.workflows) / rate
+        if _differs(plan.mean_critical_path_s, mean):
+            v.append(f"mean_critical_path_s: plan reports {plan.mean_critical_path_s:.6g} s, recomputed {mean:.6g}")
+    return v
+
+
 # ---- The whole check ---------------------------------------------------------------------------------------
 
 
 def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
-    """Every violated constraint, as a readable line (empty list = the plan is valid)."""
+    """Every violated constraint and every reported figure that differs from its recomputation, as a readable
+    line (empty list = the plan is valid). A plan that does not belong to the scenario (`plan_mismatches`) raises
+    InputError: there is nothing to recompute."""
+    mismatches = plan_mismatches(resolved, plan)
+    if mismatches:
+        raise InputError(f"plan for scenario '{plan.scenario}'", mismatches)
     offer = Offer.of(resolved)
     served = _serve(resolved, plan, robust=plan.robust is not None)
+    nominal = _serve(resolved, plan, robust=False).step_latency_s if plan.robust is not None else None
     return [
         *_robust_violations(resolved, plan),
         *_fleet_source_violations(resolved, plan, offer),
@@ -611,6 +805,9 @@ def check_plan(resolved: ResolvedScenario, plan: Plan) -> list[str]:
         *_critical_path_violations(resolved, plan, served.step_latency_s),
         *_power_violations(resolved, plan),
         *_cost_violations(resolved, plan, offer),
+        *_fleet_figure_violations(resolved, plan),
+        *_pool_figure_violations(plan, served),
+        *_timing_figure_violations(resolved, plan, served.step_latency_s, nominal),
     ]
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hetplace.catalogs.schema import DeviceKind
-from hetplace.common.enums import LLM_PHASES, Backend, Objective, SolverStatus
+from hetplace.common.enums import LLM_PHASES, Backend, Objective, Phase, SolverStatus
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.precision import Precision
 from hetplace.optimizer.assemble import assemble_plan, critical_paths
+from hetplace.optimizer.availability import availability_causes, node_limited_purchases
 from hetplace.optimizer.backends import SolveResult, solve
 from hetplace.optimizer.extensions import apply_extensions, diagnosis_note, load_extensions, record_extensions
 from hetplace.optimizer.formulation import (
@@ -143,11 +144,14 @@ def diagnose(resolved: ResolvedScenario) -> list[str]:
     if not causes:
         causes.extend(diagnose_limits(resolved))
     if not causes:
+        causes.extend(availability_causes(resolved))
+    if not causes:
         causes.append(
             "infeasible, but no single cause was isolated: every pool has configs, every critical path can meet "
             "its SLA and each limit alone can be met, so limits combine (inventory, availability, power cap, "
             "budgets); try raising max_count, budgets or the power cap"
         )
+    causes.extend(node_limited_purchases(resolved))  # e.g. 4 H100 allowed, nodes of 8: none can be bought
     if resolved.scenario.robust:
         causes.append(ROBUST_NOTE)
     return causes
@@ -247,6 +251,22 @@ def _solve_min_latency(
     return SolveOutcome(second.status, plan, [], second)
 
 
+CPU_BASELINE_PHASES = frozenset({Phase.tool, Phase.retrieval})
+
+
+def cpus_for_tools_only(pools: list[Pool], offers: dict[str, DeviceOffer]) -> int:
+    """Baselines: drop CPU configs from every pool but tool calls and retrieval (LLM, embedding and encoder pools
+    stay on the baseline's accelerator). Returns the number of configs dropped."""
+    dropped = 0
+    for pool in pools:
+        if pool.phase in CPU_BASELINE_PHASES:
+            continue
+        kept = [c for c in pool.configs if offers[c.device].device.kind != DeviceKind.cpu]
+        dropped += len(pool.configs) - len(kept)
+        pool.configs = kept
+    return dropped
+
+
 def homogeneous_baselines(
     resolved: ResolvedScenario,
     backend: Backend | str,
@@ -255,7 +275,9 @@ def homogeneous_baselines(
     threads: int,
     plan_cost: float | None,
 ) -> list[Baseline]:
-    """Best fleet with one accelerator type (CPUs stay available for tools), for every offered accelerator."""
+    """Best fleet with one accelerator type, for every offered accelerator: that type serves every LLM, embedding
+    and encoder step; the scenario's CPU sockets serve only tool calls and retrieval (`cpus_for_tools_only`), so
+    a "single-accelerator" fleet never runs a model on CPUs."""
     hw = resolved.scenario.hardware
     ids = sorted(
         {
@@ -267,7 +289,7 @@ def homogeneous_baselines(
     )
     out = []
     for dev_id in ids:
-        f = formulate(resolved, {dev_id})
+        f = formulate(resolved, {dev_id}, restrict=cpus_for_tools_only)
         if any(not p.configs for p in f.pools):
             out.append(
                 Baseline(device=dev_id, status=SolverStatus.infeasible, total_usd_per_year=None, saving_fraction=None)

@@ -140,6 +140,15 @@ def _hardware_reference_problems(scenario: Scenario, catalog: Catalog) -> list[I
                     InputProblem(path, f"unknown device '{entry.device}' (see `hetplace catalog list devices`)")
                 )
                 continue
+            if group == "owned" and not entry.sunk and device.capex_usd is None:
+                problems.append(
+                    InputProblem(
+                        f"hardware.owned[{i}].sunk",
+                        f"'{entry.device}' is not sunk (sunk: false) but has no catalog price to amortise; set "
+                        "sunk: true (and residual_value_usd to price keeping it) or give the device a capex_usd in a "
+                        "catalog extension",
+                    )
+                )
             if group == "purchasable" and entry.capex_usd is None and device.capex_usd is None:
                 problems.append(
                     InputProblem(f"hardware.purchasable[{i}]", f"'{entry.device}' has no catalog price; set capex_usd")

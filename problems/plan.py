@@ -135,7 +135,8 @@ class SolverReport(StrictModel):
 
 
 class Baseline(StrictModel):
-    """Best fleet using a single device type (for the saving reported beside every plan)."""
+    """Best fleet using a single accelerator type (for the saving reported beside every plan): that type serves
+    every LLM, embedding and encoder step; CPU sockets serve only tool calls and retrieval."""
 
     device: Identifier
     status: SolverStatus

@@ -125,13 +125,14 @@ def test_report_numbers_come_from_the_plan(
 
     baselines = {r["single-accelerator fleet"]: r for r in tables["Baselines"]}
     assert set(baselines) == {b.device for b in plan.baselines} == {"l4", "a10g", "h100-sxm"}
-    for b in plan.baselines:
+    for b in (b for b in plan.baselines if b.total_usd_per_year is not None):
         shown_tco = _num(baselines[b.device]["TCO USD/year"])
         assert abs(shown_tco - present(b.total_usd_per_year)) <= 0.5
         # the saving, recomputed from the two printed totals (rounding moves it by < 0.01 %)
         saves = _num(baselines[b.device]["heterogeneous plan saves"])
         assert abs(saves - (1 - SMALL_OPTIMUM_USD_PER_YEAR / shown_tco)) <= 0.0006
-    assert abs(_num(baselines["l4"]["TCO USD/year"]) - SMALL_OPTIMUM_USD_PER_YEAR) <= 0.5  # same fleet as the plan
+    # 4 owned L4s cannot serve the LLM alone (CPUs serve only tools and retrieval in baselines: tests/test_baselines.py)
+    assert (baselines["l4"]["status"], baselines["l4"]["TCO USD/year"]) == ("infeasible", "—")
 
     # the HTML page shows the same tables, cell for cell
     md_rows: list[list[str]] = []
