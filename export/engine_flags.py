@@ -136,7 +136,7 @@ def unknown_args(args: list[str], flags: dict[str, Flag]) -> list[str]:
         flag = flags.get(name)
         if flag is None:
             problems.append(f"unknown flag {name}")
-            i += 1
+            i += 2 if i + 1 < len(args) and not args[i + 1].startswith("--") else 1
             continue
         if not flag.takes_value:
             i += 1
