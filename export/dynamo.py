@@ -107,8 +107,10 @@ def dynamo_files(view: PlanView) -> dict[str, str]:
     readme.append(f"Shape: Dynamo {DYNAMO_VERSION}, {DYNAMO_SOURCE}.")
     readme.append("")
     if not families:
-        readme.append("The plan has no disaggregated family: every LLM is served co-located, so there is no "
-                      "prefill/decode graph to write. Use the `k8s` or `vllm` export instead.")
+        readme.append(
+            "The plan has no disaggregated family: every LLM is served co-located, so there is no "
+            "prefill/decode graph to write. Use the `k8s` or `vllm` export instead."
+        )
     for model_id, units in sorted(families.items()):
         notes = list(view.header.lines())
         notes.append(f"Dynamo {DYNAMO_VERSION} graph for {model_id} ({DYNAMO_SOURCE})")

@@ -166,8 +166,9 @@ def engine_files(view: PlanView, engine: str) -> dict[str, str]:
     others: list[dict[str, Any]] = []
     for u in view.units:
         if not engine_served(u):
-            others.append({"name": u.name, "pool": u.pool, "phase": u.phase.value, "device": u.device.id,
-                           "replicas": u.replicas})
+            others.append(
+                {"name": u.name, "pool": u.pool, "phase": u.phase.value, "device": u.device.id, "replicas": u.replicas}
+            )
             continue
         args = engine_args(view, u, release)
         files[f"{u.name}.sh"] = script(view.header.lines(), u, release, args)

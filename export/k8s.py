@@ -37,9 +37,13 @@ def release_for(view: PlanView) -> EngineRelease:
     return ENGINES["sglang" if view.plan.engine == "sglang" else "vllm"]
 
 
-def annotations(view: PlanView, unit: Unit | None = None) -> dict[str, str]:
+def provenance_annotations(view: PlanView, unit: Unit | None = None) -> dict[str, str]:
     h = view.header
-    out = {"hetplace.io/scenario": h.scenario, "hetplace.io/version": h.hetplace_version, "hetplace.io/plan-sha256": h.plan_sha256}
+    out = {
+        "hetplace.io/scenario": h.scenario,
+        "hetplace.io/version": h.hetplace_version,
+        "hetplace.io/plan-sha256": h.plan_sha256,
+    }
     if unit is not None:
         out |= {
             "hetplace.io/pool": unit.pool,
@@ -115,7 +119,7 @@ def pod_spec(unit: Unit, main: dict[str, Any]) -> dict[str, Any]:
 
 
 def _metadata(view: PlanView, unit: Unit) -> dict[str, Any]:
-    return {"name": unit.name, "labels": labels(view, unit), "annotations": annotations(view, unit)}
+    return {"name": unit.name, "labels": labels(view, unit), "annotations": provenance_annotations(view, unit)}
 
 
 def workload(view: PlanView, unit: Unit, release: EngineRelease) -> tuple[dict[str, Any], int]:
@@ -123,7 +127,12 @@ def workload(view: PlanView, unit: Unit, release: EngineRelease) -> tuple[dict[s
     if engine_served(unit):
         full = engine_args(view, unit, release)
         split = len(release.command)
-        image, command, args, port = f"{release.engine}-{platform(unit.device)}", full[:split], full[split:], release.port
+        image, command, args, port = (
+            f"{release.engine}-{platform(unit.device)}",
+            full[:split],
+            full[split:],
+            release.port,
+        )
         health: str | None = "/health"
     else:
         image, command, args, port, health = f"hetplace-{unit.phase.value}", [], [], SERVICE_PORT, None
@@ -151,7 +160,9 @@ def workload(view: PlanView, unit: Unit, release: EngineRelease) -> tuple[dict[s
     # Multi-node tensor parallelism: vLLM over a Ray cluster, the LeaderWorkerSet's leader pod running the server.
     serve = shlex.join(full)
     leader = container(unit, image, ["sh", "-c"], [f"ray start --head --port=6379 && {serve}"], port, health)
-    worker = container(unit, image, ["sh", "-c"], ["ray start --address=$(LWS_LEADER_ADDRESS):6379 --block"], port, None)
+    worker = container(
+        unit, image, ["sh", "-c"], ["ray start --address=$(LWS_LEADER_ADDRESS):6379 --block"], port, None
+    )
     worker["name"] = "worker"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         worker.pop(probe)
@@ -177,7 +188,7 @@ def service(view: PlanView, unit: Unit, port: int, multi_node: bool) -> dict[str
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": unit.name, "labels": labels(view, unit), "annotations": annotations(view)},
+        "metadata": {"name": unit.name, "labels": labels(view, unit), "annotations": provenance_annotations(view)},
         "spec": {"selector": selector, "ports": [{"name": "http", "port": port, "targetPort": "http"}]},
     }
 
@@ -201,7 +212,7 @@ def k8s_files(view: PlanView) -> dict[str, str]:
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": ROUTING_CONFIGMAP, "annotations": annotations(view)},
+        "metadata": {"name": ROUTING_CONFIGMAP, "annotations": provenance_annotations(view)},
         "data": {"routing.json": json.dumps(routing, indent=2) + "\n"},
     }
     files["routing-configmap.yaml"] = dump_docs(view.header.lines(), [configmap])
@@ -210,8 +221,11 @@ def k8s_files(view: PlanView) -> dict[str, str]:
         "kind": "Kustomization",
         "resources": sorted(files),
     }
-    known = [{"name": n, "newName": KNOWN_IMAGES[n].split(":")[0], "newTag": KNOWN_IMAGES[n].split(":")[1]}
-             for n in sorted(images) if n in KNOWN_IMAGES]
+    known = [
+        {"name": n, "newName": KNOWN_IMAGES[n].split(":")[0], "newTag": KNOWN_IMAGES[n].split(":")[1]}
+        for n in sorted(images)
+        if n in KNOWN_IMAGES
+    ]
     if known:
         kustomization["images"] = known
     unset = sorted(i for i in images if i not in KNOWN_IMAGES)

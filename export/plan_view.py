@@ -199,7 +199,9 @@ def build_view(plan: Plan, resolved: ResolvedScenario, plan_source: str, need_hf
                 batch=p.batch,
                 replicas=p.replicas,
                 weight_dtype=Dtype(p.weight_dtype) if p.weight_dtype else None,
-                kv_dtype=Dtype(p.kv_dtype) if p.kv_dtype else (model.kv_dtype if model and p.phase in LLM_PHASES else None),
+                kv_dtype=Dtype(p.kv_dtype)
+                if p.kv_dtype
+                else (model.kv_dtype if model and p.phase in LLM_PHASES else None),
                 max_model_len=max_context_tokens(resolved, model) if model is not None else None,
                 demand_share=p.demand / total if total > 0 else 1.0 / sum(q.pool == p.pool for q in plan.pools),
             )

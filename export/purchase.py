@@ -21,8 +21,20 @@ from hetplace.problems.plan import SchedulePlan
 
 HOURS_PER_YEAR = 8760
 COLUMNS = [
-    "device", "vendor", "bought", "bought_nodes", "devices_per_node", "unit_price_usd", "price_source", "capex_usd",
-    "rented", "rental_usd_per_hour", "rental_usd_per_year", "owned_kept", "owned_retired", "delivery",
+    "device",
+    "vendor",
+    "bought",
+    "bought_nodes",
+    "devices_per_node",
+    "unit_price_usd",
+    "price_source",
+    "capex_usd",
+    "rented",
+    "rental_usd_per_hour",
+    "rental_usd_per_year",
+    "owned_kept",
+    "owned_retired",
+    "delivery",
 ]
 
 
@@ -115,10 +127,20 @@ def purchase_files(view: PlanView, schedule: SchedulePlan | None) -> dict[str, s
     for ln in lines:
         writer.writerow(
             [
-                ln.device.id, ln.device.vendor, ln.bought, ln.bought // ln.device.devices_per_node,
-                ln.device.devices_per_node, _fmt(ln.unit_price_usd, ".2f"), ln.price_source,
-                f"{ln.capex_usd:.2f}", ln.rented, _fmt(ln.rental_usd_per_hour, ".4f"),
-                f"{ln.rental_usd_per_year:.2f}", ln.owned_kept, ln.owned_retired, ln.delivery,
+                ln.device.id,
+                ln.device.vendor,
+                ln.bought,
+                ln.bought // ln.device.devices_per_node,
+                ln.device.devices_per_node,
+                _fmt(ln.unit_price_usd, ".2f"),
+                ln.price_source,
+                f"{ln.capex_usd:.2f}",
+                ln.rented,
+                _fmt(ln.rental_usd_per_hour, ".4f"),
+                f"{ln.rental_usd_per_year:.2f}",
+                ln.owned_kept,
+                ln.owned_retired,
+                ln.delivery,
             ]
         )
     capex = sum(ln.capex_usd for ln in lines)
@@ -127,31 +149,54 @@ def purchase_files(view: PlanView, schedule: SchedulePlan | None) -> dict[str, s
     md.append(f"Scenario `{view.header.scenario}`; plan sha256 `{view.header.plan_sha256[:16]}…`.")
     md.append("")
     if schedule is None:
-        md.append("Single-period plan: everything below is bought up front; pass `--schedule` with a "
-                  "`hetplace schedule --out` file for delivery periods.")
+        md.append(
+            "Single-period plan: everything below is bought up front; pass `--schedule` with a "
+            "`hetplace schedule --out` file for delivery periods."
+        )
     else:
-        md.append(f"Delivery periods from the schedule ({len(schedule.periods)} periods of "
-                  f"{schedule.period_years:g} years).")
-    md += ["", "## Buy", "", "| device | devices | nodes | unit price USD | capex USD | price source | delivery |",
-           "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+        md.append(
+            f"Delivery periods from the schedule ({len(schedule.periods)} periods of {schedule.period_years:g} years)."
+        )
+    md += [
+        "",
+        "## Buy",
+        "",
+        "| device | devices | nodes | unit price USD | capex USD | price source | delivery |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
     for ln in lines:
         if ln.bought:
             md.append(
                 f"| {ln.device.id} | {ln.bought} | {ln.bought // ln.device.devices_per_node} | "
                 f"{_fmt(ln.unit_price_usd, ',.0f')} | {ln.capex_usd:,.0f} | {ln.price_source} | {ln.delivery} |"
             )
-    md += ["", f"**Total capex: {capex:,.0f} USD** (the plan's up-front purchases: "
-           f"{view.plan.tco.purchases_usd:,.0f} USD).", "", "## Rent", ""]
+    md += [
+        "",
+        f"**Total capex: {capex:,.0f} USD** (the plan's up-front purchases: {view.plan.tco.purchases_usd:,.0f} USD).",
+        "",
+        "## Rent",
+        "",
+    ]
     rented = [ln for ln in lines if ln.rented]
     if rented:
         md += ["| device | devices | USD per device-hour | expected USD per year |", "| --- | ---: | ---: | ---: |"]
-        md += [f"| {ln.device.id} | {ln.rented} | {_fmt(ln.rental_usd_per_hour, ',.4f')} | "
-               f"{ln.rental_usd_per_year:,.0f} |" for ln in rented]
+        md += [
+            f"| {ln.device.id} | {ln.rented} | {_fmt(ln.rental_usd_per_hour, ',.4f')} | {ln.rental_usd_per_year:,.0f} |"
+            for ln in rented
+        ]
         md += ["", f"Expected rental cost: {rentals:,.0f} USD per year (every rented device all year, 8,760 h)."]
     else:
         md.append("No rentals.")
-    md += ["", "## Owned devices", "", "| device | kept in service | retired (unused by the plan) |",
-           "| --- | ---: | ---: |"]
-    md += [f"| {ln.device.id} | {ln.owned_kept} | {ln.owned_retired} |" for ln in lines
-           if ln.owned_kept or ln.owned_retired]
+    md += [
+        "",
+        "## Owned devices",
+        "",
+        "| device | kept in service | retired (unused by the plan) |",
+        "| --- | ---: | ---: |",
+    ]
+    md += [
+        f"| {ln.device.id} | {ln.owned_kept} | {ln.owned_retired} |"
+        for ln in lines
+        if ln.owned_kept or ln.owned_retired
+    ]
     return {"purchase-order.csv": buf.getvalue(), "purchase-order.md": "\n".join(md) + "\n"}

@@ -16,7 +16,7 @@ def routing_table(view: PlanView) -> list[dict[str, Any]]:
         units_by_pool.setdefault(u.pool, []).append(u)
     rows = []
     for step in view.plan.steps:
-        routes: dict[str, dict[str, Any]] = {}
+        routes: dict[str, dict[str, Any]] = {}  # route name → {"route", "share", "pools"}
         for pool_id in step.pool.split("+"):
             units = units_by_pool.get(pool_id, [])
             if not units:
@@ -33,9 +33,5 @@ def routing_table(view: PlanView) -> list[dict[str, Any]]:
                     "units": [{"name": u.name, "weight": round(u.demand_share, 6)} for u in units],
                 }
             )
-        rows.append({"workflow": step.workflow, "step": step.step, "routes": sorted(routes.values(), key=_key)})
+        rows.append({"workflow": step.workflow, "step": step.step, "routes": [routes[r] for r in sorted(routes)]})
     return rows
-
-
-def _key(route: dict[str, Any]) -> str:
-    return str(route["route"])

@@ -29,14 +29,39 @@ from hetplace.problems.loader import ResolvedScenario
 from hetplace.problems.plan import Plan
 
 # Flags that carry the plan's decisions (tp, batch, dtypes, context, roles), per engine.
-CHECKED_FLAGS = {
-    "vllm": ("--tensor-parallel-size", "--max-num-seqs", "--dtype", "--quantization", "--kv-cache-dtype",
-             "--max-model-len", "--kv-transfer-config", "--task", "--device"),
-    "sglang": ("--tp-size", "--max-running-requests", "--dtype", "--quantization", "--kv-cache-dtype",
-               "--context-length", "--disaggregation-mode", "--is-embedding", "--device"),
+CHECKED_FLAGS: dict[str, tuple[str, ...]] = {
+    "vllm": (
+        "--tensor-parallel-size",
+        "--max-num-seqs",
+        "--dtype",
+        "--quantization",
+        "--kv-cache-dtype",
+        "--max-model-len",
+        "--kv-transfer-config",
+        "--task",
+        "--device",
+    ),
+    "sglang": (
+        "--tp-size",
+        "--max-running-requests",
+        "--dtype",
+        "--quantization",
+        "--kv-cache-dtype",
+        "--context-length",
+        "--disaggregation-mode",
+        "--is-embedding",
+        "--device",
+    ),
 }
-CHECKED_FLAGS["dynamo"] = ("--tensor-parallel-size", "--max-num-seqs", "--dtype", "--quantization",
-                           "--kv-cache-dtype", "--max-model-len", "--is-prefill-worker")
+CHECKED_FLAGS["dynamo"] = (
+    "--tensor-parallel-size",
+    "--max-num-seqs",
+    "--dtype",
+    "--quantization",
+    "--kv-cache-dtype",
+    "--max-model-len",
+    "--is-prefill-worker",
+)
 
 
 def _cmp_args(where: str, expected: list[str], found: list[str], flags: tuple[str, ...], out: list[str]) -> None:
@@ -78,18 +103,24 @@ def _check_routing(view: PlanView, where: str, data: dict[str, Any], out: list[s
                 out.append(f"{where}: steps[{key[0]}.{key[1]}].routes[{r['route']}]: missing")
                 continue
             if abs(float(f.get("share", -1)) - r["share"]) > 1e-6:
-                out.append(f"{where}: steps[{key[0]}.{key[1]}].routes[{r['route']}].share: plan says "
-                           f"{r['share']}, export says {f.get('share')}")
+                out.append(
+                    f"{where}: steps[{key[0]}.{key[1]}].routes[{r['route']}].share: plan says "
+                    f"{r['share']}, export says {f.get('share')}"
+                )
             want_units = {u["name"]: u["weight"] for p in r["pools"] for u in p["units"]}
             got_units = {u.get("name"): u.get("weight") for p in f.get("pools", []) for u in p.get("units", [])}
             if set(want_units) != set(got_units) or any(
                 abs(float(got_units[n] or -1) - w) > 1e-6 for n, w in want_units.items()
             ):
-                out.append(f"{where}: steps[{key[0]}.{key[1]}].routes[{r['route']}].pools: units/weights "
-                           f"{sorted(got_units.items())} differ from the plan's {sorted(want_units.items())}")
+                out.append(
+                    f"{where}: steps[{key[0]}.{key[1]}].routes[{r['route']}].pools: units/weights "
+                    f"{sorted(got_units.items())} differ from the plan's {sorted(want_units.items())}"
+                )
         if set(found) != {r["route"] for r in routes}:
-            out.append(f"{where}: steps[{key[0]}.{key[1]}].routes: {sorted(found)} differ from the plan's "
-                       f"{sorted(r['route'] for r in routes)}")
+            out.append(
+                f"{where}: steps[{key[0]}.{key[1]}].routes: {sorted(found)} differ from the plan's "
+                f"{sorted(r['route'] for r in routes)}"
+            )
     for key in set(got) - set(want):
         out.append(f"{where}: steps[{key[0]}.{key[1]}]: not a step of the plan")
 
@@ -115,7 +146,7 @@ def _check_engine(view: PlanView, root: Path, engine: str, out: list[str]) -> No
             out.append(f"{u.name}.sh: missing")
             continue
         text = read_text(script)
-        command = text[text.find("exec ") + 5:] if "exec " in text else ""
+        command = text[text.find("exec ") + 5 :] if "exec " in text else ""
         _cmp_args(f"{u.name}.sh", want, shlex.split(command.replace("\\\n", " ")), CHECKED_FLAGS[engine], out)
     for name in set(found) - {u.name for u in expected}:
         out.append(f"launch.json: units[{name}]: not a config of the plan")
@@ -142,7 +173,13 @@ def _check_k8s(view: PlanView, root: Path, out: list[str]) -> None:
         lws = obj["kind"] == "LeaderWorkerSet"
         template = spec["leaderWorkerTemplate"]["leaderTemplate"] if lws else spec.get("template", {})
         if lws:
-            _cmp(file, "spec.leaderWorkerTemplate.size", u.nodes_per_replica, spec["leaderWorkerTemplate"].get("size"), out)
+            _cmp(
+                file,
+                "spec.leaderWorkerTemplate.size",
+                u.nodes_per_replica,
+                spec["leaderWorkerTemplate"].get("size"),
+                out,
+            )
         main = (template.get("spec", {}).get("containers") or [{}])[0]
         _, _, quantities = scheduling(u)
         limits = main.get("resources", {}).get("limits", {})
@@ -150,7 +187,13 @@ def _check_k8s(view: PlanView, root: Path, out: list[str]) -> None:
             if key in RESOURCE.values():
                 _cmp(file, f"containers[0].resources.limits.{key}", value, limits.get(key), out)
         note = obj.get("metadata", {}).get("annotations", {})
-        _cmp(file, "metadata.annotations.hetplace.io/tensor-parallel", str(u.tp), note.get("hetplace.io/tensor-parallel"), out)
+        _cmp(
+            file,
+            "metadata.annotations.hetplace.io/tensor-parallel",
+            str(u.tp),
+            note.get("hetplace.io/tensor-parallel"),
+            out,
+        )
         _cmp(file, "metadata.annotations.hetplace.io/batch", str(u.batch), note.get("hetplace.io/batch"), out)
         if engine_served(u):
             args = [*main.get("command", []), *main.get("args", [])]
@@ -191,11 +234,21 @@ def _check_dynamo(view: PlanView, root: Path, out: list[str]) -> None:
                 out.append(f"{file}: spec.services.{u.name}: missing")
                 continue
             _cmp(file, f"spec.services.{u.name}.replicas", u.replicas, s.get("replicas"), out)
-            _cmp(file, f"spec.services.{u.name}.resources.limits.gpu", str(u.tp),
-                 s.get("resources", {}).get("limits", {}).get("gpu"), out)
+            _cmp(
+                file,
+                f"spec.services.{u.name}.resources.limits.gpu",
+                str(u.tp),
+                s.get("resources", {}).get("limits", {}).get("gpu"),
+                out,
+            )
             line = " ".join(s.get("extraPodSpec", {}).get("mainContainer", {}).get("args", []))
-            _cmp_args(f"{file}: spec.services.{u.name}", worker_args(view, u), command_args(line),
-                      CHECKED_FLAGS["dynamo"], out)
+            _cmp_args(
+                f"{file}: spec.services.{u.name}",
+                worker_args(view, u),
+                command_args(line),
+                CHECKED_FLAGS["dynamo"],
+                out,
+            )
 
 
 def _check_purchase(view: PlanView, root: Path, out: list[str]) -> None:
@@ -207,8 +260,12 @@ def _check_purchase(view: PlanView, root: Path, out: list[str]) -> None:
         if r is None:
             out.append(f"{where}: missing")
             continue
-        for field, want in (("bought", ln.bought), ("rented", ln.rented), ("owned_kept", ln.owned_kept),
-                            ("owned_retired", ln.owned_retired)):
+        for field, want in (
+            ("bought", ln.bought),
+            ("rented", ln.rented),
+            ("owned_kept", ln.owned_kept),
+            ("owned_retired", ln.owned_retired),
+        ):
             _cmp(where, field, str(want), r.get(field), out)
 
 
@@ -219,7 +276,7 @@ def verify_export(plan: Plan, resolved: ResolvedScenario, plan_source: str, expo
         raise InputError.single(str(root), "--export", f"no {INDEX}: not a folder written by `hetplace export`")
     index = _load_json(root / INDEX)
     try:
-        fmt = ExportFormat(index.get("format"))
+        fmt = ExportFormat(str(index.get("format")))
     except ValueError:
         raise InputError.single(str(root / INDEX), "format", f"unknown format {index.get('format')!r}") from None
     view = build_view(plan, resolved, plan_source, needs_hf_repo(fmt))

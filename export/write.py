@@ -81,7 +81,9 @@ def write_folder(out_dir: Path, files: dict[str, str]) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError.single(str(out_dir), "--out", "exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / INDEX).is_file():
-        raise InputError.single(str(out_dir), "--out", "folder is not empty and is not a hetplace export; choose a new one")
+        raise InputError.single(
+            str(out_dir), "--out", "folder is not empty and is not a hetplace export; choose a new one"
+        )
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
