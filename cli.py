@@ -1049,7 +1049,8 @@ def check_cmd(
         for note in notes:
             stderr_console().print(f"[yellow]note:[/] {note}", soft_wrap=True)
         if not violations:
-            stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds")
+            agrees = f"; the export in {export_dir} agrees with it" if export_dir is not None else ""
+            stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds{agrees}")
     if violations:
         raise typer.Exit(EXIT_INFEASIBLE)
 

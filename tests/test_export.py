@@ -9,6 +9,7 @@ import csv
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ def validate_k8s_folder(folder: Path) -> dict[str, int]:
             if kind == "LeaderWorkerSet":
                 assert doc["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
                 k8s.V1ObjectMeta.model_validate(doc["metadata"], strict=True, by_alias=True, by_name=False)
-                assert set(doc["spec"]) <= LWS_SPEC_KEYS and set(doc["spec"]["leaderWorkerTemplate"]) <= LWS_TEMPLATE_KEYS
+                assert (
+                    set(doc["spec"]) <= LWS_SPEC_KEYS and set(doc["spec"]["leaderWorkerTemplate"]) <= LWS_TEMPLATE_KEYS
+                )
                 assert isinstance(doc["spec"]["leaderWorkerTemplate"]["size"], int)
                 for t in ("leaderTemplate", "workerTemplate"):
                     template = doc["spec"]["leaderWorkerTemplate"][t]
@@ -258,6 +261,23 @@ def test_k8s_scheduling_per_device_type(tmp_path: Path, plan_file: Path) -> None
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5) and len(weights) == 2
 
 
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_kubectl_kustomize_builds_the_export(tmp_path: Path, plan_file: Path) -> None:
+    """What `kubectl apply -k` would send: kustomize (inside kubectl, offline) builds every object and applies the
+    image mapping of kustomization.yaml."""
+    out = tmp_path / "k8s"
+    assert export(plan_file, "k8s", out).exit_code == 0
+    built = subprocess.run(["kubectl", "kustomize", str(out)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    docs = list(yaml.safe_load_all(built.stdout))
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ConfigMap"] + ["Deployment"] * 5 + ["Service"] * 5
+    images = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
+              for d in docs if d["kind"] == "Deployment"}  # fmt: skip
+    assert images["embed-bge-large-en-v1-5-l4-tp1-b32-fp16"] == "vllm/vllm-openai:v0.8.5"  # mapped by kustomize
+    assert images["llama-3-1-8b-colocated-xeon-6980p-tp2-b32-bf16-kvbf16"] == "vllm-cpu"  # left to the user
+
+
 def test_multi_node_tensor_parallelism_becomes_a_leaderworkerset(
     tmp_path: Path, small_plan: Plan, small_resolved: ResolvedScenario
 ) -> None:
@@ -414,11 +434,13 @@ def test_a_model_without_a_hugging_face_repo_is_exit_2(tmp_path: Path) -> None:
 
 def test_sglang_on_a_tpu_is_exit_2(small_plan: Plan, small_resolved: ResolvedScenario, tmp_path: Path) -> None:
     plan = _variant(small_plan, device="tpu-v6e")
-    with pytest.raises(InputError, match="SGLang v0.5.3 has no TPU backend"):
+    with pytest.raises(InputError, match=r"SGLang v0\.5\.3 has no TPU backend"):
         export_plan(plan, small_resolved, "plan.json", ExportFormat.sglang, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     export_plan(plan, small_resolved, "plan.json", ExportFormat.k8s, tmp_path / "k8s")
-    doc = next(yaml.safe_load_all((tmp_path / "k8s" / "llama-3-1-8b-colocated-tpu-v6e-tp2-b32-bf16-kvbf16.yaml").read_text()))
+    doc = next(
+        yaml.safe_load_all((tmp_path / "k8s" / "llama-3-1-8b-colocated-tpu-v6e-tp2-b32-bf16-kvbf16.yaml").read_text())
+    )
     pod = doc["spec"]["template"]["spec"]
     assert pod["nodeSelector"]["cloud.google.com/gke-tpu-accelerator"] == "tpu-v6e-slice"
     assert pod["containers"][0]["resources"]["limits"] == {"google.com/tpu": "2"}
