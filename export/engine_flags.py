@@ -3,7 +3,8 @@ change when moving to another engine release.
 
 Only flags listed here are ever written, and the tests check every generated argument list against these records
 (vLLM and SGLang need CUDA/ROCm builds and cannot be imported on a CPU-only machine, so their real parsers cannot
-run there). A record is (flag, allowed values or None for free values, takes a value).
+run there). A record is (flag, allowed values or None for free values, takes a value); only the flags hetplace
+writes are recorded, and a `choices` tuple may be a subset of the release's (never values it does not accept).
 """
 
 from __future__ import annotations

@@ -127,7 +127,9 @@ def _check_routing(view: PlanView, where: str, data: dict[str, Any], out: list[s
 
 def _check_engine(view: PlanView, root: Path, engine: str, out: list[str]) -> None:
     release = ENGINES[engine]
-    launch = _load_json(root / "launch.json")
+    launch = _load_json(root / "launch.json") if (root / "launch.json").is_file() else {}
+    if not launch:
+        out.append("launch.json: missing or empty")
     found = {u.get("name"): u for u in launch.get("units", [])}
     expected = [u for u in view.units if engine_served(u)]
     for u in expected:
@@ -150,7 +152,10 @@ def _check_engine(view: PlanView, root: Path, engine: str, out: list[str]) -> No
         _cmp_args(f"{u.name}.sh", want, shlex.split(command.replace("\\\n", " ")), CHECKED_FLAGS[engine], out)
     for name in set(found) - {u.name for u in expected}:
         out.append(f"launch.json: units[{name}]: not a config of the plan")
-    _check_routing(view, "routing.json", _load_json(root / "routing.json"), out)
+    if (root / "routing.json").is_file():
+        _check_routing(view, "routing.json", _load_json(root / "routing.json"), out)
+    else:
+        out.append("routing.json: missing")
 
 
 def _k8s_workload(docs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -252,6 +257,9 @@ def _check_dynamo(view: PlanView, root: Path, out: list[str]) -> None:
 
 
 def _check_purchase(view: PlanView, root: Path, out: list[str]) -> None:
+    if not (root / "purchase-order.csv").is_file():
+        out.append("purchase-order.csv: missing")
+        return
     text = read_text(root / "purchase-order.csv")
     rows = {r["device"]: r for r in csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))}
     for ln in purchase_lines(view, None):

@@ -458,3 +458,54 @@ def test_output_folder_is_replaced_only_when_it_is_an_export(tmp_path: Path, pla
     assert export(plan_file, "purchase-order", fresh).exit_code == 0  # an earlier export is replaced whole
     assert sorted(p.name for p in fresh.iterdir()) == ["export.json", "purchase-order.csv", "purchase-order.md"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folders left
+
+
+def test_purchase_order_rentals(tmp_path: Path, small_plan: Plan, small_resolved: ResolvedScenario) -> None:
+    """2 rented A10Gs at the catalog's 1.006 USD per device-hour: 2 × 1.006 × 8,760 h = 17,625.12 USD per year."""
+    data = small_plan.model_dump(mode="json")
+    data["fleet"].append(
+        {"device": "a10g", "owned_used": 0, "owned_idle": 0, "bought": 0, "rented": 2, "nodes": 1, "power_kw": 0.0}
+    )
+    out = tmp_path / "po"
+    export_plan(Plan.model_validate(data), small_resolved, "plan.json", ExportFormat.purchase_order, out)
+    text = (out / "purchase-order.csv").read_text()
+    a10g = next(r for r in csv.DictReader(x for x in text.splitlines() if x[:1] != "#") if r["device"] == "a10g")
+    assert (a10g["rented"], a10g["rental_usd_per_hour"], a10g["rental_usd_per_year"]) == ("2", "1.0060", "17625.12")
+    assert "Expected rental cost: 17,625 USD per year" in (out / "purchase-order.md").read_text()
+
+
+def test_dynamo_graph_of_a_disaggregated_family(
+    tmp_path: Path, small_plan: Plan, small_resolved: ResolvedScenario
+) -> None:
+    """The small plan's two Llama configs recast as a prefill (tp 1) and a decode (tp 2) pool: one graph with a
+    Frontend and two workers, the prefill one flagged; an edited replica count is caught."""
+    data = small_plan.model_dump(mode="json")
+    for p in data["pools"]:
+        if p["pool"] == "llama-3.1-8b:colocated":
+            phase = "prefill" if p["tensor_parallel"] == 1 else "decode"
+            p.update(pool=f"llama-3.1-8b:{phase}", phase=phase)
+    plan = Plan.model_validate(data)
+    out = tmp_path / "dynamo"
+    export_plan(plan, small_resolved, "plan.json", ExportFormat.dynamo, out)
+    graph = yaml.safe_load((out / "dynamo-llama-3-1-8b.yaml").read_text())
+    assert graph["kind"] == "DynamoGraphDeployment" and graph["apiVersion"] == "nvidia.com/v1alpha1"
+    services = graph["spec"]["services"]
+    assert sorted(services) == [
+        "Frontend",
+        "llama-3-1-8b-decode-xeon-6980p-tp2-b32-bf16-kvbf16",
+        "llama-3-1-8b-prefill-xeon-6980p-tp1-b1-bf16-kvbf16",
+    ]
+    prefill = services["llama-3-1-8b-prefill-xeon-6980p-tp1-b1-bf16-kvbf16"]
+    assert "--is-prefill-worker" in prefill["extraPodSpec"]["mainContainer"]["args"][0]
+    for engine, args in engine_arg_lists(out):
+        assert flag_problems(engine, args) == []
+    assert verify_export(plan, small_resolved, "plan.json", out) == []
+    text = (out / "dynamo-llama-3-1-8b.yaml").read_text()
+    decode_at = text.index("llama-3-1-8b-decode-xeon-6980p-tp2-b32-bf16-kvbf16:")
+    replicas_at = text.index("replicas: 1", decode_at)
+    (out / "dynamo-llama-3-1-8b.yaml").write_text(text[:replicas_at] + "replicas: 4" + text[replicas_at + 11 :])
+    (mismatch,) = verify_export(plan, small_resolved, "plan.json", out)
+    assert mismatch == (
+        "dynamo-llama-3-1-8b.yaml: spec.services.llama-3-1-8b-decode-xeon-6980p-tp2-b32-bf16-kvbf16.replicas: "
+        "plan says 1, export says 4"
+    )
