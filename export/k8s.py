@@ -88,11 +88,11 @@ def _probe(port: int, path: str | None, period_s: int, failures: int) -> dict[st
 
 def container(unit: Unit, image: str, command: list[str], args: list[str], port: int, health: str | None) -> dict:
     _, _, quantities = scheduling(unit)
+    launch = {k: v for k, v in (("command", command), ("args", args)) if v}  # none: the image's own entrypoint
     return {
         "name": "engine" if health else "service",
         "image": image,
-        "command": command,
-        "args": args,
+        **launch,
         "ports": [{"name": "http", "containerPort": port}],
         "env": [
             {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token", "optional": True}}}

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from hetplace.catalogs.schema import Device, DeviceKind, Dtype, ModelArch
+from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.common.enums import LLM_PHASES, Phase
 from hetplace.common.errors import InputError
 from hetplace.problems.loader import ResolvedScenario
@@ -152,6 +152,16 @@ def route_of(phase: Phase) -> str:
     return DISAGGREGATED if phase in LLM_PHASES else SINGLE
 
 
+def _dtype(source: str, field: str, value: str | None) -> Dtype | None:
+    if value is None:
+        return None
+    try:
+        return Dtype(value)
+    except ValueError:
+        known = ", ".join(d.value for d in Dtype)
+        raise InputError.single(source, field, f"unknown dtype '{value}' (known: {known})") from None
+
+
 def build_view(plan: Plan, resolved: ResolvedScenario, plan_source: str, need_hf_repo: bool) -> PlanView:
     """Check that the plan belongs to the scenario and its models can be deployed; build the units.
     `need_hf_repo`: formats that launch engines need every served model's Hugging Face repo."""
@@ -198,17 +208,12 @@ def build_view(plan: Plan, resolved: ResolvedScenario, plan_source: str, need_hf
                 tp=p.tensor_parallel,
                 batch=p.batch,
                 replicas=p.replicas,
-                weight_dtype=Dtype(p.weight_dtype) if p.weight_dtype else None,
-                kv_dtype=Dtype(p.kv_dtype)
-                if p.kv_dtype
-                else (model.kv_dtype if model and p.phase in LLM_PHASES else None),
+                weight_dtype=_dtype(plan_source, f"pools[{i}].weight_dtype", p.weight_dtype),
+                kv_dtype=_dtype(plan_source, f"pools[{i}].kv_dtype", p.kv_dtype)
+                or (model.kv_dtype if model and p.phase in LLM_PHASES else None),
                 max_model_len=max_context_tokens(resolved, model) if model is not None else None,
                 demand_share=p.demand / total if total > 0 else 1.0 / sum(q.pool == p.pool for q in plan.pools),
             )
         )
     header = Header(scenario_id, hetplace_version(), plan_hash(plan))
     return PlanView(plan, resolved, plan_source, header, units)
-
-
-def is_cpu(device: Device) -> bool:
-    return device.kind == DeviceKind.cpu
