@@ -1056,6 +1056,10 @@ def check_cmd(
     scenario: Annotated[Path, typer.Argument(help="The scenario the plan was made for.")],
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan written by `hetplace solve --out`.")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    export_dir: Annotated[
+        Path | None,
+        typer.Option("--export", help="Also check that this `hetplace export` folder agrees with the plan."),
+    ] = None,
 ) -> None:
     """Recompute every constraint of a plan independently of the solver; exit 1 if any is violated."""
     from hetplace.optimizer.checker import check_notes, check_plan
@@ -1070,6 +1074,10 @@ def check_cmd(
         raise InputError(f"{plan_file} (checked against {scenario})", mismatches)
     violations = check_plan(resolved, plan)
     notes = check_notes(resolved, plan)  # e.g. user rows (extra_constraints) are not re-checked
+    if export_dir is not None:
+        from hetplace.export.verify import verify_export
+
+        violations += [f"export {export_dir}: {m}" for m in verify_export(plan, resolved, str(plan_file), export_dir)]
     if as_json:
         echo_json({"valid": not violations, "violations": violations, "notes": notes})
     else:
@@ -1078,7 +1086,8 @@ def check_cmd(
         for note in notes:
             stderr_console().print(f"[yellow]note:[/] {note}", soft_wrap=True)
         if not violations:
-            stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds")
+            agrees = f"; the export in {export_dir} agrees with it" if export_dir is not None else ""
+            stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds{agrees}")
     if violations:
         raise typer.Exit(EXIT_INFEASIBLE)
 
@@ -1087,6 +1096,33 @@ def check_cmd(
 def schema(kind: Annotated[DocumentKind, typer.Argument(help=", ".join(SCHEMAS))]) -> None:
     """Print the JSON Schema of a document kind."""
     typer.echo(json.dumps(json_schema(kind.value), indent=2))
+
+
+@app.command("export")
+@guarded
+def export_cmd(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan written by `hetplace solve --out`.")],
+    scenario: Annotated[Path, typer.Option("--scenario", help="The scenario the plan was made for.")],
+    fmt: Annotated[str, typer.Option("--format", help="vllm, sglang, k8s, dynamo or purchase-order.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (replaced atomically).")],
+    schedule_file: Annotated[
+        Path | None, typer.Option("--schedule", help="purchase-order: a `hetplace schedule --out` file (delivery).")
+    ] = None,
+) -> None:
+    """Deployment artefacts from a plan: engine launch commands, Kubernetes manifests, Dynamo graphs or a purchase
+    order (exit 2 on a plan of another scenario, an unknown format or a model without a Hugging Face repo)."""
+    from hetplace.export.write import export_plan, parse_format
+    from hetplace.problems.loader import load_scenario
+    from hetplace.problems.plan import Plan, SchedulePlan
+
+    export_format = parse_format(fmt)
+    resolved = load_scenario(scenario)
+    plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))
+    schedule = None
+    if schedule_file is not None:
+        schedule = parse_model(SchedulePlan, load_mapping(schedule_file), str(schedule_file))
+    written = export_plan(plan, resolved, str(plan_file), export_format, out_dir, schedule, str(schedule_file))
+    stderr_console().print(f"wrote {len(written)} files to {out_dir} ({export_format.value})")
 
 
 if __name__ == "__main__":
