@@ -62,14 +62,21 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich exits 1 when the reader leaves (`| head`); let `guarded` decide (the command's own code)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
     """Rich console on the current stdout; wide when piped so tables are not cut to 80 columns. Markup is off:
     ids, paths and messages print literally (`[a-z0-9]`); a styled line passes markup=True and escapes its values."""
-    return Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
+    return _Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 160)
+    return _Console(stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 160)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
