@@ -1,6 +1,7 @@
 """hetplace command line: parse, call a library function, render. No modelling logic lives here.
 
-Exit codes: 0 ok, 1 infeasible, 2 invalid input (file + field path, no traceback), 3 no plan within the time limit.
+Exit codes: 0 ok, 1 infeasible, 2 invalid input (file + field path, no traceback), 3 no plan within the time limit,
+4 internal error (one line; `--debug` shows the traceback), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -25,8 +27,23 @@ from hetplace.catalogs.hf_import import import_hf_config
 from hetplace.catalogs.loader import load_catalog
 from hetplace.catalogs.schema import Dtype
 from hetplace.common.enums import Backend, Objective
-from hetplace.common.errors import EXIT_INFEASIBLE, EXIT_INVALID_INPUT, EXIT_NO_PLAN, InputError
+from hetplace.common.errors import (
+    EXIT_INFEASIBLE,
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_INPUT,
+    EXIT_NO_PLAN,
+    InputError,
+)
+from hetplace.common.failures import (
+    debug_requested,
+    drop_unread_stdout,
+    flush_stdout,
+    set_debug,
+    unexpected_error_line,
+)
 from hetplace.common.io import atomic_write_text, dump_json, dump_yaml, load_mapping, parse_model
+from hetplace.common.output_paths import JSON_OR_YAML, PNG, YAML, check_output_file, check_output_folder
 from hetplace.problems.documents import SCHEMAS, json_schema, validate_file
 
 app = typer.Typer(
@@ -35,20 +52,31 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # help text is printed as written: `hardware.purchasable[device=…]` keeps its selector
 )
 catalog_app = typer.Typer(
-    help="Browse the device and model catalogs; import Hugging Face configs.", no_args_is_help=True
+    help="Browse the device and model catalogs; import Hugging Face configs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(catalog_app, name="catalog")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich exits 1 when the reader leaves (`| head`); let `guarded` decide (the command's own code)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
-    """Rich console on the current stdout; wide when piped so tables are not cut to 80 columns."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    """Rich console on the current stdout; wide when piped so tables are not cut to 80 columns. Markup is off:
+    ids, paths and messages print literally (`[a-z0-9]`); a styled line passes markup=True and escapes its values."""
+    return _Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+    return _Console(stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 160)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,19 +90,58 @@ def package_version() -> str:
 
 
 def guarded(func: F) -> F:
-    """Turn an InputError into one message on stderr and exit code 2 (typer.Exit passes through)."""
+    """Every way a command can end, as one message and a documented exit code, never a traceback: InputError → 2,
+    Ctrl-C → "interrupted" and 130, any other exception → one line and 4 (`--debug` re-raises it), a reader that
+    left (`| head`) → the command's own code (typer.Exit passes through)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        code = 0
         try:
-            return func(*args, **kwargs)
-        except typer.Exit:
+            func(*args, **kwargs)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except (typer.TyperException, typer.Abort):  # usage errors: typer prints them
             raise
         except InputError as exc:
-            stderr_console().print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
-            raise typer.Exit(EXIT_INVALID_INPUT) from None
+            _error_line(f"[bold red]error:[/] {escape(str(exc))}")
+            code = EXIT_INVALID_INPUT
+        except KeyboardInterrupt:
+            _error_line("[bold red]interrupted[/]")
+            code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            drop_unread_stdout()
+        except Exception as exc:
+            if debug_requested():
+                raise
+            _error_line(f"[bold red]error:[/] {escape(unexpected_error_line(exc))}")
+            code = EXIT_INTERNAL_ERROR
+        try:
+            flush_stdout()
+        except BrokenPipeError:
+            drop_unread_stdout()
+        if code:
+            raise typer.Exit(code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error_line(markup_text: str) -> None:
+    with contextlib.suppress(OSError):  # stderr may be gone too
+        stderr_console().print(markup_text, markup=True, soft_wrap=True)
+
+
+def _explicit(ctx: typer.Context, *names: str) -> list[str]:
+    """The options among `names` (parameter names) that the user gave, as they are spelled on the command line."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    sources = {n: ctx.get_parameter_source(n) for n in names}  # typer's own (vendored) click enum: compare names
+    return [flags[n] for n, src in sources.items() if src is not None and src.name in ("COMMANDLINE", "ENVIRONMENT")]
+
+
+def _refuse_together(command: str, mode: str, ignored: list[str], why: str) -> None:
+    """Exit 2 for options the chosen mode would silently ignore."""
+    if ignored:
+        raise InputError.single(command, "/".join(ignored), f"{', '.join(ignored)} cannot be used with {mode}: {why}")
 
 
 def echo_json(data: Any) -> None:
@@ -92,8 +159,13 @@ def main(
     _version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an unexpected error (also: HETPLACE_DEBUG=1)."),
+    ] = False,
 ) -> None:
     """hetplace: TCO-minimal heterogeneous fleet planning for agent workflows."""
+    set_debug(debug)
 
 
 class CatalogKind(StrEnum):
@@ -202,6 +274,8 @@ def catalog_import_hf(
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the YAML here (atomically).")] = None,
 ) -> None:
     """Convert a Hugging Face config.json into a model catalog entry (YAML)."""
+    if out_file is not None:
+        check_output_file(out_file, "--out", YAML)
     model = import_hf_config(config, model_id=model_id, hf_repo=hf_repo)
     text = f"# Imported from {config.name} by `hetplace catalog import-hf`; check against the model card.\n"
     text += dump_yaml(model.model_dump(mode="json", exclude_none=True))
@@ -236,7 +310,9 @@ def validate(
     if as_json:
         echo_json({"file": str(file), "kind": report.kind, "id": report.id, "valid": True, "summary": report.summary})
     else:
-        stdout_console().print(f"[green]valid[/] {report.kind} '{report.id}' ({file}): {report.summary}")
+        stdout_console().print(
+            "[green]valid[/] " + escape(f"{report.kind} '{report.id}' ({file}): {report.summary}"), markup=True
+        )
 
 
 class Phase(StrEnum):
@@ -265,7 +341,8 @@ def _analyze_tables(result: dict[str, Any]) -> None:
     console.print(
         f"latency {t['latency_s'] * 1e3:,.3f} ms · {t['tokens_per_s']:,.0f} tokens/s · {fits} · max batch "
         f"{t['max_batch']:,} · CF {t['cf_bytes'] / 1e9:,.2f} GB/device · weights need ≥ {t['min_devices_for_weights']} "
-        f"device(s)"
+        f"device(s)",
+        markup=True,  # numbers only, besides the styled words
     )
     terms = {k: v for k, v in t.get("terms", {}).items() if v}
     if terms:
@@ -277,7 +354,8 @@ def _analyze_tables(result: dict[str, Any]) -> None:
             f"TPOT {serving['tpot_s'] * 1e3:,.2f} ms · e2e {serving['e2e_latency_s']:,.2f} s · "
             f"{serving['output_tokens_per_s']:,.0f} output tokens/s "
             f"({serving['output_tokens_per_s_per_device']:,.0f} per device)"
-            + ("" if serving["fits"] else f" · [red]does not fit[/] (max batch {serving['max_batch']:,.0f})")
+            + ("" if serving["fits"] else f" · [red]does not fit[/] (max batch {serving['max_batch']:,.0f})"),
+            markup=True,
         )
 
 
@@ -310,6 +388,7 @@ def _workflow_table(result: dict[str, Any]) -> None:
 @app.command("analyze")
 @guarded
 def analyze(
+    ctx: typer.Context,
     model: Annotated[str | None, typer.Option("--model", help="Model id (see `catalog list models`).")] = None,
     device: Annotated[str | None, typer.Option("--device", help="Device id (see `catalog list devices`).")] = None,
     workflow: Annotated[
@@ -358,6 +437,18 @@ def analyze(
     from hetplace.costmodels.analysis import analyze_llm, analyze_serving, analyze_workflow
     from hetplace.costmodels.engine_terms import serving_params
 
+    if workflow is not None:
+        one_config = ("model", "device", "tp", "phase", "batch", "prompt_tokens", "context", "dtype", "kv_dtype")
+        serving_only = ("engine", "isl", "osl", "concurrency", "max_load", "plot")
+        _refuse_together(
+            "analyze",
+            "--workflow",
+            _explicit(ctx, *one_config, *serving_only),
+            "they describe one model on one device (a workflow runs every step on every catalog device at batch 1, "
+            "and draws no roofline)",
+        )
+    if plot is not None:
+        check_output_file(plot, "--plot", PNG)
     catalog = load_catalog()
     cal = None
     if calibration is not None:
@@ -494,6 +585,7 @@ def _calibration_table(cal) -> Table:
 @app.command("calibrate")
 @guarded
 def calibrate_cmd(
+    ctx: typer.Context,
     measurements: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -530,6 +622,19 @@ def calibrate_cmd(
     from hetplace.costmodels.calibration import calibrate, evaluate, holdout_mask, load_measurements
 
     files = measurements or []
+    if serving:
+        _refuse_together(
+            "calibrate", "--serving", _explicit(ctx, "evaluate_file", "holdout", "seed"), "they apply to the GEMM fit"
+        )
+    elif evaluate_file is not None:
+        _refuse_together(
+            "calibrate",
+            "--evaluate",
+            _explicit(ctx, "out_file", "holdout", "seed"),
+            "--evaluate scores an existing calibration on every row and writes nothing",
+        )
+    if out_file is not None:
+        check_output_file(out_file, "--out", YAML)
     if serving:
         _calibrate_serving(files, base, not no_loso, out_file, as_json)
         return
@@ -649,9 +754,10 @@ def _render_plan(plan, outcome_status: str) -> None:
     s = plan.solver
     gap = "—" if s.gap is None else f"{s.gap:.2%}"
     console.print(
-        f"[bold]{plan.scenario}[/]: {outcome_status} · [bold]{t.total_usd_per_year:,.0f} USD/year[/] · "
+        f"[bold]{escape(plan.scenario)}[/]: {outcome_status} · [bold]{t.total_usd_per_year:,.0f} USD/year[/] · "
         f"{t.usd_per_request:.5f} USD/request · {t.usd_per_million_tokens:.4f} USD/1M tokens · "
-        f"{s.backend} {s.wall_time_s:.1f} s, gap {gap}"
+        f"{s.backend} {s.wall_time_s:.1f} s, gap {gap}",
+        markup=True,
     )
     if plan.objective == "min_latency":
         console.print(
@@ -778,7 +884,7 @@ def solve_cmd(
     ] = None,
 ) -> None:
     """Plan the TCO-minimal heterogeneous fleet for a scenario (exit 1 infeasible, 3 no plan in time)."""
-    from hetplace.optimizer.model_file import model_file_problem
+    from hetplace.optimizer.model_file import MODEL_SUFFIXES, model_file_problem
     from hetplace.optimizer.solve import solve_scenario
     from hetplace.problems.loader import default_scenario_path, load_scenario
 
@@ -788,6 +894,9 @@ def solve_cmd(
             problem = "writes the min_tco model; it cannot be combined with --objective min_latency"
         if problem is not None:
             raise InputError.single(str(model_file), "--write-model", problem)
+        check_output_file(model_file, "--write-model", MODEL_SUFFIXES)
+    if out_file is not None:
+        check_output_file(out_file, "--out", JSON_OR_YAML)
     resolved = load_scenario(scenario or default_scenario_path())
     if budget is not None:
         limits = resolved.scenario.limits.model_copy(update={"annual_budget_usd": budget})
@@ -808,7 +917,7 @@ def solve_cmd(
     if model_file is not None and not as_json:
         stderr_console().print(f"wrote {model_file}")
     if outcome.status == "infeasible":
-        stderr_console().print(f"[bold red]infeasible:[/] {resolved.source}", markup=True)
+        stderr_console().print(f"[bold red]infeasible:[/] {escape(str(resolved.source))}", markup=True)
         for cause in outcome.diagnosis:
             stderr_console().print(f"  - {cause}", soft_wrap=True)
         if as_json:
@@ -819,7 +928,7 @@ def solve_cmd(
         raise typer.Exit(EXIT_NO_PLAN)
     data = outcome.plan.model_dump(mode="json")
     if out_file is not None:
-        text = dump_yaml(data) if out_file.suffix in (".yaml", ".yml") else dump_json(data)
+        text = dump_yaml(data) if out_file.suffix.lower() in (".yaml", ".yml") else dump_json(data)
         atomic_write_text(out_file, text)
     if as_json:
         echo_json(data)
@@ -837,6 +946,7 @@ class Executor(StrEnum):
 @app.command("whatif")
 @guarded
 def whatif_cmd(
+    ctx: typer.Context,
     scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: the bundled default).")] = None,
     sets: Annotated[
         list[str] | None, typer.Option("--set", help="SPEC=VALUE applied to every point (repeatable).")
@@ -879,8 +989,9 @@ def whatif_cmd(
 ) -> None:
     """Procurement what-ifs: solve a grid of scenario variants and compare their plans (exit 2 on bad input)."""
     from hetplace.problems.loader import default_scenario_path
+    from hetplace.problems.sweep_point import PointResult
     from hetplace.whatif.executors import run_points
-    from hetplace.whatif.outputs import write_outputs
+    from hetplace.whatif.outputs import FOLDER_FILES, write_sweep_folder
     from hetplace.whatif.overrides import parse_value
     from hetplace.whatif.sweep import (
         Axis,
@@ -891,6 +1002,10 @@ def whatif_cmd(
         split_assignment,
     )
 
+    if executor == Executor.process:
+        _refuse_together("whatif", "--executor process", _explicit(ctx, "address"), "--address names a Ray cluster")
+    if out_dir is not None:
+        check_output_folder(out_dir, "--out", FOLDER_FILES)
     path = scenario or default_scenario_path()
     fixed: list[tuple[str, object]] = []
     axes: list[Axis] = []
@@ -904,20 +1019,50 @@ def whatif_cmd(
     tasks = build_tasks(path, fixed, axes, options)
     err = stderr_console()
     show_progress = err.is_terminal and not as_json
+    finished: list[PointResult] = []  # kept when Ctrl-C stops the sweep
+
+    def point_done(result: PointResult) -> None:
+        finished.append(result)
+        progress.advance(bar)
+        if not show_progress and not as_json:  # a log line per point for batch jobs (no progress bar there)
+            err.print(f"point {len(finished)}/{len(tasks)} done: {result.status}")
+
     with Progress(console=err, disable=not show_progress, transient=True) as progress:
         bar = progress.add_task(f"{len(tasks)} points on {executor.value}", total=len(tasks))
         try:
-            results = run_points(tasks, executor.value, workers, address, on_done=lambda _r: progress.advance(bar))
+            results = run_points(tasks, executor.value, workers, address, on_done=point_done)
         except RuntimeError as exc:  # e.g. the ray extra is not installed
-            err.print(f"[bold red]error:[/] {exc}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             raise typer.Exit(EXIT_INVALID_INPUT) from None
-    written = write_outputs(results, axes, out_dir) if out_dir is not None else []
+        except KeyboardInterrupt:
+            _keep_partial_sweep(sorted(finished, key=lambda r: r.index), axes, len(tasks), out_dir, as_json)
+            raise
+    written = write_sweep_folder(results, axes, out_dir) if out_dir is not None else []
     if as_json:
         echo_json([r.model_dump(mode="json") for r in results])
     else:
         stdout_console().print(_sweep_table(results, axes))
         for f in written:
             err.print(f"wrote {f}")
+
+
+def _keep_partial_sweep(results, axes, planned: int, out_dir: Path | None, as_json: bool) -> None:
+    """Ctrl-C during a sweep: show and write the points that finished, marked partial (then exit 130)."""
+    from hetplace.whatif.outputs import write_sweep_folder
+
+    err = stderr_console()
+    err.print(f"interrupted after {len(results)} of {planned} points")
+    if not results:
+        return  # nothing to keep; a previous --out folder stays as it was
+    if out_dir is not None:
+        for f in write_sweep_folder(results, axes, out_dir, planned=planned):
+            err.print(f"wrote {f}")
+    if as_json:
+        echo_json([r.model_dump(mode="json") for r in results])
+    else:
+        table = _sweep_table(results, axes)
+        table.title = f"What-if points (partial: {len(results)} of {planned}, interrupted)"
+        stdout_console().print(table)
 
 
 def _sweep_table(results, axes) -> Table:
@@ -965,14 +1110,17 @@ def schedule_cmd(
     from hetplace.problems.loader import load_scenario
     from hetplace.reports.report import schedule_rows
 
+    if out_file is not None:
+        check_output_file(out_file, "--out", JSON_OR_YAML)
     resolved = load_scenario(scenario)
     status, schedule = solve_schedule(resolved, backend.value, time_limit, gap, threads, greedy)
     if schedule is None:
-        stderr_console().print(f"[bold red]{status}:[/] no schedule for {scenario}", markup=True)
+        stderr_console().print(f"[bold red]{status}:[/] no schedule for {escape(str(scenario))}", markup=True)
         raise typer.Exit(EXIT_INFEASIBLE if status == "infeasible" else EXIT_NO_PLAN)
     data = schedule.model_dump(mode="json")
     if out_file is not None:
-        atomic_write_text(out_file, dump_yaml(data) if out_file.suffix in (".yaml", ".yml") else dump_json(data))
+        text = dump_yaml(data) if out_file.suffix.lower() in (".yaml", ".yml") else dump_json(data)
+        atomic_write_text(out_file, text)
     if as_json:
         echo_json(data)
         return
@@ -1011,14 +1159,16 @@ def report_cmd(
 ) -> None:
     """Batch report: plan every scenario (with its schedule if it has a horizon) and write HTML + Markdown."""
     from hetplace.common.enums import SolverStatus
+    from hetplace.common.output_paths import staged_folder
     from hetplace.optimizer.multiperiod import solve_schedule
     from hetplace.optimizer.solve import solve_scenario
     from hetplace.problems.loader import load_scenario
-    from hetplace.reports.report import ScenarioSection, unique_folders, write_report
+    from hetplace.reports.report import FOLDER_FILES, ScenarioSection, unique_folders, write_report
     from hetplace.whatif.executors import run_points
     from hetplace.whatif.outputs import write_outputs
     from hetplace.whatif.sweep import SolveOptions, build_tasks, parse_axis
 
+    check_output_folder(out_dir, "--out", FOLDER_FILES)
     resolved_all = [load_scenario(p) for p in scenarios]  # every input checked before any solve
     axes = [parse_axis(t) for t in sweeps or []]
     tasks_all = [build_tasks(p, [], axes, SolveOptions(backend.value, max(gap, 0.005), time_limit)) for p in scenarios]
@@ -1026,21 +1176,23 @@ def report_cmd(
     err = stderr_console()
     folders = unique_folders([r.scenario.id for r in resolved_all])
     statuses: set[str] = set()  # every solve's status, for the exit code
-    for path, resolved, tasks, folder in zip(scenarios, resolved_all, tasks_all, folders, strict=True):
-        with err.status(f"planning {resolved.scenario.id}…") if err.is_terminal else contextlib.nullcontext():
-            outcome = solve_scenario(resolved, backend.value, time_limit, gap, 1, baselines)
-            section = ScenarioSection(resolved, outcome.plan, outcome.status, outcome.diagnosis, folder=folder)
-            if resolved.scenario.horizon is not None:
-                schedule_status, section.schedule = solve_schedule(resolved, backend.value, time_limit, gap)
-                statuses.add(schedule_status)
-            if axes:
-                section.sweep = run_points(tasks, "process", workers)
-                written = write_outputs(section.sweep, axes, out_dir / folder / "whatif")
-                section.sweep_charts = [f for f in written if f.suffix == ".png"]
-        sections.append(section)
-        statuses.add(outcome.status)
-        err.print(f"{path}: {outcome.status}")
-    for page in write_report(sections, out_dir):
+    with staged_folder(out_dir) as stage:  # the whole folder appears at once, replacing an older report
+        for path, resolved, tasks, folder in zip(scenarios, resolved_all, tasks_all, folders, strict=True):
+            with err.status(f"planning {resolved.scenario.id}…") if err.is_terminal else contextlib.nullcontext():
+                outcome = solve_scenario(resolved, backend.value, time_limit, gap, 1, baselines)
+                section = ScenarioSection(resolved, outcome.plan, outcome.status, outcome.diagnosis, folder=folder)
+                if resolved.scenario.horizon is not None:
+                    schedule_status, section.schedule = solve_schedule(resolved, backend.value, time_limit, gap)
+                    statuses.add(schedule_status)
+                if axes:
+                    section.sweep = run_points(tasks, "process", workers)
+                    written = write_outputs(section.sweep, axes, stage / folder / "whatif")
+                    section.sweep_charts = [f for f in written if f.suffix == ".png"]
+            sections.append(section)
+            statuses.add(outcome.status)
+            err.print(f"{path}: {outcome.status}")
+        pages = [out_dir / p.relative_to(stage) for p in write_report(sections, stage)]
+    for page in pages:
         err.print(f"wrote {page}")
     # A batch job must be able to tell: the report is written either way, the exit code says whether every
     # scenario got a plan (1 = some scenario is infeasible, else 3 = some solve stopped without a plan).
@@ -1082,17 +1234,20 @@ def check_cmd(
         echo_json({"valid": not violations, "violations": violations, "notes": notes})
     else:
         for v in violations:
-            stderr_console().print(f"[red]violation:[/] {v}", soft_wrap=True)
+            stderr_console().print(f"[red]violation:[/] {escape(v)}", markup=True, soft_wrap=True)
         for note in notes:
-            stderr_console().print(f"[yellow]note:[/] {note}", soft_wrap=True)
+            stderr_console().print(f"[yellow]note:[/] {escape(note)}", markup=True, soft_wrap=True)
         if not violations:
-            agrees = f"; the export in {export_dir} agrees with it" if export_dir is not None else ""
-            stdout_console().print(f"[green]plan is valid[/]: every constraint of {scenario} holds{agrees}")
+            agrees = f"; the export in {escape(str(export_dir))} agrees with it" if export_dir is not None else ""
+            stdout_console().print(
+                f"[green]plan is valid[/]: every constraint of {escape(str(scenario))} holds{agrees}", markup=True
+            )
     if violations:
         raise typer.Exit(EXIT_INFEASIBLE)
 
 
 @app.command("schema")
+@guarded
 def schema(kind: Annotated[DocumentKind, typer.Argument(help=", ".join(SCHEMAS))]) -> None:
     """Print the JSON Schema of a document kind."""
     typer.echo(json.dumps(json_schema(kind.value), indent=2))

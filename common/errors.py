@@ -1,7 +1,8 @@
 """Error types the CLI turns into one line and an exit code (never a traceback).
 
 Exit codes are part of the CLI contract (README "Exit codes"):
-0 ok, 1 infeasible, 2 invalid input, 3 no plan within the time limit.
+0 ok, 1 infeasible, 2 invalid input, 3 no plan within the time limit, 4 internal error (a bug: one line, the
+traceback with `--debug` or HETPLACE_DEBUG=1), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 EXIT_INFEASIBLE = 1
 EXIT_INVALID_INPUT = 2
 EXIT_NO_PLAN = 3
+EXIT_INTERNAL_ERROR = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process stopped by Ctrl-C
 
 
 @dataclass

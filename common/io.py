@@ -135,10 +135,33 @@ def parse_model(model_cls: type[M], data: dict[str, Any], source: str) -> M:
         raise validation_error_to_input_error(source, exc, data) from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same directory and a rename.
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows; os.umask can only set-and-return)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    A crash or a validation failure half-way never leaves a partial output file behind.
+
+def umask_mode(kind: str = "file") -> int:
+    """Mode a plain open()/mkdir() would give under the current umask: 0o666 / 0o777 without the umask's bits.
+
+    tempfile creates 0o600 files and 0o700 folders; outputs are chmod-ed to this before the rename, so a shared
+    report folder is as readable as any file the user creates."""
+    return (0o777 if kind == "dir" else 0o666) & ~current_umask()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same directory and a rename, with the user's umask.
+
+    A crash or a validation failure half-way never leaves a partial output file behind. Missing parent folders
+    are created (README "Outputs").
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -147,6 +170,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            os.fchmod(fh.fileno(), umask_mode())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

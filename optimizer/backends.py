@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
+from hetplace.common.interrupts import interrupt_requested, raise_if_requested, request_interrupt, solver_section
 from hetplace.optimizer.linear import LinearModel
 
 BACKENDS = tuple(Backend)
@@ -107,19 +108,20 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
 
     def callback(kind, _message, _data_out, data_in, _user_data) -> None:
         # HiGHS checks its own time limit only between LPs; on a 400k-row model one root LP with its cut rounds
-        # overran a 60 s limit by 15-20 s. Interrupting from inside simplex and IPM iterations keeps the limit.
+        # overran a 60 s limit by 15-20 s. Interrupting from inside simplex and IPM iterations keeps the limit,
+        # and stops the search within moments of a Ctrl-C (common.interrupts).
         if int(kind) in interrupts:
-            if time.perf_counter() > deadline:
+            if interrupt_requested() or time.perf_counter() > deadline:
                 data_in.user_interrupt = True
         else:
             found.append(time.perf_counter())
 
     h.setCallback(callback, None)
     h.startCallback(kinds.kCallbackMipImprovingSolution)
-    if time_limit_s is not None:
-        for kind in interrupt_kinds:
-            h.startCallback(kind)
-    h.run()
+    for kind in interrupt_kinds:
+        h.startCallback(kind)
+    with solver_section():  # Ctrl-C: the callback stops HiGHS, then KeyboardInterrupt
+        h.run()
     wall = time.perf_counter() - t0
     first = found[0] - t0 if found else None
     status = h.getModelStatus()
@@ -207,7 +209,7 @@ def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threa
     solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, gapRel=gap, threads=threads, logPath=log_path)
     t0 = time.perf_counter()
     try:
-        prob.solve(solver)
+        prob.solve(solver)  # Ctrl-C reaches CBC (same process group) and raises KeyboardInterrupt in the wait
     finally:
         log_bound = _cbc_log_bound(log_path)
     wall = time.perf_counter() - t0
@@ -363,6 +365,11 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
     t0 = time.perf_counter()
     status = solver.solve(cp, _FirstSolution())
     wall = time.perf_counter() - t0
+    # CP-SAT catches SIGINT itself and returns early as if at a time limit, so Python never sees the Ctrl-C. A
+    # stop short of a proof without a time limit (or well before it) can only be that: raise it here.
+    if status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and (time_limit_s is None or wall < 0.9 * time_limit_s):
+        request_interrupt()
+        raise_if_requested()
     first = found[0] - t0 if found else None
     if status == cp_model.OPTIMAL:
         why = TerminationCondition.optimal

@@ -25,6 +25,8 @@ from hetplace.reports.plan_charts import (
     utilisation_chart,
 )
 
+FOLDER_FILES = ("report.html", "report.md")  # what marks a folder as a previous report (common.output_paths)
+
 
 @dataclass
 class ScenarioSection:
@@ -234,7 +236,8 @@ def unique_folders(ids: list[str]) -> list[str]:
 
 
 def write_report(sections: list[ScenarioSection], out_dir: Path, title: str = "hetplace fleet report") -> list[Path]:
-    """Charts first, then report.html and report.md (atomically). Returns the two pages."""
+    """Charts first, then report.html and report.md (atomically). Returns the two pages. The CLI passes a staged
+    folder (`common.output_paths.staged_folder`) that replaces the report folder as a whole once this returns."""
     out_dir.mkdir(parents=True, exist_ok=True)
     blocks = [_plan_blocks(s, out_dir) for s in sections]
     pages = [out_dir / "report.html", out_dir / "report.md"]

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from hetplace.common.interrupts import ignore_sigint
 from hetplace.problems.sweep_point import PointResult
 from hetplace.whatif.sweep import PointTask, solve_point
 
@@ -49,11 +50,20 @@ def _run_process_pool(tasks, workers: int, on_done) -> list[PointResult]:
     # spawn, not fork: a forked child would inherit solver-library state from the parent
     ctx = multiprocessing.get_context("spawn")
     out = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    # Workers ignore Ctrl-C; on one the parent cancels what is queued and stops the workers (no waiting for them).
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=ignore_sigint)
+    try:
         for fut in as_completed([pool.submit(solve_point, t) for t in tasks]):
             out.append(fut.result())
             if on_done:
                 on_done(out[-1])
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before Python 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.terminate()
+        raise
+    pool.shutdown()
     return out
 
 

@@ -93,6 +93,18 @@ def parse_sweep_file(path: Path) -> tuple[list[tuple[str, Any]], list[Axis]]:
     return [(str(k), v) for k, v in sets.items()], axes
 
 
+def check_specs(sets: list[tuple[str, Any]], axes: list[Axis]) -> None:
+    """An axis given twice, or fixed by --set and swept too, would silently keep one of the values: exit 2."""
+    seen: set[str] = set()
+    for axis in axes:
+        if axis.spec in seen:
+            raise InputError.single("--sweep", axis.spec, "the same axis is swept twice; give its values once")
+        seen.add(axis.spec)
+    for spec, _ in sets:
+        if spec in seen:
+            raise InputError.single("--set", spec, "is also swept (--sweep); the sweep would override it: drop one")
+
+
 def variant_data(base_data: dict, base: ResolvedScenario, assignments) -> dict:
     data = base_data
     for spec, value in assignments:
@@ -104,6 +116,7 @@ def build_tasks(
     scenario_path: Path, sets: list[tuple[str, Any]], axes: list[Axis], options: SolveOptions
 ) -> list[PointTask]:
     """The grid of variants, each checked to be a valid scenario (InputError names the option otherwise)."""
+    check_specs(sets, axes)
     source = str(scenario_path)
     base_data = load_mapping(scenario_path)
     base = resolve_scenario_mapping(base_data, scenario_path)
