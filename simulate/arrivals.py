@@ -161,6 +161,8 @@ def read_arrival_file(path: Path, workflow_ids: list[str], duration_s: float | N
                 problems.append(InputProblem(f"line {line_no}.{c}", f"'{raw}' is not a valid token count"))
                 ok = False
                 values.append(NO_TOKENS)
+            else:
+                values.append(v)
         p, cached = tok["prompt_tokens"][-1], tok["cached_tokens"][-1]
         if ok and p != NO_TOKENS and cached != NO_TOKENS and cached >= p:
             problems.append(InputProblem(f"line {line_no}.cached_tokens", f"{cached} must be < prompt_tokens {p}"))

@@ -55,12 +55,27 @@ class Req:
 class Job:
     """One execution of a step in a pool."""
 
-    __slots__ = ("ctx", "extra_s", "key", "out", "req", "route", "scale", "si", "t0", "t_first", "target", "units")
+    __slots__ = (
+        "ctx",
+        "extra_s",
+        "key",
+        "out",
+        "req",
+        "route",
+        "scale",
+        "si",
+        "t0",
+        "t_first",
+        "t_pool",
+        "target",
+        "units",
+    )
 
     def __init__(self, req: Req, si: int, t0: float, key: StepKey, scale: float, units: float):
         self.req = req
         self.si = si
         self.t0 = t0
+        self.t_pool = t0  # when it joined its current pool's queue
         self.key = key
         self.scale = scale
         self.units = units
@@ -178,6 +193,7 @@ class Recorder:
     latency: dict[int, list[float]] = field(default_factory=dict)
     ttft: dict[StepKey, list[float]] = field(default_factory=dict)
     tpot: dict[StepKey, list[float]] = field(default_factory=dict)
+    wait: dict[str, list[float]] = field(default_factory=dict)  # per pool: queueing delay of each call
     sample_t: list[float] = field(default_factory=list)
     sample_q: dict[str, list[int]] = field(default_factory=dict)
     sample_in_flight: list[int] = field(default_factory=list)
@@ -235,6 +251,7 @@ class Engine:
         drain_s: float,
         seed: int,
         samples: int = 240,
+        service_cv: float = 0.0,
     ):
         self.workflows = workflows
         self.service = service
@@ -245,6 +262,10 @@ class Engine:
         self.plans = compile_workflows(workflows, service)
         self.first_llm = [next((i for i, p in enumerate(ps) if p.llm), -1) for ps in self.plans]
         self.rng = np.random.default_rng(seed)
+        # Optional service-time variability: each call's pass / CPU time × a gamma factor of mean 1 and this CV
+        # (0 = the cost model's deterministic times). Used to validate the queues against M/M/c and M/G/c.
+        self.service_cv = service_cv
+        self._rng_service = np.random.default_rng([seed, 7])
         self._u = self.rng.random(4096)
         self._ui = 0
         self.heap: list[tuple[float, int, int, object, int]] = []
@@ -274,6 +295,16 @@ class Engine:
     def _push(self, t: float, kind: int, obj: object, arg: int = 0) -> None:
         self.seq += 1
         heapq.heappush(self.heap, (t, self.seq, kind, obj, arg))
+
+    def _service_factor(self) -> float:
+        if self.service_cv <= 0:
+            return 1.0
+        shape = 1.0 / (self.service_cv * self.service_cv)
+        return float(self._rng_service.gamma(shape, 1.0 / shape))
+
+    def _waited(self, ps: PoolState, job: Job, t: float) -> None:
+        if job.req.counted:
+            self.rec.wait.setdefault(ps.id, []).append(t - job.t_pool)
 
     def _uniform(self) -> float:
         if self._ui >= self._u.size:
@@ -374,7 +405,7 @@ class Engine:
             self._start_llm(req, si, p, t)
             return
         ps = self.pools[p.pool]
-        job = Job(req, si, t, p.key, 1.0, p.units)
+        job = Job(req, si, t, p.key, self._service_factor(), p.units)
         if ps.kind == CORES:
             self._tool_submit(ps, job, p, t)
         else:
@@ -411,7 +442,7 @@ class Engine:
                 uncached = max(1.0, uncached)
             if to != NO_TOKENS:
                 out = float(to)
-        job = Job(req, si, t, p.key, uncached / p.uncached, uncached)
+        job = Job(req, si, t, p.key, uncached / p.uncached * self._service_factor(), uncached)
         job.out = out
         job.ctx = prompt + rep * p.growth + out / 2.0
         route = self.service.llm[p.model]
@@ -441,6 +472,7 @@ class Engine:
     # ---- BATCH pools ---------------------------------------------------------------------------------------
 
     def _batch_submit(self, ps: PoolState, job: Job, t: float) -> None:
+        job.t_pool = t
         if ps.idle:
             ps.account(t)
             self._batch_start(ps, ps.replicas[heapq.heappop(ps.idle)], [job], t)
@@ -452,6 +484,8 @@ class Engine:
         k = len(jobs)
         pass_s = r.cfg.pass_s
         dur = sum(pass_s[j.key][k - 1] * j.scale for j in jobs) / k
+        for j in jobs:
+            self._waited(ps, j, t)
         r.jobs = jobs
         ps.busy_now += 1.0
         self._push(t + dur, _BATCH_END, r, 0)
@@ -493,6 +527,8 @@ class Engine:
     def _join(self, r: Replica, job: Job, t: float) -> None:
         """Start decoding `job` on `r` (its counter advanced to t)."""
         ps = r.pool
+        if ps.kind == SLOTS:
+            self._waited(ps, job, t)
         ps.busy_now += 1.0 / r.cfg.batch
         r.n += 1
         r.ctx_sum += job.ctx
@@ -503,6 +539,7 @@ class Engine:
         heapq.heappush(r.departs, (job.target, self.seq, job))
 
     def _slots_submit(self, ps: PoolState, job: Job, t: float) -> None:
+        job.t_pool = t
         best: Replica | None = None
         for r in ps.replicas:
             if r.n < r.cfg.batch and (best is None or r.n < best.n):
@@ -549,6 +586,7 @@ class Engine:
                 self._call_done(job, 0, t)
 
     def _colocated_submit(self, ps: PoolState, job: Job, t: float) -> None:
+        job.t_pool = t
         best: Replica | None = None
         for r in ps.replicas:
             if r.prefilling is None and r.n < r.cfg.batch and (best is None or r.n < best.n):
@@ -565,6 +603,7 @@ class Engine:
     def _start_prefill(self, r: Replica, job: Job, t: float) -> None:
         """Pause decoding on `r` and prefill `job` alone (batch 1)."""
         self._advance(r, t)
+        self._waited(r.pool, job, t)
         r.prefilling = job
         r.pool.busy_now += 1.0 / r.cfg.batch
         self._push(t + r.cfg.pass_s[job.key][0] * job.scale, _PREFILL_END, r, 0)
@@ -586,6 +625,7 @@ class Engine:
     # ---- CORES ---------------------------------------------------------------------------------------------
 
     def _tool_submit(self, ps: PoolState, job: Job, p: StepPlan, t: float) -> None:
+        job.t_pool = t
         if p.cpu_s <= 0:
             self._push(t + p.latency_s, _CALL_DONE, job, 0)
             return
@@ -593,9 +633,11 @@ class Engine:
         if ps.free_cores > 0:
             ps.free_cores -= 1
             ps.busy_now += 1.0
-            self._push(t + p.cpu_s, _CORE_FREE, ps, 0)
-            self._push(max(t + p.latency_s, t + p.cpu_s), _CALL_DONE, job, 0)
-            ps.work += p.cpu_s
+            cpu_s = p.cpu_s * job.scale
+            self._waited(ps, job, t)
+            self._push(t + cpu_s, _CORE_FREE, ps, 0)
+            self._push(max(t + p.latency_s, t + cpu_s), _CALL_DONE, job, 0)
+            ps.work += cpu_s
         else:
             ps.queue.append(job)
 
@@ -605,9 +647,11 @@ class Engine:
         if ps.queue:
             job = ps.queue.popleft()
             p = self.plans[job.req.wf][job.si]
-            self._push(t + p.cpu_s, _CORE_FREE, ps, 0)
-            self._push(max(job.t0 + p.latency_s, t + p.cpu_s), _CALL_DONE, job, 0)
-            ps.work += p.cpu_s
+            cpu_s = p.cpu_s * job.scale
+            self._waited(ps, job, t)
+            self._push(t + cpu_s, _CORE_FREE, ps, 0)
+            self._push(max(job.t0 + p.latency_s, t + cpu_s), _CALL_DONE, job, 0)
+            ps.work += cpu_s
         else:
             ps.free_cores += 1
             ps.busy_now -= 1.0

@@ -59,6 +59,8 @@ class PoolStats:
     plan_utilisation: float | None
     mean_queue: float
     max_queue: int
+    wait_p50_s: float  # queueing delay of a call before its pass / slot / core (nan: no calls measured)
+    wait_p99_s: float
 
 
 @dataclass(frozen=True)

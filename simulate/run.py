@@ -34,6 +34,7 @@ class SimOptions:
     arrivals: ArrivalSpec = POISSON
     warmup_s: float | None = None  # None = WARMUP_FRACTION of the duration
     samples: int = 240  # queue-length samples over the run
+    service_cv: float = 0.0  # service-time variability (gamma factor of mean 1); 0 = the cost model's times
 
 
 def simulate_plan(
@@ -63,7 +64,9 @@ def simulate_plan(
     if warmup is None:
         warmup = min(0.5 * duration, max(WARMUP_FRACTION * duration, longest_sla))
     drain = max(MIN_DRAIN_S, 3.0 * longest_sla)
-    engine = Engine(workflows, service, arrivals, duration, warmup, drain, options.seed + 1, options.samples)
+    engine = Engine(
+        workflows, service, arrivals, duration, warmup, drain, options.seed + 1, options.samples, options.service_cv
+    )
     rec = engine.run()
     window = max(duration - warmup, 1e-12)
     plan_paths = {w.workflow: w.critical_path_s for w in plan.workflows}
@@ -113,6 +116,7 @@ def simulate_plan(
         busy, q_area, work = engine.window.get(pid, (0.0, 0.0, 0.0))
         servers = ps.cores if ps.kind == CORES else len(ps.replicas)
         q = rec.sample_q.get(pid, [0])
+        w50, _, w99 = percentiles(rec.wait.get(pid, []))
         pools.append(
             PoolStats(
                 pool=pid,
@@ -123,6 +127,8 @@ def simulate_plan(
                 plan_utilisation=plan_util.get(pid),
                 mean_queue=q_area / window,
                 max_queue=int(max(q)),
+                wait_p50_s=w50,
+                wait_p99_s=w99,
             )
         )
     return SimulationResult(
