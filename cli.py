@@ -1127,7 +1127,7 @@ def simulate_cmd(
         )
     console.print(table)
     table = Table(title="Pools")
-    for col in ("pool", "kind", "replicas", "busy", "load", "plan load", "mean queue", "max queue"):
+    for col in ("pool", "kind", "replicas", "busy", "load", "plan load", "mean queue", "max queue", "wait p99 s"):
         table.add_column(col, justify="left" if col in ("pool", "kind") else "right")
     for p in result.pools:
         table.add_row(
@@ -1139,6 +1139,7 @@ def simulate_cmd(
             f"{p.plan_utilisation:.0%}" if p.plan_utilisation is not None else "-",
             f"{p.mean_queue:.2f}",
             str(p.max_queue),
+            f"{p.wait_p99_s:.3f}",
         )
     console.print(table)
 
