@@ -1152,6 +1152,7 @@ class TraceFormat(StrEnum):
     azure_llm = "azure-llm"
     burstgpt = "burstgpt"
     mooncake = "mooncake"
+    copilot_agent = "copilot-agent"
 
 
 @workflow_app.command("from-trace")
@@ -1169,12 +1170,18 @@ def workflow_from_trace(
         str | None, typer.Option("--id", help="Workflow id (default: from format and file).")
     ] = None,
 ) -> None:
-    """Turn a public LLM-serving trace into a workflow (arrival rate, mean token counts, cached-prefix share) and
-    an arrival file with every request's own token counts."""
+    """Turn a public LLM-serving trace into a workflow (arrival rate, mean token counts, cached-prefix share; agent
+    loop and tool-batch durations for copilot-agent sessions) and an arrival file with every request's own token
+    counts."""
+    from hetplace.simulate.agent_traces import copilot_workflow, read_sessions
     from hetplace.simulate.traces import read_trace, trace_workflow
 
-    trace = read_trace(trace_file, fmt.value)
-    built = trace_workflow(trace, fmt.value, str(trace_file), model, sla, load_catalog(), workflow_id)
+    if fmt is TraceFormat.copilot_agent:
+        turns = read_sessions(trace_file)
+        built = copilot_workflow(turns, str(trace_file), model, sla, load_catalog(), workflow_id)
+    else:
+        trace = read_trace(trace_file, fmt.value)
+        built = trace_workflow(trace, fmt.value, str(trace_file), model, sla, load_catalog(), workflow_id)
     text = dump_yaml(built.workflow)
     if out is not None:
         atomic_write_text(out, text)

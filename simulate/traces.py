@@ -10,8 +10,9 @@ Formats (the columns as the public datasets publish them):
               `output_length`, `hash_ids` (one id per 512-token block of the prompt; equal ids = equal prefix
               blocks). A request's cached prefix is its leading run of blocks that an earlier request already
               produced (an unbounded prefix cache), capped at input_length − 1.
-None of the three has session ids, so the workflow is one LLM call per request (no multi-turn structure); the
-Azure Copilot coding-agent sessions format is not implemented (its schema could not be found offline).
+None of the three has session ids, so the workflow is one LLM call per request (no multi-turn structure). The
+GitHub Copilot coding-agent sessions (`copilot-agent`, with sessions, agent loops and tool batches) are read by
+`simulate.agent_traces`.
 
 The workflow states the mean token counts (the optimizer plans on them); the arrival file keeps every request's
 own counts, so `hetplace simulate --arrivals trace:FILE` replays the real distribution. The token-count
@@ -200,14 +201,15 @@ class TraceWorkflow:
     span_s: float
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     s = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
     return (s or "trace")[:80]
 
 
-def _pct(a: np.ndarray) -> str:
+def pct_text(a: np.ndarray, fmt: str = ".0f") -> str:
+    """'mean …, p50 …, p90 …, p99 …' of an array, for workflow descriptions."""
     p = np.percentile(a, [50, 90, 99])
-    return f"mean {a.mean():.0f}, p50 {p[0]:.0f}, p90 {p[1]:.0f}, p99 {p[2]:.0f}"
+    return f"mean {a.mean():{fmt}}, p50 {p[0]:{fmt}}, p90 {p[1]:{fmt}}, p99 {p[2]:{fmt}}"
 
 
 def trace_workflow(
@@ -230,7 +232,7 @@ def trace_workflow(
     output = max(1, round(float(trace.output_tokens.mean())))
     gaps = np.diff(trace.time_s)
     cv = float(gaps.std() / gaps.mean()) if gaps.size > 1 and gaps.mean() > 0 else 1.0
-    wf_id = workflow_id or _slug(f"{fmt}-{Path(source_name).stem}")
+    wf_id = workflow_id or slug(f"{fmt}-{Path(source_name).stem}")
     title, url = SOURCES[fmt]
     cached_share = float(trace.cached_tokens.sum() / max(trace.prompt_tokens.sum(), 1))
     doc: dict[str, Any] = {
@@ -238,8 +240,8 @@ def trace_workflow(
         "name": f"{fmt} trace {Path(source_name).name}",
         "description": (
             f"Derived by `hetplace workflow from-trace` from {n} requests over {span:.1f} s of a {fmt} trace "
-            f"({trace.skipped} failed rows skipped). Prompt tokens {_pct(trace.prompt_tokens.astype(float))}; "
-            f"output tokens {_pct(trace.output_tokens.astype(float))}; cached-prefix share {cached_share:.1%} of "
+            f"({trace.skipped} failed rows skipped). Prompt tokens {pct_text(trace.prompt_tokens.astype(float))}; "
+            f"output tokens {pct_text(trace.output_tokens.astype(float))}; cached-prefix share {cached_share:.1%} of "
             f"prompt tokens; inter-arrival CV {cv:.2f} (1 = Poisson). The step states the means; the arrival "
             "file keeps each request's own counts for `hetplace simulate --arrivals trace:FILE`."
         ),

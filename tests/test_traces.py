@@ -4,7 +4,9 @@ workflow solved and simulated end to end."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +19,8 @@ from hetplace.common.errors import InputError
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import load_scenario
-from hetplace.problems.schema import LlmStep, Workflow
+from hetplace.problems.schema import LlmStep, ToolStep, Workflow
+from hetplace.simulate.agent_traces import copilot_workflow, read_sessions
 from hetplace.simulate.arrivals import ArrivalSpec, read_arrival_file
 from hetplace.simulate.run import SimOptions, simulate_plan
 from hetplace.simulate.traces import read_trace, trace_workflow
@@ -122,7 +125,7 @@ def test_bad_trace_rows_exit_2_without_output(tmp_path: Path, fmt: str, body: st
 
 
 def test_unknown_format_exit_2() -> None:
-    res = runner.invoke(app, ["workflow", "from-trace", str(TRACES / "azure-llm.csv"), "--format", "copilot-agent"])
+    res = runner.invoke(app, ["workflow", "from-trace", str(TRACES / "azure-llm.csv"), "--format", "sharegpt"])
     assert res.exit_code == 2
 
 
@@ -162,3 +165,117 @@ def test_trace_workflow_solved_and_simulated_end_to_end(tmp_path: Path) -> None:
     # the trace's own prompts: p99 TTFT above p50 (lognormal context lengths), TPOT at the plan's decode speed
     llm = sim.steps[0]
     assert llm.ttft_p99_s > 2 * llm.ttft_p50_s
+
+
+# ---- copilot-agent sessions -----------------------------------------------------------------------------------
+
+
+def _call(ts: str, who: str, prompt: int, completion: int, cached: int) -> dict[str, Any]:
+    return {
+        "timestamp": ts,
+        "duration_ms": 900.0,
+        "initiator_type": who,
+        "tokens": {"prompt": prompt, "completion": completion, "cached": cached, "total": prompt + completion},
+    }
+
+
+def _batch(ms: float, calls: int = 1) -> dict[str, Any]:
+    fcs = [{"name": "run_in_terminal", "status": 1, "duration_ms": ms}] * calls
+    return {"timestamp": "2026-06-01T10:00:01Z", "duration_ms": ms, "function_calls": fcs}
+
+
+SESSIONS = [
+    {
+        "session_id": "a",
+        "turns": [
+            {
+                "llm_calls": [
+                    _call("2026-06-01T10:00:00Z", "user", 1000, 50, 0),
+                    _call("2026-06-01T10:00:05Z", "agent", 1200, 40, 1000),
+                    _call("2026-06-01T10:00:09Z", "agent", 1500, 60, 1200),
+                ],
+                "tool_batches": [_batch(2000), _batch(4000, 2), {"duration_ms": 9000, "function_calls": []}],
+            },
+            {"llm_calls": [_call("2026-06-01T10:03:20Z", "user", 2000, 10, 1500)], "tool_batches": []},
+        ],
+    },
+    {
+        "session_id": "b",
+        "turns": [
+            {
+                "llm_calls": [
+                    _call("2026-06-01T10:01:40Z", "user", 3000, 100, 2000),
+                    _call("2026-06-01T10:01:45Z", "agent", 3300, 20, 3000),
+                ],
+                "tool_batches": [_batch(3000)],
+            }
+        ],
+    },
+]
+
+
+def test_copilot_sessions_become_an_agent_loop(tmp_path: Path, catalog: Catalog) -> None:
+    path = tmp_path / "sessions.jsonl"
+    path.write_text("\n".join(json.dumps(s) for s in SESSIONS) + "\n")
+    turns = read_sessions(path)
+    assert [len(t.agent) for t in turns] == [2, 1, 0]  # by start time: a/1 at 0 s, b/1 at 100 s, a/2 at 200 s
+    built = copilot_workflow(turns, str(path), "llama-3.1-8b", 120.0, catalog, "agent")
+    wf = Workflow.model_validate(built.workflow)
+    assert wf.arrival_rate_rps == pytest.approx(2 / 200)
+    first, tools, agent = wf.steps
+    assert isinstance(first, LlmStep) and isinstance(tools, ToolStep) and isinstance(agent, LlmStep)
+    # user calls: prompts 1000/3000/2000, cached 0/2000/1500, outputs 50/100/10
+    assert (first.prompt_tokens, first.cached_prefix_tokens, first.output_tokens) == (2000, 1167, 53)
+    # one agent call per turn on average; tool batches with calls: 2, 4 and 3 s (the empty one is not a batch)
+    assert tools.repeat == agent.repeat == 1
+    assert tools.latency_s == pytest.approx(3.0) and tools.after == ["first_call"]
+    # agent calls: first prompts 1200 and 3300 → 2250; uncached 200, 300, 300 → 267; growth (1500 − 1200)/1
+    assert (agent.prompt_tokens, agent.cached_prefix_tokens, agent.output_tokens) == (2250, 2250 - 267, 40)
+    assert agent.prompt_growth_tokens_per_repeat == 300
+    assert "3 user turns of 2 sessions (1.50 turns per session)" in wf.description
+    rows = built.arrivals_csv.splitlines()
+    assert rows[1:] == ["0.000000,agent,1000,50,0", "100.000000,agent,3000,100,2000", "200.000000,agent,2000,10,1500"]
+
+
+def test_copilot_fixture_and_bad_sessions(tmp_path: Path) -> None:
+    turns = read_sessions(TRACES / "copilot-agent.jsonl")
+    assert len(turns) == 30 and len({t.session for t in turns}) == 10
+    assert all(t.first.prompt > 0 for t in turns)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"session_id": "x", "turns": [{"llm_calls": [{"timestamp": "noon", "tokens": {}}]}]}))
+    res = runner.invoke(
+        app, ["workflow", "from-trace", str(bad), "--format", "copilot-agent", "--out", str(tmp_path / "w")]
+    )
+    assert res.exit_code == 2 and "line 1.turns[0]" in res.output
+    assert not (tmp_path / "w").exists()
+
+
+def test_copilot_workflow_solved_and_simulated(tmp_path: Path) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "workflow", "from-trace", str(TRACES / "copilot-agent.jsonl"), "--format", "copilot-agent",
+            "--sla", "600", "--id", "copilot", "--out", str(tmp_path / "copilot.yaml"),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    scenario = write_yaml(
+        tmp_path / "s.yaml",
+        {
+            "id": "copilot-scenario",
+            "name": "copilot",
+            "workflows": [{"path": "copilot.yaml", "arrival_rate_rps": 2}],
+            "hardware": {
+                "owned": [{"device": "l4", "count": 4}],
+                "purchasable": [{"device": "h100-sxm", "max_count": 16}, {"device": "xeon-6980p", "max_count": 2}],
+            },
+        },
+    )
+    resolved = load_scenario(scenario)
+    plan = present(solve_scenario(resolved, "highs", baselines=False).plan)
+    assert check_plan(resolved, plan) == []
+    sim = simulate_plan(resolved, plan, SimOptions(900.0, 0))
+    wf = sim.workflows[0]
+    assert wf.unfinished == 0 and wf.attainment == 1.0
+    # the loop runs 6 tool batches of the fixture's mean wall time: the latency is at least that
+    assert wf.p50_s > 6 * resolved.workflows[0].steps[1].latency_s  # type: ignore[union-attr]
