@@ -105,6 +105,8 @@ def build_service_model(resolved: ResolvedScenario, plan: Plan, plan_src: str = 
     engines = load_engines()
     by_pool: dict[str, list[tuple[int, PoolAssignment]]] = {}
     for i, a in enumerate(plan.pools):
+        if a.device not in catalog.devices:
+            raise _bad_plan(plan_src, f"pools[{i}].device", f"unknown device '{a.device}'")
         by_pool.setdefault(a.pool, []).append((i, a))
     llm_uses: dict[str, list[tuple[str, LlmStep, float]]] = {}
     other_steps: dict[StepKey, ToolStep | RetrievalStep | EmbedStep | ConvertStep] = {}
@@ -132,6 +134,10 @@ def build_service_model(resolved: ResolvedScenario, plan: Plan, plan_src: str = 
             for _, a in assignments:
                 dev = catalog.device(a.device)
                 cfgs.append(ConfigTable(_label(a), a.device, a.replicas, 1, cores=a.replicas * int(dev.cores or 0)))
+            if not sum(c.cores for c in cfgs):
+                raise _bad_plan(
+                    plan_src, f"{where}.device", f"{pool_id}: tool calls need CPU cores, '{first.device}' has none"
+                )
             pools[pool_id] = PoolTable(pool_id, CORES, cfgs)
     llm = {m: _routing(m, pools, plan, sum(r for _, _, r in uses)) for m, uses in llm_uses.items()}
     for m, r in llm.items():

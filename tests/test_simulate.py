@@ -232,3 +232,20 @@ def test_bad_arrival_file_names_line_and_column(tmp_path: Path, small_plan: Plan
     assert res.exit_code == 2, res.output
     assert where in res.output and "Traceback" not in res.output
     assert not out.exists()  # no partial output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("device", "warp-drive", "pools[0].device: unknown device 'warp-drive'"), ("model", "gpt-9", "gpt-9")],
+)
+def test_plan_with_unknown_references_is_rejected(
+    tmp_path: Path, small_plan: Plan, field: str, value: str, message: str
+) -> None:
+    data = small_plan.model_dump(mode="json")
+    llm = next(i for i, a in enumerate(data["pools"]) if a["model"] == "llama-3.1-8b")
+    data["pools"][llm if field == "model" else 0][field] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    res = runner.invoke(app, ["simulate", str(SMALL), str(path)])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
