@@ -249,3 +249,28 @@ def test_plan_with_unknown_references_is_rejected(
     res = runner.invoke(app, ["simulate", str(SMALL), str(path)])
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
+
+
+def test_calls_split_between_routes_by_the_plans_shares(small_resolved: ResolvedScenario, small_plan: Plan) -> None:
+    """A plan serving half of llama-3.1-8b's 6 calls/s co-located and half disaggregated (prefill + decode pools
+    added on the same CPUs): the co-located pool serves ~3 calls/s, the prefill pool the other calls' tokens."""
+    data = small_plan.model_dump(mode="json")
+    col = [a for a in data["pools"] if a["pool"] == "llama-3.1-8b:colocated"]
+    for a in col:
+        a["demand"] = 3.0 * a["throughput"] / sum(c["throughput"] for c in col)
+    base = {"model": "llama-3.1-8b", "device": "xeon-6980p", "weight_dtype": "bf16", "tensor_parallel": 1}
+    data["pools"] += [
+        {**base, "pool": "llama-3.1-8b:prefill", "phase": "prefill", "batch": 1, "replicas": 1, "devices": 1,
+         "throughput": 5000.0, "throughput_unit": "prefill_tokens", "demand": 2205.0, "utilisation": 0.44},
+        {**base, "pool": "llama-3.1-8b:decode", "phase": "decode", "batch": 32, "replicas": 1, "devices": 1,
+         "throughput": 600.0, "throughput_unit": "decode_tokens", "demand": 315.0, "utilisation": 0.53},
+    ]  # fmt: skip
+    plan = Plan.model_validate(data)
+    res = simulate_plan(small_resolved, plan, SimOptions(1200.0, 0))
+    pools = {p.pool: p for p in res.pools}
+    calls_colocated = pools["llama-3.1-8b:colocated"].load * sum(a["throughput"] for a in col)
+    assert calls_colocated == pytest.approx(3.0, rel=0.06)
+    # the other 3 calls/s prefill (1200 − 1000) + (2400 − 1260) = 1340 uncached tokens per request pair: 2,010/s
+    assert pools["llama-3.1-8b:prefill"].load * 5000.0 == pytest.approx(1.5 * 1340, rel=0.06)
+    assert pools["llama-3.1-8b:decode"].load * 600.0 == pytest.approx(1.5 * (60 + 150), rel=0.06)
+    assert res.workflows[0].unfinished == 0
