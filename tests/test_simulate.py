@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hetplace.catalogs.schema import Dtype
@@ -17,10 +19,12 @@ from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import ResolvedScenario, load_scenario
 from hetplace.problems.plan import Plan
-from hetplace.problems.schema import EmbedStep, LlmStep, RetrievalStep, ToolStep
+from hetplace.problems.schema import EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
 from hetplace.simulate.arrivals import parse_arrival_spec, renewal_arrivals
+from hetplace.simulate.engine import Engine
 from hetplace.simulate.results import SimulationResult
 from hetplace.simulate.run import SimOptions, simulate_plan
+from hetplace.simulate.service import CORES, ConfigTable, PoolTable, ServiceModel, StepKey
 from tests.conftest import SMALL, present, read_yaml, write_yaml
 
 runner = CliRunner()
@@ -274,3 +278,50 @@ def test_calls_split_between_routes_by_the_plans_shares(small_resolved: Resolved
     assert pools["llama-3.1-8b:prefill"].load * 5000.0 == pytest.approx(1.5 * 1340, rel=0.06)
     assert pools["llama-3.1-8b:decode"].load * 600.0 == pytest.approx(1.5 * (60 + 150), rel=0.06)
     assert res.workflows[0].unfinished == 0
+
+
+@st.composite
+def tool_dags(draw: st.DrawFn) -> dict:
+    """A random DAG of tool steps (edges only to earlier steps), each with a latency and a repeat count."""
+    n = draw(st.integers(1, 7))
+    steps = []
+    for i in range(n):
+        after = sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else []
+        steps.append(
+            {
+                "id": f"s{i}",
+                "kind": "tool",
+                "tool": "t",
+                "after": [f"s{j}" for j in after],
+                "repeat": draw(st.integers(1, 4)),
+                "latency_s": draw(st.floats(0.05, 5.0)),
+                "cpu_s": 0.01,
+            }
+        )
+    return {
+        "id": "dag",
+        "name": "dag",
+        "description": "random",
+        "arrival_rate_rps": 0.5,
+        "sla": {"e2e_latency_s": 60},
+        "steps": steps,
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(tool_dags())
+def test_without_queueing_every_request_takes_its_critical_path(doc: dict) -> None:
+    """With cores to spare nothing waits, so each request's latency is the DAG's longest path of repeat × latency
+    (computed here by a plain recursion over predecessors), for every request."""
+    wf = Workflow.model_validate(doc)
+    finish: dict[str, float] = {}
+    for s in wf.steps:  # steps only depend on earlier ones
+        start = max((finish[p] for p in s.after), default=0.0)
+        finish[s.id] = start + s.repeat * s.latency_s  # type: ignore[union-attr]
+    longest = max(finish.values())
+    keys = {StepKey("dag", s.id): "cpu" for s in wf.steps}
+    service = ServiceModel({"cpu": PoolTable("cpu", CORES, [ConfigTable("c", "cpu", 1, 1, cores=10_000)])}, {}, keys)
+    arrivals = renewal_arrivals([0.5], 200.0, np.random.default_rng(0))
+    rec = Engine([wf], service, arrivals, 200.0, 0.0, 1000.0, 1, 10).run()
+    assert len(rec.latency[0]) == len(arrivals)
+    np.testing.assert_allclose(rec.latency[0], longest, rtol=1e-9)
