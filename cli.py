@@ -1280,5 +1280,152 @@ def export_cmd(
     stderr_console().print(f"wrote {len(written)} files to {out_dir} ({export_format.value})")
 
 
+# ---- simulate and workflow (issue 16) ------------------------------------------------------------------------
+
+
+@app.command("simulate")
+@guarded
+def simulate_cmd(
+    scenario: Annotated[Path, typer.Argument(help="The scenario the plan was made for.")],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan written by `hetplace solve --out`.")],
+    duration: Annotated[float, typer.Option("--duration", min=1.0, help="Seconds of arrivals to simulate.")] = 600.0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same output).")] = 0,
+    arrivals: Annotated[
+        str,
+        typer.Option("--arrivals", help="poisson, gamma:CV (gaps with that coefficient of variation) or trace:FILE."),
+    ] = "poisson",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for CSV/JSON results, latency-CDF and queue PNGs.")
+    ] = None,
+) -> None:
+    """Discrete-event simulation of a plan: end-to-end latency percentiles and SLA attainment per workflow,
+    TTFT/TPOT per LLM step, utilisation and queue length per pool."""
+    from hetplace.problems.loader import load_scenario
+    from hetplace.problems.plan import Plan
+    from hetplace.simulate.arrivals import parse_arrival_spec
+    from hetplace.simulate.results import write_outputs
+    from hetplace.simulate.run import SimOptions, simulate_plan
+
+    spec = parse_arrival_spec(arrivals)
+    resolved = load_scenario(scenario)
+    plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))
+    result = simulate_plan(resolved, plan, SimOptions(duration, seed, spec), str(plan_file))
+    if out_dir is not None:
+        for f in write_outputs(result, out_dir):
+            stderr_console().print(f"wrote {f}")
+    if as_json:
+        echo_json(result.summary())
+        return
+    console = stdout_console()
+    c = result.conservation
+    console.print(
+        f"{result.scenario}: {result.duration_s:,.0f} s of {result.arrivals} arrivals (seed {result.seed}), "
+        f"measured after {result.warmup_s:,.0f} s; {c.arrived:,} arrived, {c.finished:,} finished, "
+        f"{c.in_flight:,} in flight at the end of arrivals; {result.events:,} events"
+    )
+    table = Table(title="Workflows (end-to-end latency, s)")
+    for col in ("workflow", "requests", "mean", "p50", "p90", "p99", "SLA", "attained", "plan critical path"):
+        table.add_column(col, justify="left" if col == "workflow" else "right")
+    for w in result.workflows:
+        table.add_row(
+            w.workflow,
+            f"{w.requests:,}",
+            f"{w.mean_s:.2f}",
+            f"{w.p50_s:.2f}",
+            f"{w.p90_s:.2f}",
+            f"{w.p99_s:.2f}",
+            f"{w.sla_s:g}",
+            f"{w.attainment:.1%}",
+            f"{w.plan_critical_path_s:.2f}" if w.plan_critical_path_s is not None else "-",
+        )
+    console.print(table)
+    table = Table(title="LLM steps (s)")
+    for col in ("workflow", "step", "calls", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99"):
+        table.add_column(col, justify="left" if col in ("workflow", "step") else "right")
+    for s in result.steps:
+        table.add_row(
+            s.workflow,
+            s.step,
+            f"{s.calls:,}",
+            f"{s.ttft_p50_s:.3f}",
+            f"{s.ttft_p99_s:.3f}",
+            f"{s.tpot_p50_s:.4f}" if s.tpot_p50_s is not None else "-",
+            f"{s.tpot_p99_s:.4f}" if s.tpot_p99_s is not None else "-",
+        )
+    console.print(table)
+    table = Table(title="Pools")
+    for col in ("pool", "kind", "replicas", "busy", "load", "plan load", "mean queue", "max queue", "wait p99 s"):
+        table.add_column(col, justify="left" if col in ("pool", "kind") else "right")
+    for p in result.pools:
+        table.add_row(
+            p.pool,
+            p.kind,
+            str(p.replicas),
+            f"{p.utilisation:.0%}",
+            f"{p.load:.0%}",
+            f"{p.plan_utilisation:.0%}" if p.plan_utilisation is not None else "-",
+            f"{p.mean_queue:.2f}",
+            str(p.max_queue),
+            f"{p.wait_p99_s:.3f}",
+        )
+    console.print(table)
+
+
+workflow_app = typer.Typer(help="Build workflow documents (from public serving traces).", no_args_is_help=True)
+app.add_typer(workflow_app, name="workflow")
+
+
+class TraceFormat(StrEnum):
+    azure_llm = "azure-llm"
+    burstgpt = "burstgpt"
+    mooncake = "mooncake"
+    copilot_agent = "copilot-agent"
+
+
+@workflow_app.command("from-trace")
+@guarded
+def workflow_from_trace(
+    trace_file: Annotated[Path, typer.Argument(metavar="FILE", help="The trace file.")],
+    fmt: Annotated[TraceFormat, typer.Option("--format", help="The trace's format.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Workflow YAML to write (default: print it).")] = None,
+    arrivals_out: Annotated[
+        Path | None, typer.Option("--arrivals-out", help="Arrival CSV for `simulate --arrivals trace:FILE`.")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="Catalog LLM that serves the trace's calls.")] = "llama-3.1-8b",
+    sla: Annotated[float, typer.Option("--sla", min=0.001, help="End-to-end SLA of one request, s.")] = 30.0,
+    workflow_id: Annotated[
+        str | None, typer.Option("--id", help="Workflow id (default: from format and file).")
+    ] = None,
+) -> None:
+    """Turn a public LLM-serving trace into a workflow (arrival rate, mean token counts, cached-prefix share; agent
+    loop and tool-batch durations for copilot-agent sessions) and an arrival file with every request's own token
+    counts."""
+    from hetplace.simulate.agent_traces import copilot_workflow, read_sessions
+    from hetplace.simulate.traces import read_trace, trace_workflow
+
+    if fmt is TraceFormat.copilot_agent:
+        turns = read_sessions(trace_file)
+        built = copilot_workflow(turns, str(trace_file), model, sla, load_catalog(), workflow_id)
+    else:
+        trace = read_trace(trace_file, fmt.value)
+        built = trace_workflow(trace, fmt.value, str(trace_file), model, sla, load_catalog(), workflow_id)
+    text = dump_yaml(built.workflow)
+    if out is not None:
+        atomic_write_text(out, text)
+    if arrivals_out is not None:
+        atomic_write_text(arrivals_out, built.arrivals_csv)
+    if out is None:
+        typer.echo(text, nl=False)
+    err = stderr_console()
+    err.print(
+        f"{built.requests:,} requests over {built.span_s:,.1f} s ({built.skipped} skipped) → workflow "
+        f"'{built.workflow['id']}' at {built.workflow['arrival_rate_rps']:.3f} req/s"
+    )
+    for f in (out, arrivals_out):
+        if f is not None:
+            err.print(f"wrote {f}")
+
+
 if __name__ == "__main__":
     app()
