@@ -391,14 +391,13 @@ def bindings(resolved: ResolvedScenario, plan: Plan) -> Bindings:
     offered = offers(resolved)
     cap = resolved.scenario.limits.max_utilisation
     sizing = pool_sizing(resolved, plan)
-    util = [
-        f"{s.pool}: {s.utilisation:.0%} load, cap {cap:.0%} — sized by load (one replica fewer would exceed the cap)"
-        for s in sizing
-        if s.at_cap
-    ]
-    loose = [s.pool for s in sizing if not s.at_cap]
+    at_cap = [f"{s.pool} ({s.utilisation:.0%})" for s in sizing if s.at_cap]
+    loose = [f"{s.pool} ({s.utilisation:.0%})" for s in sizing if not s.at_cap]
+    util = []
+    if at_cap:
+        util.append(f"sized by load, one replica fewer would exceed the {cap:.0%} cap: " + ", ".join(at_cap))
     if loose:
-        util.append("below the cap (sized by latency or the one-replica minimum, not by load): " + ", ".join(loose))
+        util.append("below the cap, sized by latency or the one-replica minimum: " + ", ".join(loose))
     return Bindings(
         sla=_sla_lines(plan),
         utilisation=util,

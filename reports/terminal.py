@@ -450,7 +450,7 @@ def pools_table(plan: Plan) -> FitTable:
         Col("tp", True),
         Col("batch", True),
         Col("replicas", True),
-        Col("throughput /s", True),
+        Col("throughput", True),
         Col("util", True),
     ]
     rows = [
@@ -460,7 +460,7 @@ def pools_table(plan: Plan) -> FitTable:
             str(a.tensor_parallel),
             str(a.batch),
             str(a.replicas),
-            f"{a.throughput:,.1f} {a.throughput_unit}",
+            f"{a.throughput:,.1f} {a.throughput_unit}/s",
             f"{a.utilisation:.0%}",
         ]
         for a in sorted(plan.pools, key=lambda a: a.pool)

@@ -75,7 +75,7 @@ def _md_tables(md: str) -> dict[str, list[dict[str, str]]]:
 def _html_cells(page: str) -> list[list[str]]:
     """Every table row of an HTML page, header rows included, as lists of unescaped cells."""
     rows = re.findall(r"<tr>(.*?)</tr>", page)
-    return [[html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", r)] for r in rows]
+    return [[html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)] for r in rows]
 
 
 def _num(cell: str) -> float:
