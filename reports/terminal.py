@@ -573,8 +573,8 @@ def plan_screen(resolved: ResolvedScenario, plan: Plan, status: str) -> Group:
         for w in plan.workflows:
             parts.append(
                 Text(
-                    f"  {w.workflow}: critical path {w.critical_path_nominal_s or 0.0:,.2f} s nominal … "
-                    f"{w.critical_path_s:,.2f} s slow end (SLA {w.sla_s:g} s)"
+                    f"  {w.workflow}: critical path {w.critical_path_nominal_s or 0.0:,.2f} s nominal, "
+                    f"{w.critical_path_s:,.2f} s at the slow end (SLA {w.sla_s:g} s)"
                 )
             )
     parts.append(tco_line(plan))
@@ -619,7 +619,8 @@ def sweep_table(results: Sequence[PointResult], specs: Sequence[str]) -> FitTabl
     rows = []
     for r in results:
         tco = r.total_usd_per_year
-        status = r.status if not (r.diagnosis or r.error) else f"{r.status}: {(r.diagnosis or [r.error])[0]}"
+        why = r.diagnosis[0] if r.diagnosis else r.error
+        status = f"{r.status}: {why}" if why else r.status
         rows.append(
             [
                 *[str(r.params.get(s)) for s in specs],
