@@ -21,7 +21,8 @@ from hetplace.reports.plan_facts import device_utilisation
 from hetplace.reports.roofline_plot import attainable_flops
 
 
-def fleet_chart(plan: Plan, out: Path) -> None:
+def fleet_chart(plan: Plan, out: Path) -> list[float]:
+    """Devices per type by source, stacked; returns the device-count ticks drawn (whole numbers)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     names = [e.device for e in plan.fleet]
@@ -42,7 +43,10 @@ def fleet_chart(plan: Plan, out: Path) -> None:
     ax.set_title("Fleet composition")
     ax.legend(fontsize=8)
     ax.invert_yaxis()
+    lo, hi = ax.get_xlim()
+    ticks = [float(t) for t in ax.get_xticks() if lo <= t <= hi]
     save_png(fig, out)
+    return ticks
 
 
 def tco_chart(plan: Plan, out: Path) -> None:
