@@ -56,9 +56,11 @@ class FitTable:
         rows: Iterable[Sequence[str]],
         caption: str = "",
         heading_cols: int = 1,
+        label_heading: bool = False,
     ) -> None:
         self.title = title
         self.heading_cols = heading_cols  # cells that head a row's block in the stacked layout
+        self.label_heading = label_heading  # heading cells as `name value` (parameters) rather than bare (ids)
         self.cols = list(cols)
         self.rows = [list(r) for r in rows]
         self.caption = caption
@@ -124,7 +126,12 @@ class FitTable:
             parts.append(Text(self.title, style="bold"))
         k = self.heading_cols
         for r in self.rows:
-            parts.append(Text(" · ".join(c for c in r[:k] if c), style="bold"))
+            heads = [
+                f"{c.name} {cell}" if self.label_heading else cell
+                for c, cell in zip(self.cols[:k], r[:k], strict=True)
+                if cell
+            ]
+            parts.append(Text(" · ".join(heads), style="bold"))
             pairs = [f"{c.name} {cell}" for c, cell in zip(self.cols[k:], r[k:], strict=True) if cell]
             line = ""
             for pair in pairs:
@@ -634,7 +641,9 @@ def sweep_table(results: Sequence[PointResult], specs: Sequence[str]) -> FitTabl
                 f"{r.wall_time_s:.1f}",
             ]
         )
-    return FitTable("What-if points", cols, rows)
+    if not specs:
+        return FitTable("What-if points", cols, rows)
+    return FitTable("What-if points", cols, rows, heading_cols=len(specs), label_heading=True)
 
 
 def schedule_view(schedule: SchedulePlan, status: str, head_and_rows: list[list[str]]) -> Group:
