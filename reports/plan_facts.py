@@ -12,8 +12,10 @@ Definitions used everywhere:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
+from hetplace.common.errors import InputError
 from hetplace.costmodels.analysis import analyze_llm
 from hetplace.costmodels.step_shape import llm_call_shape, llm_pool_shape
 from hetplace.costmodels.tco import (
@@ -207,9 +209,12 @@ def workflow_costs(resolved: ResolvedScenario, plan: Plan) -> list[WorkflowCost]
     config; encoders: items; retrieval: queries; tools: CPU-seconds). The workflows add up to the plan's TCO."""
     costs = pool_costs(resolved, plan)
     by_pool = {a.pool: a for a in plan.pools}
-    colocated = {
-        p: _colocated_seconds(resolved, a) for p, a in by_pool.items() if a.phase.value == "colocated" and a.model
-    }
+    colocated: dict[str, tuple[float, float]] = {}
+    for p, a in by_pool.items():
+        if a.phase.value == "colocated" and a.model:
+            # a plan whose config the catalog no longer runs: shared by output tokens instead
+            with contextlib.suppress(InputError):
+                colocated[p] = _colocated_seconds(resolved, a)
     work: dict[str, dict[str, float]] = {}  # pool → workflow → work
     wf_of: dict[str, Workflow] = {wf.id: wf for wf in resolved.workflows}
     for st in plan.steps:

@@ -67,11 +67,14 @@ class FitTable:
 
     def _table(self, widths: list[int] | None) -> Table:
         table = Table(
-            title=self.title or None, caption=self.caption or None, box=box.HEAVY_HEAD, pad_edge=False, show_edge=False
+            title=Text(self.title) if self.title else None,
+            box=box.HEAVY_HEAD,
+            pad_edge=False,
+            show_edge=False,
         )
         for i, c in enumerate(self.cols):
             table.add_column(
-                c.name,
+                Text(c.name),
                 justify="right" if c.right else "left",
                 no_wrap=not c.wrap,
                 overflow="fold" if c.wrap else "ellipsis",
@@ -148,7 +151,12 @@ class FitTable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         widths = self.widths_for(options.max_width)
-        yield self.stacked(options.max_width) if widths is None else self._table(widths)
+        if widths is None:
+            yield self.stacked(options.max_width)
+            return
+        yield self._table(widths)
+        if self.caption:
+            yield Text(self.caption, style="dim")
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         natural = sum(self._natural()) + self._extra()

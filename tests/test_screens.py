@@ -93,6 +93,17 @@ def test_fit_table_layouts_by_hand() -> None:
     assert "items/s 1,671.6" in stacked
 
 
+def test_fit_table_prints_square_brackets_literally() -> None:
+    """A what-if selector path and a diagnosis in brackets are data, not rich markup."""
+    spec = "hardware.purchasable[device=h100-sxm].capex_usd"
+    cols = [Col(spec), Col("status", wrap=True)]
+    table = FitTable("What [if]", cols, [["[1]", "x [b] y"]], caption="[c] note", label_heading=True)
+    for width in (120, 50):  # a table, then the stacked layout
+        out = _render(table, width)
+        for text in (spec, "What [if]", "[1]", "x [b] y", "[c] note"):
+            assert text in out, (text, out)
+
+
 # ── the CLI at 80 columns ────────────────────────────────────────────────────────────────────────────────────────
 
 
