@@ -9,7 +9,6 @@ import contextlib
 import difflib
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -43,8 +42,8 @@ app.add_typer(catalog_app, name="catalog")
 
 
 def stdout_console() -> Console:
-    """Rich console on the current stdout: the terminal's width (or $COLUMNS when set), 160 columns when piped."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
+    """Rich console on the current stdout; wide when piped so tables are not cut to 80 columns."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def stderr_console() -> Console:

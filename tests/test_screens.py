@@ -3,7 +3,11 @@ what binds the plan, purchases) are right by hand."""
 
 from __future__ import annotations
 
+import os
 import re
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from typer.testing import CliRunner
 
 from hetplace.catalogs.loader import load_catalog
-from hetplace.cli import app
 from hetplace.costmodels.tco import SECONDS_PER_YEAR
 from hetplace.optimizer.solve import SolveOutcome, solve_scenario
 from hetplace.problems.loader import ResolvedScenario, load_scenario
@@ -29,10 +31,9 @@ from hetplace.reports.plan_facts import (
     workflow_costs,
 )
 from hetplace.reports.terminal import Col, FitTable, fleet_table, plan_screen
-from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR, solved_plan, write_yaml
+from tests.conftest import FIXTURES, REPO, SMALL_OPTIMUM_USD_PER_YEAR, solved_plan, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
-runner = CliRunner()
 
 
 def _render(renderable: object, width: int) -> str:
@@ -43,9 +44,34 @@ def _render(renderable: object, width: int) -> str:
 
 
 def _run80(*args: str) -> str:
-    result = runner.invoke(app, list(args), env={"COLUMNS": "80"})
-    assert result.exit_code in (0, 1), result.output
-    return result.stdout
+    """The CLI in a real 80×50 pseudo-terminal (what a user sees), its screen with colours stripped."""
+    if sys.platform == "win32":
+        pytest.skip("needs a POSIX pseudo-terminal")
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}  # the tty's size decides
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hetplace.cli", *args], stdout=slave, stderr=subprocess.DEVNULL, env=env, cwd=REPO
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=600) in (0, 1)
+    text = b"".join(chunks).decode()
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r\n", "\n")
 
 
 def _assert_fits_80(out: str) -> None:
