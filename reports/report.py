@@ -448,7 +448,12 @@ def _schedule_blocks(schedule: SchedulePlan | None) -> list[Block]:
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1280px;margin:2em auto;padding:0 1em;color:#222;"
     "line-height:1.4}"
-    ".scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.5em 0 1.5em;max-width:100%}"
+    ".scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.5em 0 1.5em;max-width:100%;"
+    # a shadow at an edge with more table behind it (it scrolls away with the content): says "swipe" on a phone
+    "background:linear-gradient(to right,#fff 30%,#fff0),linear-gradient(to left,#fff 30%,#fff0) 100% 0,"
+    "radial-gradient(farthest-side at 0 50%,#0003,#0000),radial-gradient(farthest-side at 100% 50%,#0003,#0000) 100% 0;"
+    "background-repeat:no-repeat;background-size:40px 100%,40px 100%,14px 100%,14px 100%;"
+    "background-attachment:local,local,scroll,scroll}"
     "table{border-collapse:collapse;font-variant-numeric:tabular-nums}"
     "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;white-space:nowrap}"
     "th{background:#f3f3f3}.n{text-align:right}"
