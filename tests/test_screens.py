@@ -21,6 +21,7 @@ from hetplace.costmodels.tco import SECONDS_PER_YEAR
 from hetplace.optimizer.solve import SolveOutcome, solve_scenario
 from hetplace.problems.loader import ResolvedScenario, load_scenario
 from hetplace.problems.plan import Plan, PoolAssignment
+from hetplace.reports.fit_table import Col, FitTable
 from hetplace.reports.plan_facts import (
     bindings,
     device_costs,
@@ -30,7 +31,7 @@ from hetplace.reports.plan_facts import (
     purchases,
     workflow_costs,
 )
-from hetplace.reports.terminal import Col, FitTable, fleet_table, plan_screen
+from hetplace.reports.plan_screen import fleet_table, plan_screen
 from tests.conftest import FIXTURES, REPO, SMALL_OPTIMUM_USD_PER_YEAR, solved_plan, write_yaml
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
