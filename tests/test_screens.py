@@ -3,6 +3,7 @@ what binds the plan, purchases) are right by hand."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -146,6 +147,28 @@ def test_catalog_list_fits_80_columns(kind: str) -> None:
         for device in catalog.devices.values():
             if device.capex_usd is not None:
                 assert f"{device.capex_usd:,.0f}" in out, device.id
+
+
+def test_analyze_workflow_fits_80_columns() -> None:
+    """Every (step, device) row of the chat workflow keeps its device id, latency and price whole."""
+    out = _run80("analyze", "--workflow", "chat")
+    _assert_fits_80(out)
+    data = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "hetplace.cli", "analyze", "--workflow", "chat", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        ).stdout
+    )
+    for step in data["steps"]:
+        for row in step["devices"]:
+            assert re.search(rf"(^|\s){re.escape(row['device'])}(\s|$)", out, re.M), row["device"]
+            if "latency_s" in row:
+                latency = format(row["latency_s"], ",.3f")
+                assert re.search(rf"(^|\s){re.escape(latency)}(\s|$)", out, re.M), row
 
 
 def test_solve_screen_fits_80_columns() -> None:
