@@ -8,6 +8,7 @@ never parsed as markup, so square brackets in ids and messages print as they are
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -127,6 +128,17 @@ class FitTable:
                 if line and cell_len(joined) > max_width:
                     parts.append(Text(line))
                     joined = f"  {pair}"
+                if cell_len(joined) > max_width:  # one pair wider than a line: wrap it at its spaces, indented
+                    wrapped = textwrap.wrap(
+                        joined.strip(),
+                        max_width,
+                        initial_indent="  ",
+                        subsequent_indent="    ",
+                        break_long_words=False,
+                        break_on_hyphens=False,
+                    )
+                    parts += [Text(w) for w in wrapped[:-1]]
+                    joined = wrapped[-1]
                 line = joined
             if line:
                 parts.append(Text(line))

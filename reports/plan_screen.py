@@ -95,7 +95,7 @@ def steps_table(plan: Plan) -> FitTable:
     cols = [Col("workflow"), Col("step"), Col("×", True), Col("start s", True), Col("latency s", True)]
     if robust:
         cols.append(Col("nominal s", True))
-    cols += [Col("KV s", True), Col("device"), Col("served by", wrap=True), Col("crit.")]
+    cols += [Col("KV s", True), Col("device"), Col("served by", wrap=True), Col("critical")]
     rows = []
     for s in plan.steps:
         route = route_of(s.pool)
