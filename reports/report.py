@@ -107,7 +107,7 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
                 f"{util.get(e.device, 0):.0%}",
             ]
         )
-    blocks += [Block("heading", "Fleet"), Block("table", rows=fleet_rows), Block("text", UTILISATION_DEFINITION)]
+    blocks += [Block("heading", "Fleet"), Block("table", rows=fleet_rows)]
     blocks += _pool_blocks(plan)
     blocks += _step_blocks(plan)
     costs = {c.workflow: c for c in workflow_costs(resolved, plan)}
@@ -372,7 +372,10 @@ def report_blocks(sections: list[ScenarioSection], out_dir: Path, now: datetime 
     """The page's blocks: a header (date, version, the summary when there are several scenarios), then one list per
     scenario (charts are drawn into out_dir as a side effect)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    head = [Block("text", f"Generated {stamp} by hetplace {hetplace_version()}; {len(sections)} scenario(s).")]
+    head = [
+        Block("text", f"Generated {stamp} by hetplace {hetplace_version()}; {len(sections)} scenario(s)."),
+        Block("text", UTILISATION_DEFINITION + " The solve screen prints the same figures."),
+    ]
     if len(sections) > 1:
         head += _summary_blocks(sections)
     return [head, *[_plan_blocks(s, out_dir) for s in sections]]

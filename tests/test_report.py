@@ -288,6 +288,7 @@ def test_report_summary_across_scenarios(
     assert head[:3] == ["scenario", "status", "TCO USD/year"]
     assert rows[0][:3] == ["a", "optimal", f"{SMALL_OPTIMUM_USD_PER_YEAR:,.0f}"] and rows[0][5] == "6"  # 2 L4 + 4 CPUs
     assert rows[1][:3] == ["b", "infeasible", "—"]
+    assert page.count(html.escape(UTILISATION_DEFINITION)) == 1  # defined once for the whole page
 
 
 def test_fleet_chart_ticks_are_whole_devices(tmp_path: Path, small_plans: dict[str, SolveOutcome]) -> None:
