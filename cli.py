@@ -708,11 +708,7 @@ def report_cmd(
         with err.status(f"planning {resolved.scenario.id}…") if err.is_terminal else contextlib.nullcontext():
             outcome = solve_scenario(resolved, backend.value, time_limit, gap, 1, baselines)
             section = ScenarioSection(resolved, outcome.plan, outcome.status, outcome.diagnosis, folder=folder)
-            section.settings = {
-                "gap target": f"{gap:g}",
-                "time limit per solve s": "none" if time_limit is None else f"{time_limit:g}",
-                "baselines": "yes" if baselines else "no",
-            }
+            section.settings = {"gap target": f"{gap:g}", "baselines": "yes" if baselines else "no"}
             if resolved.scenario.horizon is not None:
                 _, section.schedule = solve_schedule(resolved, backend.value, time_limit, gap)
             if axes:
