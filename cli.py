@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
-from rich.table import Table
 
 from hetplace.catalogs.hf_import import import_hf_config
 from hetplace.catalogs.loader import load_catalog
@@ -173,63 +172,6 @@ class CatalogKind(StrEnum):
     models = "models"
 
 
-def _fmt(value: float | None, spec: str = ",.0f") -> str:
-    return "—" if value is None else format(value, spec)
-
-
-def _devices_table(devices) -> Table:
-    table = Table(title=f"Devices ({len(devices)})")
-    for col in (
-        "id",
-        "tier",
-        "kind",
-        "bf16 TFLOPS",
-        "best dtype",
-        "mem GB",
-        "BW GB/s",
-        "TDP W",
-        "capex $",
-        "cloud $/h",
-    ):
-        table.add_column(col, justify="left" if col in ("id", "tier", "kind", "best dtype") else "right")
-    for d in devices:
-        best_dtype = max(d.peak_tflops, key=lambda k: d.peak_tflops[k])
-        table.add_row(
-            d.id,
-            d.tier.value,
-            d.kind.value,
-            _fmt(d.peak_tflops.get("bf16"), ",.1f"),
-            f"{best_dtype.value} {d.peak_tflops[best_dtype]:,.0f}",
-            f"{d.mem_gb:g}",
-            _fmt(d.mem_bw_gbs),
-            _fmt(d.tdp_w),
-            _fmt(d.capex_usd) + ("*" if "capex_usd" in d.estimated_fields else ""),
-            _fmt(d.cloud_usd_per_hour, ".2f"),
-        )
-    table.caption = "* estimate (see the device's sources)"
-    return table
-
-
-def _models_table(models) -> Table:
-    table = Table(title=f"Models ({len(models)})")
-    for col in ("id", "kind", "layers", "hidden", "heads/kv", "attention", "experts (act/total)", "weights", "context"):
-        table.add_column(col, justify="left" if col in ("id", "kind", "attention", "weights") else "right")
-    for m in models:
-        experts = f"{m.moe.experts_per_token}/{m.moe.num_experts}" if m.moe else "—"
-        table.add_row(
-            m.id,
-            m.kind.value,
-            str(m.num_layers),
-            str(m.hidden_size),
-            f"{m.num_heads}/{m.num_kv_heads}",
-            m.attention.value,
-            experts,
-            m.weight_dtype.value,
-            f"{m.max_context_tokens:,}",
-        )
-    return table
-
-
 @catalog_app.command("list")
 @guarded
 def catalog_list(
@@ -237,12 +179,15 @@ def catalog_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of full entries.")] = False,
 ) -> None:
     """List catalog entries as a table (or JSON)."""
+    from hetplace.reports import terminal as screens
+
     catalog = load_catalog()
     entries = list((catalog.devices if kind == CatalogKind.devices else catalog.models).values())
     if as_json:
         echo_json([e.model_dump(mode="json") for e in entries])
     else:
-        stdout_console().print(_devices_table(entries) if kind == CatalogKind.devices else _models_table(entries))
+        table = screens.devices_table(entries) if kind == CatalogKind.devices else screens.models_table(entries)
+        stdout_console().print(table)
 
 
 @catalog_app.command("show")
@@ -320,71 +265,6 @@ class Phase(StrEnum):
     decode = "decode"
 
 
-def _analyze_tables(result: dict[str, Any]) -> None:
-    t = result["totals"]
-    table = Table(title=f"{t['model']} {t['phase']} on {t['device']} (tp={t['tp']}, batch={t['batch']}, {t['dtype']})")
-    for col in ("operator", "GFLOP", "MB moved", "OI", "CF GB", "latency ms", "bound"):
-        table.add_column(col, justify="left" if col in ("operator", "bound") else "right")
-    for op in result["operators"]:
-        table.add_row(
-            op["name"],
-            f"{op['flops'] / 1e9:,.2f}",
-            f"{op['bytes'] / 1e6:,.1f}",
-            f"{op['oi']:,.1f}",
-            f"{op['cf_bytes'] / 1e9:,.2f}",
-            f"{op['latency_s'] * 1e3:,.3f}",
-            op["bound"],
-        )
-    console = stdout_console()
-    console.print(table)
-    fits = "[green]fits[/]" if t["fits"] else f"[red]does not fit[/] (max batch {t['max_batch']})"
-    console.print(
-        f"latency {t['latency_s'] * 1e3:,.3f} ms · {t['tokens_per_s']:,.0f} tokens/s · {fits} · max batch "
-        f"{t['max_batch']:,} · CF {t['cf_bytes'] / 1e9:,.2f} GB/device · weights need ≥ {t['min_devices_for_weights']} "
-        f"device(s)",
-        markup=True,  # numbers only, besides the styled words
-    )
-    terms = {k: v for k, v in t.get("terms", {}).items() if v}
-    if terms:
-        console.print("engine terms (ms per pass): " + " · ".join(f"{k} {v * 1e3:+,.3f}" for k, v in terms.items()))
-    serving = result.get("serving")
-    if serving:
-        console.print(
-            f"serving ({serving['mode']}, batch {serving['batch']:,.0f}): TTFT {serving['ttft_s'] * 1e3:,.1f} ms · "
-            f"TPOT {serving['tpot_s'] * 1e3:,.2f} ms · e2e {serving['e2e_latency_s']:,.2f} s · "
-            f"{serving['output_tokens_per_s']:,.0f} output tokens/s "
-            f"({serving['output_tokens_per_s_per_device']:,.0f} per device)"
-            + ("" if serving["fits"] else f" · [red]does not fit[/] (max batch {serving['max_batch']:,.0f})"),
-            markup=True,
-        )
-
-
-def _workflow_table(result: dict[str, Any]) -> None:
-    console = stdout_console()
-    for step in result["steps"]:
-        table = Table(
-            title=f"{result['workflow']} · step '{step['step']}' ({step['kind']}, ×{step['repeat']}): "
-            f"cheapest {step['cheapest']} ({step['cheapest_tier']}), fastest {step['fastest']}"
-        )
-        for col in ("device", "fits", "tp", "latency s", "$ per 1k calls", "why"):
-            table.add_column(col, justify="right" if col in ("tp", "latency s", "$ per 1k calls") else "left")
-        for row in step["devices"]:
-            if not row["fits"] and "latency_s" not in row:
-                table.add_row(row["device"], "no", "—", "—", "—", row["why"])
-                continue
-            usd = row["usd_per_call"]
-            price = "— (no price)" if usd is None else f"{usd * 1000:,.4f}"  # neither capex nor cloud price
-            table.add_row(
-                row["device"],
-                "yes" if row["fits"] else "no",
-                str(row["tp"]),
-                f"{row['latency_s']:,.3f}",
-                price,
-                row["why"],
-            )
-        console.print(table)
-
-
 @app.command("analyze")
 @guarded
 def analyze(
@@ -436,6 +316,7 @@ def analyze(
     from hetplace.catalogs.loader import load_engines
     from hetplace.costmodels.analysis import analyze_llm, analyze_serving, analyze_workflow
     from hetplace.costmodels.engine_terms import serving_params
+    from hetplace.reports import terminal as screens
 
     if workflow is not None:
         one_config = ("model", "device", "tp", "phase", "batch", "prompt_tokens", "context", "dtype", "kv_dtype")
@@ -463,7 +344,7 @@ def analyze(
             Path(workflow) if Path(workflow).suffix in (".yaml", ".yml", ".json") else bundled_workflow_path(workflow)
         )
         result = analyze_workflow(load_workflow(path, catalog), catalog)
-        echo_json(result) if as_json else _workflow_table(result)
+        echo_json(result) if as_json else stdout_console().print(screens.workflow_view(result))
         return
     if model is None or device is None:
         raise InputError.single("analyze", "--model/--device", "give --model and --device (or --workflow)")
@@ -497,7 +378,7 @@ def analyze(
             plot,
             title=f"{arch.id} {phase.value} on {dev.id}, tp={tp}, batch={batch}",
         )
-    echo_json(result) if as_json else _analyze_tables(result)
+    echo_json(result) if as_json else stdout_console().print(screens.analyze_view(result))
 
 
 def _kv_dtype(value: str | None) -> Dtype | None:
@@ -547,41 +428,6 @@ def _lookup(table: dict[str, Any], key: str, what: str) -> Any:
     raise InputError.single("catalog", f"--{what}", f"no {what} '{key}'{hint}")
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:.1f}%"
-
-
-def _calibration_table(cal) -> Table:
-    table = Table(title=f"Calibration of {len(cal.devices)} device(s), {cal.held_back_fraction:.0%} of rows held back")
-    for col in (
-        "device",
-        "η_c",
-        "η_m",
-        "overhead µs",
-        "rows fit/held",
-        "datasheet med/p90 (fit)",
-        "fitted med/p90 (fit)",
-        "datasheet med/p90 (held)",
-        "fitted med/p90 (held)",
-    ):
-        table.add_column(col, justify="left" if col == "device" else "right")
-    for dev_id, d in cal.devices.items():
-        held = d.held_back
-        table.add_row(
-            dev_id,
-            f"{d.compute:.3f}",
-            f"{d.memory:.3f}",
-            f"{d.kernel_overhead_us:.1f}",
-            f"{d.fit.rows}/{held.rows if held else 0}",
-            f"{_pct(d.datasheet_fit.median_abs_error)} / {_pct(d.datasheet_fit.p90_abs_error)}",
-            f"{_pct(d.fit.median_abs_error)} / {_pct(d.fit.p90_abs_error)}",
-            f"{_pct(d.datasheet_held_back and d.datasheet_held_back.median_abs_error)} / "
-            f"{_pct(d.datasheet_held_back and d.datasheet_held_back.p90_abs_error)}",
-            f"{_pct(held and held.median_abs_error)} / {_pct(held and held.p90_abs_error)}",
-        )
-    return table
-
-
 @app.command("calibrate")
 @guarded
 def calibrate_cmd(
@@ -620,6 +466,7 @@ def calibrate_cmd(
     and report leave-one-source-out error (README "Serving calibration")."""
     from hetplace.catalogs.loader import load_calibration
     from hetplace.costmodels.calibration import calibrate, evaluate, holdout_mask, load_measurements
+    from hetplace.reports import terminal as screens
 
     files = measurements or []
     if serving:
@@ -651,13 +498,8 @@ def calibrate_cmd(
         if as_json:
             echo_json(result)
             return
-        table = Table(title=f"{evaluate_file} scored on {measurements_file} ({result['rows']:,} rows)")
-        for col in ("device", "factors", "rows", "median abs error", "p90 abs error"):
-            table.add_column(col, justify="left" if col in ("device", "factors") else "right")
-        for dev_id, d in result["per_device"].items():
-            table.add_row(dev_id, d["factors"], f"{d['rows']:,}", _pct(d["median_abs_error"]), _pct(d["p90_abs_error"]))
-        table.add_row("all", "", f"{result['rows']:,}", _pct(result["median_abs_error"]), _pct(result["p90_abs_error"]))
-        stdout_console().print(table)
+        title = f"{evaluate_file} scored on {measurements_file} ({result['rows']:,} rows)"
+        stdout_console().print(screens.evaluation_table(result, title))
         return
     _check_rows_per_device(meas.device, holdout_mask(len(meas), holdout, seed), str(measurements_file))
     cal = calibrate(meas, catalog, held_back_fraction=holdout, seed=seed)
@@ -669,7 +511,7 @@ def calibrate_cmd(
     elif out_file is None:
         typer.echo(text, nl=False)
     else:
-        stdout_console().print(_calibration_table(cal))
+        stdout_console().print(screens.calibration_table(cal))
         stderr_console().print(f"wrote {out_file}")
 
 
@@ -702,6 +544,7 @@ def _calibrate_serving(
     from hetplace.catalogs.loader import load_calibration, load_engines
     from hetplace.catalogs.serving_measurements import bundled_serving_dir, load_serving_measurements
     from hetplace.costmodels.serving_fit import report_dict, run_serving_fit, serving_calibration
+    from hetplace.reports import terminal as screens
 
     catalog = load_catalog()
     base_cal = load_calibration(base, catalog) if base is not None else None
@@ -717,119 +560,11 @@ def _calibrate_serving(
     if as_json:
         echo_json({"calibration": cal.model_dump(mode="json"), "report": report_dict(report)})
         return
-    stdout_console().print(_serving_table(report_dict(report), cal.serving_error_band))
+    stdout_console().print(screens.serving_table(report_dict(report), cal.serving_error_band))
     if out_file is None:
         stderr_console().print("no --out given: nothing written")
     else:
         stderr_console().print(f"wrote {out_file}")
-
-
-def _serving_table(rep: dict[str, Any], bands: dict[str, float]) -> Table:
-    loso = rep["leave_one_source_out"]
-    table = Table(
-        title=f"Serving calibration: {rep['rows_evaluated']:,} of {rep['rows']:,} rows priced; fit "
-        f"{rep['fit_seconds']:.1f} s, leave-one-source-out {rep['loso_seconds']:.1f} s"
-    )
-    for col in ("device", "rows", "neutral med/p90", "fitted med/p90", "LOSO med/p90", "LOSO speed", "band"):
-        table.add_column(col, justify="left" if col == "device" else "right")
-
-    def cells(key: str, label: str) -> list[str]:
-        out = []
-        for tables in (rep["before"], rep["after"], loso):
-            s = tables["overall"] if key == "overall" else tables[key].get(label) if tables else None
-            out.append(f"{_pct(s['median_abs_error'])} / {_pct(s['p90_abs_error'])}" if s else "—")
-        s = (loso["overall"] if key == "overall" else loso[key].get(label)) if loso else None
-        out.append(f"{s['speed_geomean']:.2f}" if s and s["speed_geomean"] is not None else "—")
-        return out
-
-    for dev, s in rep["before"]["device"].items():
-        table.add_row(dev, f"{s['rows']:,}", *cells("device", dev), _pct(bands.get(dev)))
-    table.add_row("all", f"{rep['rows_evaluated']:,}", *cells("overall", ""), "")
-    return table
-
-
-def _render_plan(plan, outcome_status: str) -> None:
-    console = stdout_console()
-    t = plan.tco
-    s = plan.solver
-    gap = "—" if s.gap is None else f"{s.gap:.2%}"
-    console.print(
-        f"[bold]{escape(plan.scenario)}[/]: {outcome_status} · [bold]{t.total_usd_per_year:,.0f} USD/year[/] · "
-        f"{t.usd_per_request:.5f} USD/request · {t.usd_per_million_tokens:.4f} USD/1M tokens · "
-        f"{s.backend} {s.wall_time_s:.1f} s, gap {gap}",
-        markup=True,
-    )
-    if plan.objective == "min_latency":
-        console.print(
-            f"objective min_latency: arrival-weighted mean critical path {plan.mean_critical_path_s:.3f} s, "
-            "then the cheapest fleet that achieves it"
-        )
-    fleet = Table(title="Fleet")
-    for col in ("device", "owned used", "owned idle", "bought", "rented", "nodes", "power kW"):
-        fleet.add_column(col, justify="left" if col == "device" else "right")
-    for e in plan.fleet:
-        fleet.add_row(
-            e.device,
-            str(e.owned_used),
-            str(e.owned_idle),
-            str(e.bought),
-            str(e.rented),
-            str(e.nodes),
-            f"{e.power_kw:,.1f}",
-        )
-    console.print(fleet)
-    pools = Table(title="Pools")
-    for col in ("pool", "device", "tp", "batch", "replicas", "throughput", "utilisation"):
-        pools.add_column(col, justify="left" if col in ("pool", "device") else "right")
-    for a in sorted(plan.pools, key=lambda a: a.pool):
-        pools.add_row(
-            a.pool,
-            a.device,
-            str(a.tensor_parallel),
-            str(a.batch),
-            str(a.replicas),
-            f"{a.throughput:,.1f} {a.throughput_unit}/s",
-            f"{a.utilisation:.0%}",
-        )
-    console.print(pools)
-    wfs = Table(title="Workflows")
-    for col in ("workflow", "req/s", "critical path s", "SLA s", "slack s", "critical steps"):
-        wfs.add_column(col, justify="left" if col in ("workflow", "critical steps") else "right")
-    for w in plan.workflows:
-        wfs.add_row(
-            w.workflow,
-            f"{w.arrival_rate_rps:g}",
-            f"{w.critical_path_s:,.2f}",
-            f"{w.sla_s:g}",
-            f"{w.slack_s:,.2f}",
-            " → ".join(w.critical_steps),
-        )
-    console.print(wfs)
-    if plan.engine is not None:
-        console.print(f"serving engine: {plan.engine} (menus priced with its terms per device)")
-    if plan.robust is not None:
-        bands = ", ".join(f"{d} {b:.0%}" for d, b in sorted(plan.robust.error_band.items()))
-        console.print(f"robust: each device at the slow end of its serving error band ({bands})", soft_wrap=True)
-        for w in plan.workflows:
-            console.print(
-                f"  {w.workflow}: critical path {w.critical_path_nominal_s or 0.0:,.2f} s nominal … "
-                f"{w.critical_path_s:,.2f} s slow end (SLA {w.sla_s:g} s)"
-            )
-    console.print(
-        f"TCO/year: capex {t.capex_usd_per_year:,.0f} · energy {t.energy_usd_per_year:,.0f} · hosting "
-        f"{t.hosting_usd_per_year:,.0f} · rental {t.rental_usd_per_year:,.0f} · purchases up front "
-        f"{t.purchases_usd:,.0f} USD"
-    )
-    feasible = [b for b in plan.baselines if b.total_usd_per_year is not None]
-    if feasible:
-        best = min(feasible, key=lambda b: b.total_usd_per_year)
-        console.print(
-            f"Best homogeneous fleet: {best.device} at {best.total_usd_per_year:,.0f} USD/year → "
-            f"heterogeneous plan saves {best.saving_fraction:.1%} "
-            f"({len(feasible)} of {len(plan.baselines)} single-accelerator fleets feasible)"
-        )
-    elif plan.baselines:
-        console.print(f"No single-accelerator fleet is feasible ({len(plan.baselines)} tried).")
 
 
 @app.command("solve")
@@ -887,6 +622,7 @@ def solve_cmd(
     from hetplace.optimizer.model_file import MODEL_SUFFIXES, model_file_problem
     from hetplace.optimizer.solve import solve_scenario
     from hetplace.problems.loader import default_scenario_path, load_scenario
+    from hetplace.reports import terminal as screens
 
     if model_file is not None:
         problem = model_file_problem(model_file)
@@ -933,7 +669,7 @@ def solve_cmd(
     if as_json:
         echo_json(data)
     else:
-        _render_plan(outcome.plan, outcome.status)
+        stdout_console().print(screens.plan_screen(resolved, outcome.plan, outcome.status))
         if out_file is not None:
             stderr_console().print(f"wrote {out_file}")
 
@@ -990,6 +726,7 @@ def whatif_cmd(
     """Procurement what-ifs: solve a grid of scenario variants and compare their plans (exit 2 on bad input)."""
     from hetplace.problems.loader import default_scenario_path
     from hetplace.problems.sweep_point import PointResult
+    from hetplace.reports import terminal as screens
     from hetplace.whatif.executors import run_points
     from hetplace.whatif.outputs import FOLDER_FILES, write_sweep_folder
     from hetplace.whatif.overrides import parse_value
@@ -1041,13 +778,14 @@ def whatif_cmd(
     if as_json:
         echo_json([r.model_dump(mode="json") for r in results])
     else:
-        stdout_console().print(_sweep_table(results, axes))
+        stdout_console().print(screens.sweep_table(results, [a.spec for a in axes]))
         for f in written:
             err.print(f"wrote {f}")
 
 
 def _keep_partial_sweep(results, axes, planned: int, out_dir: Path | None, as_json: bool) -> None:
     """Ctrl-C during a sweep: show and write the points that finished, marked partial (then exit 130)."""
+    from hetplace.reports import terminal as screens
     from hetplace.whatif.outputs import write_sweep_folder
 
     err = stderr_console()
@@ -1060,33 +798,9 @@ def _keep_partial_sweep(results, axes, planned: int, out_dir: Path | None, as_js
     if as_json:
         echo_json([r.model_dump(mode="json") for r in results])
     else:
-        table = _sweep_table(results, axes)
+        table = screens.sweep_table(results, [a.spec for a in axes])
         table.title = f"What-if points (partial: {len(results)} of {planned}, interrupted)"
         stdout_console().print(table)
-
-
-def _sweep_table(results, axes) -> Table:
-    table = Table(title="What-if points")
-    for a in axes:
-        table.add_column(a.spec)
-    for col in ("status", "TCO USD/yr", "vs first", "mean path s", "bought", "rented", "gap", "s"):
-        table.add_column(col, justify="right" if col not in ("status", "bought", "rented") else "left")
-    first = next((r.total_usd_per_year for r in results if r.total_usd_per_year is not None), None)
-    for r in results:
-        tco = r.total_usd_per_year
-        status = r.status if not (r.diagnosis or r.error) else f"{r.status}: {(r.diagnosis or [r.error])[0]}"
-        table.add_row(
-            *[str(r.params.get(a.spec)) for a in axes],
-            status,
-            "—" if tco is None else f"{tco:,.0f}",
-            "—" if tco is None or not first else f"{tco / first - 1:+.1%}",
-            "—" if r.mean_critical_path_s is None else f"{r.mean_critical_path_s:.2f}",
-            " ".join(f"{k}×{v}" for k, v in r.bought.items()),
-            " ".join(f"{k}×{v}" for k, v in r.rented.items()),
-            "—" if r.gap is None else f"{r.gap:.2%}",
-            f"{r.wall_time_s:.1f}",
-        )
-    return table
 
 
 @app.command("schedule")
@@ -1108,6 +822,7 @@ def schedule_cmd(
     """Multi-period plan: one solve over all periods; purchases stay in the fleet (exit 1 infeasible, 3 no plan)."""
     from hetplace.optimizer.multiperiod import solve_schedule
     from hetplace.problems.loader import load_scenario
+    from hetplace.reports import terminal as screens
     from hetplace.reports.report import schedule_rows
 
     if out_file is not None:
@@ -1124,21 +839,7 @@ def schedule_cmd(
     if as_json:
         echo_json(data)
         return
-    head, *rows = schedule_rows(schedule)
-    table = Table(title=f"{schedule.scenario}: purchase schedule ({schedule.period_years:g}-year periods)")
-    for col in head:
-        table.add_column(col, justify="right" if col in ("period", "demand ×", "cost USD") else "left")
-    for row in rows:
-        table.add_row(*row)
-    console = stdout_console()
-    console.print(table)
-    line = f"horizon cost {schedule.total_usd:,.0f} USD ({status}); purchases {schedule.purchases_usd:,.0f} USD"
-    if schedule.greedy_total_usd is not None:
-        line += (
-            f"; period-by-period (greedy) {schedule.greedy_total_usd:,.0f} USD, "
-            f"{schedule.greedy_excess_fraction:+.1%} against planning the horizon at once"
-        )
-    console.print(line)
+    stdout_console().print(screens.schedule_view(schedule, status, schedule_rows(schedule)))
     if out_file is not None:
         stderr_console().print(f"wrote {out_file}")
 
@@ -1181,6 +882,7 @@ def report_cmd(
             with err.status(f"planning {resolved.scenario.id}…") if err.is_terminal else contextlib.nullcontext():
                 outcome = solve_scenario(resolved, backend.value, time_limit, gap, 1, baselines)
                 section = ScenarioSection(resolved, outcome.plan, outcome.status, outcome.diagnosis, folder=folder)
+                section.settings = {"gap target": f"{gap:g}", "baselines": "yes" if baselines else "no"}
                 if resolved.scenario.horizon is not None:
                     schedule_status, section.schedule = solve_schedule(resolved, backend.value, time_limit, gap)
                     statuses.add(schedule_status)
@@ -1303,6 +1005,7 @@ def simulate_cmd(
     TTFT/TPOT per LLM step, utilisation and queue length per pool."""
     from hetplace.problems.loader import load_scenario
     from hetplace.problems.plan import Plan
+    from hetplace.reports import terminal as screens
     from hetplace.simulate.arrivals import parse_arrival_spec
     from hetplace.simulate.results import write_outputs
     from hetplace.simulate.run import SimOptions, simulate_plan
@@ -1317,59 +1020,7 @@ def simulate_cmd(
     if as_json:
         echo_json(result.summary())
         return
-    console = stdout_console()
-    c = result.conservation
-    console.print(
-        f"{result.scenario}: {result.duration_s:,.0f} s of {result.arrivals} arrivals (seed {result.seed}), "
-        f"measured after {result.warmup_s:,.0f} s; {c.arrived:,} arrived, {c.finished:,} finished, "
-        f"{c.in_flight:,} in flight at the end of arrivals; {result.events:,} events"
-    )
-    table = Table(title="Workflows (end-to-end latency, s)")
-    for col in ("workflow", "requests", "mean", "p50", "p90", "p99", "SLA", "attained", "plan critical path"):
-        table.add_column(col, justify="left" if col == "workflow" else "right")
-    for w in result.workflows:
-        table.add_row(
-            w.workflow,
-            f"{w.requests:,}",
-            f"{w.mean_s:.2f}",
-            f"{w.p50_s:.2f}",
-            f"{w.p90_s:.2f}",
-            f"{w.p99_s:.2f}",
-            f"{w.sla_s:g}",
-            f"{w.attainment:.1%}",
-            f"{w.plan_critical_path_s:.2f}" if w.plan_critical_path_s is not None else "-",
-        )
-    console.print(table)
-    table = Table(title="LLM steps (s)")
-    for col in ("workflow", "step", "calls", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99"):
-        table.add_column(col, justify="left" if col in ("workflow", "step") else "right")
-    for s in result.steps:
-        table.add_row(
-            s.workflow,
-            s.step,
-            f"{s.calls:,}",
-            f"{s.ttft_p50_s:.3f}",
-            f"{s.ttft_p99_s:.3f}",
-            f"{s.tpot_p50_s:.4f}" if s.tpot_p50_s is not None else "-",
-            f"{s.tpot_p99_s:.4f}" if s.tpot_p99_s is not None else "-",
-        )
-    console.print(table)
-    table = Table(title="Pools")
-    for col in ("pool", "kind", "replicas", "busy", "load", "plan load", "mean queue", "max queue", "wait p99 s"):
-        table.add_column(col, justify="left" if col in ("pool", "kind") else "right")
-    for p in result.pools:
-        table.add_row(
-            p.pool,
-            p.kind,
-            str(p.replicas),
-            f"{p.utilisation:.0%}",
-            f"{p.load:.0%}",
-            f"{p.plan_utilisation:.0%}" if p.plan_utilisation is not None else "-",
-            f"{p.mean_queue:.2f}",
-            str(p.max_queue),
-            f"{p.wait_p99_s:.3f}",
-        )
-    console.print(table)
+    stdout_console().print(screens.simulation_view(result))
 
 
 workflow_app = typer.Typer(help="Build workflow documents (from public serving traces).", no_args_is_help=True)

@@ -1,6 +1,7 @@
 """Charts of one plan for the batch report: fleet, TCO breakdown, utilisation, SLA slack, placement roofline.
 
-Each function writes one PNG atomically. Numbers come from the Plan (and, for the roofline, the cost models at
+Each function writes one PNG atomically. Utilisation is reports.plan_facts.device_utilisation, the figure the
+solve screen and the report's tables print. Numbers come from the Plan (and, for the roofline, the cost models at
 each LLM pool's chosen config), never from the solver's internal model.
 """
 
@@ -16,23 +17,12 @@ from hetplace.problems.loader import ResolvedScenario
 from hetplace.problems.plan import Plan
 from hetplace.problems.schema import LlmStep
 from hetplace.reports.figures import pyplot, save_png
+from hetplace.reports.plan_facts import device_utilisation
 from hetplace.reports.roofline_plot import attainable_flops
 
 
-def device_utilisation(plan: Plan) -> dict[str, float]:
-    """Per device type: load-weighted share of the devices in use that the pools keep busy."""
-    busy: dict[str, float] = {}
-    for a in plan.pools:
-        busy[a.device] = busy.get(a.device, 0.0) + a.devices * a.utilisation
-    out = {}
-    for e in plan.fleet:
-        in_use = e.owned_used + e.bought + e.rented
-        if in_use:
-            out[e.device] = busy.get(e.device, 0.0) / in_use
-    return out
-
-
-def fleet_chart(plan: Plan, out: Path) -> None:
+def fleet_chart(plan: Plan, out: Path) -> list[float]:
+    """Devices per type by source, stacked; returns the device-count ticks drawn (whole numbers)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     names = [e.device for e in plan.fleet]
@@ -46,11 +36,17 @@ def fleet_chart(plan: Plan, out: Path) -> None:
         vals = np.array([getattr(e, attr) for e in plan.fleet], dtype=float)
         ax.barh(names, vals, left=left, label=label, color=color)
         left += vals
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # devices come whole
     ax.set_xlabel("devices")
     ax.set_title("Fleet composition")
     ax.legend(fontsize=8)
     ax.invert_yaxis()
+    lo, hi = ax.get_xlim()
+    ticks = [float(t) for t in ax.get_xticks() if lo <= t <= hi]
     save_png(fig, out)
+    return ticks
 
 
 def tco_chart(plan: Plan, out: Path) -> None:
@@ -74,7 +70,7 @@ def utilisation_chart(plan: Plan, out: Path) -> None:
     util = device_utilisation(plan)
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
     ax.bar(list(util), [100 * u for u in util.values()], color="tab:green")
-    ax.set_ylabel("% of devices in use kept busy")
+    ax.set_ylabel("utilisation, % (device-weighted pool load)")
     ax.set_ylim(0, 100)
     ax.set_title("Utilisation per device type")
     ax.tick_params(axis="x", rotation=30)

@@ -9,7 +9,10 @@ offline and can be zipped or copied as a whole. Pages are written last and atomi
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from hetplace.common.io import atomic_write_text
@@ -17,12 +20,21 @@ from hetplace.problems.loader import ResolvedScenario
 from hetplace.problems.plan import Plan, SchedulePlan
 from hetplace.problems.sweep_point import PointResult
 from hetplace.reports.plan_charts import (
-    device_utilisation,
     fleet_chart,
     placement_roofline,
     sla_chart,
     tco_chart,
     utilisation_chart,
+)
+from hetplace.reports.plan_facts import (
+    UTILISATION_DEFINITION,
+    assumption_line,
+    bindings,
+    device_utilisation,
+    offers,
+    purchases,
+    route_of,
+    workflow_costs,
 )
 
 FOLDER_FILES = ("report.html", "report.md")  # what marks a folder as a previous report (common.output_paths)
@@ -38,6 +50,7 @@ class ScenarioSection:
     sweep_charts: list[Path] = field(default_factory=list)  # already written, inside the report folder
     schedule: SchedulePlan | None = None
     folder: str = ""  # charts go to <report>/<folder>/; unique per section (default: the scenario id)
+    settings: dict[str, str] = field(default_factory=dict)  # solver settings as asked for (gap target, time limit…)
 
 
 @dataclass
@@ -57,6 +70,7 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
     if plan is None:
         blocks.append(Block("text", f"No plan: {section.status}."))
         blocks += [Block("text", f"Cause: {c}") for c in section.diagnosis]
+        blocks += _input_blocks(resolved)
         return blocks
     t = plan.tco
     s = plan.solver
@@ -73,12 +87,14 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
     charts.mkdir(parents=True, exist_ok=True)
     drawn = [
         ("Fleet composition", "fleet.png", lambda p: fleet_chart(plan, p)),
-        ("TCO breakdown", "tco.png", lambda p: tco_chart(plan, p)),
+        ("TCO breakdown chart", "tco.png", lambda p: tco_chart(plan, p)),
         ("Utilisation per device type", "utilisation.png", lambda p: utilisation_chart(plan, p)),
         ("SLA slack per workflow", "sla.png", lambda p: sla_chart(plan, p)),
         ("Operators on the roofline, by placement", "roofline.png", lambda p: placement_roofline(resolved, plan, p)),
     ]
-    fleet_rows = [["device", "owned used", "owned idle", "bought", "rented", "utilisation"]]
+    blocks += _solver_blocks(section, plan)
+    blocks += _input_blocks(resolved)
+    fleet_rows = [["device", "owned used", "owned idle", "bought", "rented", "nodes", "power kW", "utilisation"]]
     util = device_utilisation(plan)
     for e in plan.fleet:
         fleet_rows.append(
@@ -88,16 +104,44 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
                 str(e.owned_idle),
                 str(e.bought),
                 str(e.rented),
+                str(e.nodes),
+                f"{e.power_kw:,.1f}",
                 f"{util.get(e.device, 0):.0%}",
             ]
         )
     blocks += [Block("heading", "Fleet"), Block("table", rows=fleet_rows)]
-    sla_rows = [["workflow", "req/s", "critical path s", "SLA s", "slack s"]]
+    blocks += _pool_blocks(plan)
+    blocks += _step_blocks(plan)
+    costs = {c.workflow: c for c in workflow_costs(resolved, plan)}
+    sla_rows = [["workflow", "req/s", "critical path s", "SLA s", "slack s", "USD/request", "share of TCO"]]
     for w in plan.workflows:
+        c = costs[w.workflow]
         sla_rows.append(
-            [w.workflow, f"{w.arrival_rate_rps:g}", f"{w.critical_path_s:.2f}", f"{w.sla_s:g}", f"{w.slack_s:.2f}"]
+            [
+                w.workflow,
+                f"{w.arrival_rate_rps:g}",
+                f"{w.critical_path_s:.2f}",
+                f"{w.sla_s:g}",
+                f"{w.slack_s:.2f}",
+                f"{c.usd_per_request:.6f}",
+                f"{c.share:.1%}",
+            ]
         )
-    blocks += [Block("heading", "Workflows"), Block("table", rows=sla_rows)]
+    blocks += [
+        Block("heading", "Workflows"),
+        Block("table", rows=sla_rows),
+        Block(
+            "text",
+            "USD/request: each device type's cost shared over the pools on it by devices, each pool's over the "
+            "steps it serves by the work they put on it (tokens, items, queries, CPU-seconds; co-located LLM pools "
+            "by busy time).",
+        ),
+    ]
+    blocks += _tco_blocks(plan)
+    blocks += _purchase_blocks(resolved, plan)
+    blocks.append(Block("heading", "What binds the plan"))
+    for kind, lines in bindings(resolved, plan).items():
+        blocks += [Block("text", f"{kind}: {line}") for line in lines]
     for title, name, draw in drawn:
         draw(charts / name)
         blocks += [Block("heading", title), Block("image", text=title, path=f"{sid}/{name}")]
@@ -105,8 +149,238 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
     blocks += _sweep_blocks(section, out_dir)
     blocks += _schedule_blocks(section.schedule)
     blocks.append(Block("heading", "Assumptions"))
+    blocks.append(Block("text", assumption_line(resolved, plan)))
     blocks += [Block("text", f"• {a}") for a in plan.assumptions]
     return blocks
+
+
+def _solver_blocks(section: ScenarioSection, plan: Plan) -> list[Block]:
+    s = plan.solver
+    rows = [["solver", "value"]]
+    rows += [[k, v] for k, v in section.settings.items()]
+    rows += [
+        ["backend", s.backend.value],
+        ["status", s.status.value],
+        ["stopped because", "—" if s.termination is None else s.termination.value],
+        ["objective", plan.objective.value],
+        ["objective value", "—" if s.objective is None else f"{s.objective:,.2f}"],
+        ["best bound", "—" if s.best_bound is None else f"{s.best_bound:,.2f}"],
+        ["proven gap", "—" if s.gap is None else f"{s.gap:.2%}"],
+        ["time limit s", "none" if s.time_limit_s is None else f"{s.time_limit_s:g}"],
+        ["threads", str(s.threads)],
+        ["first plan after s", "—" if s.first_solution_s is None else f"{s.first_solution_s:.1f}"],
+        ["wall time s", f"{s.wall_time_s:.1f}"],
+    ]
+    if s.extra_constraints:
+        rows.append(["user constraints", ", ".join(s.extra_constraints)])
+    return [Block("heading", "Solver"), Block("table", rows=rows)]
+
+
+def _input_blocks(resolved: ResolvedScenario) -> list[Block]:
+    """The scenario's inputs a reader needs to judge the plan: demand and SLAs, hardware and prices, economics."""
+    demand = [["workflow", "req/s", "SLA s", "SLA percentile", "steps"]]
+    for wf in resolved.workflows:
+        demand.append(
+            [
+                wf.id,
+                f"{wf.arrival_rate_rps:g}",
+                f"{wf.sla.e2e_latency_s:g}",
+                f"p{wf.sla.percentile:g}",
+                str(len(wf.steps)),
+            ]
+        )
+    hw = [["offered device", "source", "count / limit", "unit price", "USD/year per device", "devices per node"]]
+    for o in offers(resolved).values():
+        if o.owned and o.owned_year is not None:
+            hw.append(
+                [
+                    o.device,
+                    "owned",
+                    str(o.owned),
+                    "sunk or residual",
+                    f"{o.owned_year.total_usd:,.0f}",
+                    str(o.devices_per_node),
+                ]
+            )
+        if o.buyable and o.bought_year is not None:
+            limit = "unlimited" if o.buy_max is None else f"≤ {o.buy_max}"
+            price = "—" if o.capex_usd is None else f"{o.capex_usd:,.0f} USD"
+            hw.append(
+                [o.device, "purchasable", limit, price, f"{o.bought_year.total_usd:,.0f}", str(o.devices_per_node)]
+            )
+        if o.rentable and o.rented_year is not None:
+            limit = "unlimited" if o.rent_max is None else f"≤ {o.rent_max}"
+            price = "—" if o.usd_per_hour is None else f"{o.usd_per_hour:.2f} USD/h"
+            hw.append([o.device, "rentable", limit, price, f"{o.rented_year.total_usd:,.0f}", str(o.devices_per_node)])
+    sc = resolved.scenario
+    e, lim = sc.economics, sc.limits
+    econ = [
+        ["economics and limits", "value"],
+        ["energy USD/kWh", f"{e.energy_usd_per_kwh:g}"],
+        ["PUE", f"{e.pue:g}"],
+        ["hosting USD/kW-month", f"{e.hosting_usd_per_kw_month:g}"],
+        ["amortisation years", f"{e.amortisation_years:g}"],
+        ["average load (share of TDP)", f"{e.avg_load_fraction:g}"],
+        ["max utilisation", f"{lim.max_utilisation:g}"],
+        ["power cap kW", "none" if lim.power_cap_kw is None else f"{lim.power_cap_kw:,g}"],
+        ["capex budget USD", "none" if lim.capex_budget_usd is None else f"{lim.capex_budget_usd:,.0f}"],
+        ["annual budget USD", "none" if lim.annual_budget_usd is None else f"{lim.annual_budget_usd:,.0f}"],
+        ["serving engine", sc.engine or "none (plain roofline)"],
+        ["robust", "yes" if sc.robust else "no"],
+    ]
+    return [
+        Block("heading", "Inputs: demand and SLAs"),
+        Block("table", rows=demand),
+        Block("heading", "Inputs: hardware and prices"),
+        Block("table", rows=hw),
+        Block("heading", "Inputs: economics and limits"),
+        Block("table", rows=econ),
+    ]
+
+
+def _pool_blocks(plan: Plan) -> list[Block]:
+    rows = [
+        ["pool", "device", "dtype", "KV", "tp", "batch", "replicas", "devices", "throughput/s", "unit", "utilisation"]
+    ]
+    for a in sorted(plan.pools, key=lambda a: a.pool):
+        rows.append(
+            [
+                a.pool,
+                a.device,
+                a.weight_dtype or "—",
+                a.kv_dtype or "—",
+                str(a.tensor_parallel),
+                str(a.batch),
+                str(a.replicas),
+                str(a.devices),
+                f"{a.throughput:,.1f}",
+                a.throughput_unit,
+                f"{a.utilisation:.0%}",
+            ]
+        )
+    return [Block("heading", "Pools and replicas"), Block("table", rows=rows)]
+
+
+def _step_blocks(plan: Plan) -> list[Block]:
+    critical = {(w.workflow, s) for w in plan.workflows for s in w.critical_steps}
+    rows = [
+        [
+            "workflow",
+            "step",
+            "repeat",
+            "start s",
+            "latency s",
+            "KV transfer s",
+            "device",
+            "served by",
+            "route",
+            "critical",
+        ]
+    ]
+    for s in plan.steps:
+        rows.append(
+            [
+                s.workflow,
+                s.step,
+                str(s.repeat),
+                f"{s.start_s:,.2f}",
+                f"{s.latency_s:,.3f}",
+                f"{s.transfer_s:,.3f}",
+                s.device,
+                " + ".join(s.pool.split("+")),
+                route_of(s.pool) or "—",
+                "yes" if (s.workflow, s.step) in critical else "",
+            ]
+        )
+    return [
+        Block("heading", "Steps"),
+        Block("table", rows=rows),
+        Block("text", "Latency: all repeats of the step per request, service time, KV transfer included."),
+    ]
+
+
+def _tco_blocks(plan: Plan) -> list[Block]:
+    t = plan.tco
+    rows = [
+        ["TCO item", "USD/year"],
+        ["capex (amortised)", f"{t.capex_usd_per_year:,.0f}"],
+        ["energy", f"{t.energy_usd_per_year:,.0f}"],
+        ["hosting", f"{t.hosting_usd_per_year:,.0f}"],
+        ["rental", f"{t.rental_usd_per_year:,.0f}"],
+        ["total", f"{t.total_usd_per_year:,.0f}"],
+    ]
+    per = [
+        ["unit cost", "USD"],
+        ["per request", f"{t.usd_per_request:.6f}"],
+        ["per 1M LLM tokens", f"{t.usd_per_million_tokens:.4f}"],
+    ]
+    return [
+        Block("heading", "TCO breakdown"),
+        Block("table", rows=rows),
+        Block("heading", "Unit costs"),
+        Block("table", rows=per),
+    ]
+
+
+def _purchase_blocks(resolved: ResolvedScenario, plan: Plan) -> list[Block]:
+    bought = purchases(resolved, plan)
+    if not bought:
+        return [Block("heading", "Purchases"), Block("text", "Nothing to buy: the plan uses owned and rented devices.")]
+    rows = [["device", "count", "nodes", "unit price USD", "total USD"]]
+    rows += [[p.device, str(p.count), str(p.nodes), f"{p.unit_usd:,.0f}", f"{p.total_usd:,.0f}"] for p in bought]
+    rows.append(
+        [
+            "total",
+            str(sum(p.count for p in bought)),
+            str(sum(p.nodes for p in bought)),
+            "",
+            f"{plan.tco.purchases_usd:,.0f}",
+        ]
+    )
+    return [Block("heading", "Purchases"), Block("table", rows=rows)]
+
+
+def _summary_blocks(sections: list[ScenarioSection]) -> list[Block]:
+    """The batch at a glance: one row per scenario (only when there are several)."""
+    rows = [["scenario", "status", "TCO USD/year", "USD/request", "purchases USD", "devices in use", "proven gap"]]
+    for sec in sections:
+        p = sec.plan
+        if p is None:
+            rows.append([sec.folder or sec.resolved.scenario.id, sec.status, "—", "—", "—", "—", "—"])
+            continue
+        devices = sum(e.owned_used + e.bought + e.rented for e in p.fleet)
+        rows.append(
+            [
+                sec.folder or sec.resolved.scenario.id,
+                sec.status,
+                f"{p.tco.total_usd_per_year:,.0f}",
+                f"{p.tco.usd_per_request:.6f}",
+                f"{p.tco.purchases_usd:,.0f}",
+                str(devices),
+                "—" if p.solver.gap is None else f"{p.solver.gap:.2%}",
+            ]
+        )
+    return [Block("heading", "Summary across scenarios"), Block("table", rows=rows)]
+
+
+def hetplace_version() -> str:
+    try:
+        return version("hetplace")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+def report_blocks(sections: list[ScenarioSection], out_dir: Path, now: datetime | None = None) -> list[list[Block]]:
+    """The page's blocks: a header (date, version, the summary when there are several scenarios), then one list per
+    scenario (charts are drawn into out_dir as a side effect)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        Block("text", f"Generated {stamp} by hetplace {hetplace_version()}; {len(sections)} scenario(s)."),
+        Block("text", UTILISATION_DEFINITION + " The solve screen prints the same figures."),
+    ]
+    if len(sections) > 1:
+        head += _summary_blocks(sections)
+    return [head, *[_plan_blocks(s, out_dir) for s in sections]]
 
 
 def _baseline_blocks(plan: Plan) -> list[Block]:
@@ -176,16 +450,45 @@ def _schedule_blocks(schedule: SchedulePlan | None) -> list[Block]:
     return [Block("heading", "Purchase schedule"), Block("text", text), Block("table", rows=rows)]
 
 
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1280px;margin:2em auto;padding:0 1em;color:#222;"
+    "line-height:1.4}"
+    ".scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.5em 0 1.5em;max-width:100%;"
+    # a shadow at an edge with more table behind it (it scrolls away with the content): says "swipe" on a phone
+    "background:linear-gradient(to right,#fff 30%,#fff0),linear-gradient(to left,#fff 30%,#fff0) 100% 0,"
+    "radial-gradient(farthest-side at 0 50%,#0003,#0000),radial-gradient(farthest-side at 100% 50%,#0003,#0000) 100% 0;"
+    "background-repeat:no-repeat;background-size:40px 100%,40px 100%,14px 100%,14px 100%;"
+    "background-attachment:local,local,scroll,scroll}"
+    "table{border-collapse:collapse;font-variant-numeric:tabular-nums}"
+    "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;white-space:nowrap}"
+    "th{background:#f3f3f3}.n{text-align:right}"
+    "img{max-width:100%;height:auto}h2{border-top:2px solid #444;padding-top:.6em;margin-top:2em}"
+    "p,h1,h2,h3{overflow-wrap:anywhere}"
+    "@media (max-width:600px){body{margin:1em auto;padding:0 .6em}td,th{padding:.2em .4em}}"
+)
+"""Tables scroll sideways inside their own box on a narrow screen (the page itself never does); cells never wrap,
+so a number or id is never broken."""
+
+
+_NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(%| USD| USD/h)?|—|n/a|none|unlimited|≤ \d+")
+
+
+def _numeric_columns(body: list[list[str]], width: int) -> list[bool]:
+    """Columns whose every cell is a number (or a dash): right-aligned, the rest left-aligned."""
+    return [
+        bool(body) and all(_NUMBER.fullmatch(r[i]) for r in body if r[i]) and any(r[i] for r in body)
+        for i in range(width)
+    ]
+
+
 def _html(blocks_by_scenario: list[list[Block]], title: str) -> str:
     e = html.escape
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}h2{border-top:2px solid "
-        "#444;padding-top:.6em;margin-top:2em}</style></head><body>",
+        f"<style>{_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1>",
     ]
     for blocks in blocks_by_scenario:
@@ -199,9 +502,15 @@ def _html(blocks_by_scenario: list[list[Block]], title: str) -> str:
                 parts.append(f'<p><img src="{e(b.path)}" alt="{e(b.text)}"></p>')
             elif b.kind == "table":
                 head, *body = b.rows
-                parts.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in head) + "</tr>")
-                parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body]
-                parts.append("</table>")
+                num = _numeric_columns(body, len(head))
+
+                def cell(tag: str, text: str, i: int, num: list[bool] = num) -> str:
+                    return f'<{tag} class="n">{e(text)}</{tag}>' if num[i] else f"<{tag}>{e(text)}</{tag}>"
+
+                parts.append('<div class="scroll"><table><tr>' + "".join(cell("th", c, i) for i, c in enumerate(head)))
+                parts[-1] += "</tr>"
+                parts += ["<tr>" + "".join(cell("td", c, i) for i, c in enumerate(row)) + "</tr>" for row in body]
+                parts.append("</table></div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -239,7 +548,7 @@ def write_report(sections: list[ScenarioSection], out_dir: Path, title: str = "h
     """Charts first, then report.html and report.md (atomically). Returns the two pages. The CLI passes a staged
     folder (`common.output_paths.staged_folder`) that replaces the report folder as a whole once this returns."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    blocks = [_plan_blocks(s, out_dir) for s in sections]
+    blocks = report_blocks(sections, out_dir)
     pages = [out_dir / "report.html", out_dir / "report.md"]
     atomic_write_text(pages[0], _html(blocks, title))
     atomic_write_text(pages[1], _markdown(blocks, title))

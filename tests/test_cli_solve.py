@@ -64,7 +64,7 @@ def test_solve_table_reports_saving_against_baselines() -> None:
     fleet = {}
     for line in result.stdout.splitlines():
         cells = [c.strip() for c in line.strip("│ ").split("│")]
-        if len(cells) == 7 and cells[0] in SMALL_FLEET:  # device, owned used, owned idle, bought, rented, ...
+        if len(cells) == 8 and cells[0] in SMALL_FLEET:  # device, owned used, owned idle, bought, rented, ..., util
             fleet[cells[0]] = (int(cells[1]), int(cells[3]), int(cells[4]))
     assert fleet == SMALL_FLEET
     best = re.search(r"Best homogeneous fleet: (\S+) at ([\d,]+) USD/year → heterogeneous plan saves ([\d.]+)%", out)

@@ -15,7 +15,8 @@ from hetplace.cli import app
 from hetplace.optimizer.solve import SolveOutcome
 from hetplace.problems.loader import ResolvedScenario, load_scenario
 from hetplace.problems.plan import FleetEntry, PoolAssignment
-from hetplace.reports.plan_charts import device_utilisation
+from hetplace.reports.plan_charts import device_utilisation, fleet_chart
+from hetplace.reports.plan_facts import UTILISATION_DEFINITION
 from hetplace.reports.report import ScenarioSection, unique_folders, write_report
 from tests.conftest import FIXTURES, SMALL_FLEET, SMALL_OPTIMUM_USD_PER_YEAR, present, solved_plan, write_yaml
 
@@ -75,7 +76,7 @@ def _md_tables(md: str) -> dict[str, list[dict[str, str]]]:
 def _html_cells(page: str) -> list[list[str]]:
     """Every table row of an HTML page, header rows included, as lists of unescaped cells."""
     rows = re.findall(r"<tr>(.*?)</tr>", page)
-    return [[html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", r)] for r in rows]
+    return [[html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)] for r in rows]
 
 
 def _num(cell: str) -> float:
@@ -192,3 +193,106 @@ def test_report_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     res = runner.invoke(app, ["report", str(SMALL), str(tmp_path / "missing.yaml"), "--out", str(out)])
     assert res.exit_code == 2
     assert not out.exists()
+
+
+def _html_tables(page: str) -> dict[str, list[list[str]]]:
+    """Every HTML table keyed by the heading (h2/h3) above it, as rows of unescaped cells (header row first)."""
+    out: dict[str, list[list[str]]] = {}
+    heading = ""
+    for m in re.finditer(r"<h[23]>(.*?)</h[23]>|<table>(.*?)</table>", page, re.S):
+        if m.group(1) is not None:
+            heading = html.unescape(m.group(1))
+        else:
+            out[heading] = _html_cells(m.group(2))
+    return out
+
+
+def test_report_page_has_what_a_buyer_signs_off(
+    tmp_path: Path, small_resolved: ResolvedScenario, small_plans: dict[str, SolveOutcome]
+) -> None:
+    """Date and version, solver settings, the scenario's inputs, pools, steps, the numeric TCO breakdown and the
+    purchase list, with figures equal to the plan's (and to hand-computed ones)."""
+    outcome = small_plans["highs"]
+    plan = solved_plan(outcome)
+    section = ScenarioSection(small_resolved, plan, outcome.status, settings={"gap target": "0.0001"})
+    page = write_report([section], tmp_path)[0].read_text()
+    assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC by hetplace \S+; 1 scenario\(s\)\.", page)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    # every table sits in its own sideways-scrolling box, so the page never scrolls sideways on a phone
+    assert page.count("<table>") == page.count('<div class="scroll"><table>') >= 12
+    assert ".scroll{overflow-x:auto" in page
+    tables = _html_tables(page)
+    assert "Summary across scenarios" not in tables  # one scenario: no summary
+
+    solver = dict(tables["Solver"][1:])
+    assert solver["gap target"] == "0.0001" and solver["backend"] == "highs" and solver["status"] == "optimal"
+    assert solver["proven gap"] == f"{present(plan.solver.gap):.2%}"
+
+    (demand,) = tables["Inputs: demand and SLAs"][1:]
+    assert demand == ["small-agent", "3", "8", "p50", "5"]
+    prices = {(r[0], r[1]): r for r in tables["Inputs: hardware and prices"][1:]}
+    assert set(prices) == {
+        ("l4", "owned"),
+        ("h100-sxm", "purchasable"),
+        ("xeon-6980p", "purchasable"),
+        ("a10g", "rentable"),
+    }
+    assert prices[("xeon-6980p", "purchasable")][2:4] == ["≤ 4", "12,460 USD"]
+    # one Xeon 6980P bought: 12,460 / 4 + 0.5 kW × 0.7 × 1.3 × 8,760 × 0.08 + 0.5 kW × 184 × 12 = 5,573.65 USD/year
+    assert _num(prices[("xeon-6980p", "purchasable")][4]) == round(
+        12_460 / 4 + 0.5 * 0.7 * 1.3 * 8760 * 0.08 + 0.5 * 184 * 12
+    )
+    econ = dict(tables["Inputs: economics and limits"][1:])
+    assert (econ["PUE"], econ["max utilisation"], econ["power cap kW"]) == ("1.3", "0.7", "100")
+
+    tco = {r[0]: _num(r[1]) for r in tables["TCO breakdown"][1:]}
+    t = plan.tco
+    assert tco == {
+        "capex (amortised)": round(t.capex_usd_per_year),
+        "energy": round(t.energy_usd_per_year),
+        "hosting": round(t.hosting_usd_per_year),
+        "rental": round(t.rental_usd_per_year),
+        "total": round(t.total_usd_per_year),
+    }
+    assert tco["capex (amortised)"] == 12_460 and tco["total"] == round(SMALL_OPTIMUM_USD_PER_YEAR)
+    unit = dict(tables["Unit costs"][1:])
+    assert abs(_num(unit["per request"]) - SMALL_OPTIMUM_USD_PER_YEAR / (3 * 8760 * 3600)) <= 0.5e-6
+
+    _, *bought, total = tables["Purchases"]
+    assert bought == [["xeon-6980p", "4", "2", "12,460", "49,840"]]  # 4 sockets, nodes of 2
+    assert total[0] == "total" and _num(total[-1]) == t.purchases_usd == 49_840
+
+    pools = tables["Pools and replicas"]
+    assert len(pools) - 1 == len(plan.pools)
+    assert sum(int(r[7]) for r in pools[1:]) == sum(a.devices for a in plan.pools)
+    steps = {(r[0], r[1]): r for r in tables["Steps"][1:]}
+    assert set(steps) == {(s.workflow, s.step) for s in plan.steps}
+    answer = next(s for s in plan.steps if s.step == "answer")
+    assert steps[("small-agent", "answer")][4] == f"{answer.latency_s:,.3f}"
+    assert steps[("small-agent", "answer")][8] == "co-located" and steps[("small-agent", "answer")][9] == "yes"
+    (wf,) = tables["Workflows"][1:]
+    assert abs(_num(wf[5]) - t.usd_per_request) <= 0.5e-6 and wf[6] == "100.0%"  # one workflow carries it all
+    assert "What binds the plan" in page and "availability: xeon-6980p: purchase limit reached" in page
+    assert page.count(html.escape(UTILISATION_DEFINITION.split(";")[0])) == 1  # utilisation defined once
+
+
+def test_report_summary_across_scenarios(
+    tmp_path: Path, small_resolved: ResolvedScenario, small_plans: dict[str, SolveOutcome]
+) -> None:
+    outcome = small_plans["highs"]
+    sections = [
+        ScenarioSection(small_resolved, solved_plan(outcome), outcome.status, folder="a"),
+        ScenarioSection(small_resolved, None, "infeasible", ["power cap 0.2 kW < minimum 0.9 kW"], folder="b"),
+    ]
+    page = write_report(sections, tmp_path)[0].read_text()
+    head, *rows = _html_tables(page)["Summary across scenarios"]
+    assert head[:3] == ["scenario", "status", "TCO USD/year"]
+    assert rows[0][:3] == ["a", "optimal", f"{SMALL_OPTIMUM_USD_PER_YEAR:,.0f}"] and rows[0][5] == "6"  # 2 L4 + 4 CPUs
+    assert rows[1][:3] == ["b", "infeasible", "—"]
+    assert page.count(html.escape(UTILISATION_DEFINITION)) == 1  # defined once for the whole page
+
+
+def test_fleet_chart_ticks_are_whole_devices(tmp_path: Path, small_plans: dict[str, SolveOutcome]) -> None:
+    ticks = fleet_chart(solved_plan(small_plans["highs"]), tmp_path / "fleet.png")
+    assert ticks and all(t == int(t) for t in ticks)
+    assert (tmp_path / "fleet.png").read_bytes()[:4] == b"\x89PNG"
