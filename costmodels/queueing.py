@@ -32,22 +32,30 @@ POISSON_ARRIVAL_SCV = 1.0  # squared coefficient of variation of Poisson inter-a
 def erlang_c(servers: ArrayLike, load_erlangs: ArrayLike) -> NDArray[np.float64]:
     """Probability that an arrival waits in an M/M/m queue with offered load a (erlangs); 1 when a ≥ m.
 
-    The Erlang B recursion runs once up to the largest m, advancing only the entries whose m is not yet reached
-    (entries sorted by m), so the work is the sum of the server counts."""
+    One Erlang B recursion per distinct load runs up to the largest m asked of it, all loads advanced together
+    (those whose largest m is passed drop out), and each entry is read off when k reaches its m: the work is the
+    largest server count per load, not the sum over entries."""
     m_b, a_b = np.broadcast_arrays(np.asarray(servers, dtype=np.int64), np.asarray(load_erlangs, dtype=np.float64))
     m, a = m_b.ravel(), a_b.ravel()
     if np.any(m < 1):
         raise ValueError("servers must be ≥ 1")
+    loads, group = np.unique(a, return_inverse=True)
+    group = group.ravel()
+    top = np.zeros(len(loads), dtype=np.int64)
+    np.maximum.at(top, group, m)
+    by_top = np.argsort(top, kind="stable")  # loads in the order they drop out of the recursion
+    top_sorted = top[by_top]
+    b = np.ones(len(loads))
     order = np.argsort(m, kind="stable")
-    m_sorted, a_sorted = m[order], a[order]
-    b = np.ones_like(a_sorted)
-    start = 0
-    for k in range(1, int(m_sorted[-1]) + 1 if m_sorted.size else 1):
-        start = int(np.searchsorted(m_sorted, k, side="left"))
-        ab = a_sorted[start:] * b[start:]
-        b[start:] = ab / (k + ab)
-    b_of = np.empty_like(b)
-    b_of[order] = b
+    b_of = np.empty(len(m))
+    e = 0
+    for k in range(1, int(m.max()) + 1 if m.size else 1):
+        live = by_top[int(np.searchsorted(top_sorted, k, side="left")) :]
+        ab = loads[live] * b[live]
+        b[live] = ab / (k + ab)
+        while e < len(order) and m[order[e]] == k:
+            b_of[order[e]] = b[group[order[e]]]
+            e += 1
     with np.errstate(divide="ignore", invalid="ignore"):
         c = m * b_of / (m - a * (1.0 - b_of))
     c = np.where(a >= m, 1.0, np.clip(c, 0.0, 1.0))
