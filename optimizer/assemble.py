@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from hetplace.costmodels.tco import SECONDS_PER_YEAR, DeviceYearCost, facility_kw
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
-from hetplace.optimizer.pools import Config, Pool, StepRef
+from hetplace.optimizer.pools import Config, Pool, StepRef, exact_latency_s
 from hetplace.problems.dag import DagTimes, longest_paths
 from hetplace.problems.plan import (
     Baseline,
@@ -89,7 +89,7 @@ def step_latencies(f: Formulation, used: dict[str, UsedConfig], nominal: bool = 
         pool, c = u.pool, u.config
         route_of[pool.id] = pool.route
         for ref in pool.steps:
-            lat = c.latency_at(ref, u.replicas)
+            lat = exact_latency_s(pool, c, ref, u.replicas)
             if nominal and c.nominal_latency_s is not None:
                 lat += c.nominal_latency_s[ref] - c.latency_s[ref]
             now = per_pool.get((pool.id, ref))

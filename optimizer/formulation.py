@@ -11,11 +11,12 @@ Constraints
              shares s_route ∈ [0,1] with Σ s = 1; each pool covers its route's share s·λ
   link       r_c ≤ U_c x_c,  U_c = min(⌈λ_p / (u_max θ_c)⌉, ⌊available_d / k_c⌋)   (tight big-M)
   choose     Σ_c x_c ≥ 1 per pool; a queueing pool (percentile SLAs) runs one config: Σ_c x_c ≤ 1, r_c ≥ n_c x_c
-             with n_c its least stable replica count, and r_c ≤ its curves' last count
+             with n_c its least stable replica count (and U_c at least its curves' end)
   KV dtype   with more than one KV-cache dtype allowed, a model's prefill and decode configs agree on one:
              binary k_{m,z}, Σ_z k_{m,z} ≤ 1 and x_c ≤ k_{m,kv(c)} (the KV transfer is priced in that dtype)
-  latency    L_{p,s} ≥ (ℓ_{s,c} + transfer_{s,c}) x_c; in a queueing pool also, per chord j of the step's replica
-             curve (queueing delay at the percentile, co-located stall), L_{p,s} ≥ (ℓ + transfer + a_j) x_c + b_j r_c
+  latency    L_{p,s} ≥ (ℓ_{s,c} + transfer_{s,c}) x_c; in a queueing pool ℓ includes the curve's last value and,
+             per chord j of the step's replica curve (queueing delay at the percentile, co-located stall),
+             L_{p,s} ≥ (ℓ + transfer + a_j) x_c + b_j r_c
   fleet      Σ_c k_c r_c ≤ own_d + buy_d + rent_d;  own_d ≤ owned, buy_d ≤ max, rent_d ≤ max
   duration   D_s ≥ Σ_{p ∈ route} L_{p,s} for each route serving s (one route: D_s is that sum)
   DAG        S_v ≥ S_u + repeat_u · D_u on every edge;  S_s + repeat_s · D_s ≤ SLA
@@ -215,8 +216,7 @@ def define_config_variables(f: Formulation) -> None:
             u = coverage_load(pool, cfg)
             need = math.ceil(pool.demand / (u * cfg.throughput)) if cfg.throughput > 0 else 0
             reach = f.offers[cfg.device].available // cfg.tp
-            most = cfg.max_replicas
-            bound = min(need if most is None else most, reach)
+            bound = min(max(need, cfg.curve_end_replicas) if cfg.curves else need, reach)
             if bound <= 0 or bound < cfg.min_replicas:
                 f.dropped_configs += 1
                 continue
@@ -322,10 +322,12 @@ def define_latency_and_sla(f: Formulation) -> None:
             for c in pool.configs:
                 base = c.latency_s[ref] + c.extra_s.get(ref, 0.0)
                 cv = f.config_vars[c.key]
-                m.add_row(f"lat[{pool.id},{ref.step},{c.key}]", {lv: 1.0, cv.in_use: -base}, ">=", 0.0)
+                floor = c.floor_latency_s(ref)
+                m.add_row(f"lat[{pool.id},{ref.step},{c.key}]", {lv: 1.0, cv.in_use: -floor}, ">=", 0.0)
                 if c.curves:
-                    # The extra at r replicas is at most the chord through the curve's points around r; for r = 0
-                    # (config not in use) every chord row reads L ≥ 0.
+                    # The extra at r replicas is at most the chord through the curve's points around r (beyond the
+                    # curve's end, its last value: the row above); with the config not in use (r = 0) every chord
+                    # row reads L ≥ 0.
                     for j, (at_zero, slope) in enumerate(c.curves[ref].chords()):
                         m.add_row(
                             f"queue[{pool.id},{ref.step},{c.key},{j}]",

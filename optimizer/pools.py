@@ -59,7 +59,9 @@ PREFILL_BATCHES = (1, 2, 4, 8)
 DECODE_BATCHES = (1, 4, 16, 32, 64, 128, 256)
 TENSOR_PARALLEL = (1, 2, 4, 8)
 ENCODER_BATCHES = (1, 8, 32)  # calls batched together on an encoder replica
-LOAD_LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0)  # co-located load levels; a fixed grid keeps the optimum monotone
+# Co-located load levels: a fixed grid keeps the optimum monotone in the cap. It starts at the default cap, so at
+# 0.7 the menu is exactly the cap-priced one; a lower cap prices the stall at 0.7 (conservative).
+LOAD_LEVELS = (0.7, 0.8, 0.9, 0.95, 1.0)
 QUEUE_SCAN_REPLICAS = 512  # most replica counts a queueing curve scans past the least stable one
 
 
@@ -101,13 +103,20 @@ class Config:
         return next(iter(self.curves.values())).first_replicas if self.curves else 1
 
     @property
-    def max_replicas(self) -> int | None:
-        """Most replicas a queueing config may run with (its curves end there); None otherwise."""
-        return next(iter(self.curves.values())).last_replicas if self.curves else None
+    def curve_end_replicas(self) -> int:
+        """Where a queueing config's curves end (beyond it they are held at their last value); 1 otherwise."""
+        return next(iter(self.curves.values())).last_replicas if self.curves else 1
 
     def latency_at(self, ref: StepRef, replicas: int) -> float:
-        """Per-execution latency of a served step with `replicas` replicas of this config, transfer included."""
+        """Per-execution latency of a served step with `replicas` replicas of this config, transfer included; beyond
+        the curve's end at its last value, an upper bound (`exact_latency_s` is exact everywhere)."""
         extra = self.curves[ref].extra_at(replicas) if self.curves else 0.0
+        return self.latency_s[ref] + self.extra_s.get(ref, 0.0) + extra
+
+    def floor_latency_s(self, ref: StepRef) -> float:
+        """The latency of a served step at any replica count is at least this; at or beyond the curve's end it is
+        charged exactly this (the curve's last value, the queue no longer delays the percentile)."""
+        extra = self.curves[ref].extra_s[-1] if self.curves else 0.0
         return self.latency_s[ref] + self.extra_s.get(ref, 0.0) + extra
 
 
@@ -433,7 +442,8 @@ def _colocated_configs(
         for i in range(len(cap_pre))
         if cap_pre.batch[i] == 1 and cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre)
     }
-    configs = []
+    configs: list[Config] = []
+    below: list[Config] = []  # lower load levels go after every config at the cap's level (today's order first)
     for i in range(len(cap_dec)):
         j = prefill_at_batch1.get(same_replica(cap_dec, i))
         if j is None or not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
@@ -455,9 +465,10 @@ def _colocated_configs(
             cfg.throughput = col.demand / busy
             cfg.load_limit = level
             cfg.decode_s, cfg.prefill_share = decode_s, phi
-            cfg.level_tag = "" if n == len(levels) - 1 else f"|u{level:g}"
-            configs.append(cfg)
-    return configs
+            top = n == len(levels) - 1
+            cfg.level_tag = "" if top else f"|u{level:g}"
+            (configs if top else below).append(cfg)
+    return configs + below
 
 
 def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float], own_kv: Dtype) -> Config:
@@ -591,6 +602,17 @@ def queue_extra_s(pool: Pool, c: Config, replicas: np.ndarray) -> tuple[dict[Ste
     return out, waiting
 
 
+def exact_latency_s(pool: Pool, c: Config, ref: StepRef, replicas: int) -> float:
+    """A served step's per-execution latency with `replicas` replicas of `c`, queueing delay and stall at exactly
+    that count (beyond a curve's end too), transfer included."""
+    if not c.curves:
+        return c.latency_s[ref] + c.extra_s.get(ref, 0.0)
+    if replicas <= c.curve_end_replicas:
+        return c.latency_at(ref, replicas)
+    extras, _ = queue_extra_s(pool, c, np.array([replicas]))
+    return c.latency_s[ref] + c.extra_s.get(ref, 0.0) + float(extras[ref][0])
+
+
 def _chord_points(values: np.ndarray) -> tuple[int, ...]:
     """Indices of a piecewise-linear interpolation of `values` (one per integer) that is ≥ every value: chords are
     extended greedily as far as they stay on or above the values in between."""
@@ -611,24 +633,23 @@ def _chord_points(values: np.ndarray) -> tuple[int, ...]:
 
 def attach_queueing_curves(pool: Pool) -> None:
     """Give every config of a queueing pool its replica curves: from the least stable replica count (r·θ > λ) to
-    the first count where the queue delays no step's percentile any more (at least the count the cap needs), at
-    most QUEUE_SCAN_REPLICAS further. A config whose curve is not finite there is dropped."""
+    the first count where the queue delays no step's percentile any more, at most QUEUE_SCAN_REPLICAS further.
+    Beyond that end the extras only fall (more servers, less load), so the formulation charges the last value
+    there. The end does not depend on the utilisation cap, so relaxing the cap keeps every curve. A config whose
+    curve is not finite is dropped."""
     kept = []
     for c in pool.configs:
         if c.throughput <= 0:
             continue
         first = max(1, math.floor(pool.demand / c.throughput) + 1)
-        need = math.ceil(pool.demand / (pool.utilisation_cap * c.throughput) - 1e-9)
         span = 8
         while True:
             reps = np.arange(first, first + span)
             extras, waiting = queue_extra_s(pool, c, reps)
-            done = not waiting.all() and first + span > need
-            if done or span > QUEUE_SCAN_REPLICAS:
+            if not waiting.all() or span > QUEUE_SCAN_REPLICAS:
                 break
             span *= 4
-        stop = max(int(np.argmin(waiting)) if not waiting.all() else len(reps) - 1, need - first)
-        stop = min(stop, len(reps) - 1)
+        stop = int(np.argmin(waiting)) if not waiting.all() else len(reps) - 1
         curves = {}
         for ref, e in extras.items():
             vals = e[: stop + 1]
