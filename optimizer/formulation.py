@@ -9,7 +9,7 @@ Constraints
              else 1; cap_p = max_utilisation, or 1 for a pool that only serves percentile SLAs)
              an LLM model's traffic splits between disaggregated (prefill + decode pools) and co-located serving:
              shares s_route ∈ [0,1] with Σ s = 1; each pool covers its route's share s·λ
-  link       r_c ≤ U_c x_c,  U_c = min(⌈λ_p / (u_max θ_c)⌉, ⌊available_d / k_c⌋)   (tight big-M)
+  link       r_c ≤ U_c x_c,  U_c = min(⌈N_c / θ_c⌉, ⌊available_d / k_c⌋)   (tight big-M)
   choose     Σ_c x_c ≥ 1 per pool; a queueing pool (percentile SLAs) runs one config: Σ_c x_c ≤ 1, r_c ≥ n_c x_c
              with n_c its least stable replica count (and U_c at least its curves' end)
   KV dtype   with more than one KV-cache dtype allowed, a model's prefill and decode configs agree on one:
