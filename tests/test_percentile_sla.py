@@ -159,3 +159,12 @@ def test_p99_plan_reports_latencies_at_its_replica_counts(tmp_path: Path) -> Non
     service = {s.step: s.latency_s for s in solve(small(tmp_path / "svc", 5.0, 8.0)).steps}
     assert step["answer"] > 0 and set(step) == set(service)
     assert any(p.queueing for p in f.pools)
+
+
+def test_every_backend_reaches_the_p99_optimum(tmp_path: Path) -> None:
+    """The chord and one-config rows reach CBC and CP-SAT (integer-scaled) alike."""
+    resolved = small(tmp_path, 5.0, 8.0, 99.0)
+    for backend in ("highs", "cbc", "cpsat"):
+        plan = solved_plan(solve_scenario(resolved, backend, 60, 1e-6, baselines=False))
+        assert plan.tco.total_usd_per_year == pytest.approx(44_735.752832, rel=1e-9), backend
+        assert check_plan(resolved, plan) == [], backend
