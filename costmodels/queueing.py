@@ -34,9 +34,11 @@ def erlang_c(servers: ArrayLike, load_erlangs: ArrayLike) -> NDArray[np.float64]
 
     One Erlang B recursion per distinct load runs up to the largest m asked of it, all loads advanced together
     (those whose largest m is passed drop out), and each entry is read off when k reaches its m: the work is the
-    largest server count per load, not the sum over entries."""
+    largest server count, not the sum over entries, so whole menus are evaluated in one call."""
     m_b, a_b = np.broadcast_arrays(np.asarray(servers, dtype=np.int64), np.asarray(load_erlangs, dtype=np.float64))
     m, a = m_b.ravel(), a_b.ravel()
+    if m.size == 0:
+        return np.zeros(m_b.shape)
     if np.any(m < 1):
         raise ValueError("servers must be ≥ 1")
     loads, group = np.unique(a, return_inverse=True)
@@ -44,18 +46,24 @@ def erlang_c(servers: ArrayLike, load_erlangs: ArrayLike) -> NDArray[np.float64]
     top = np.zeros(len(loads), dtype=np.int64)
     np.maximum.at(top, group, m)
     by_top = np.argsort(top, kind="stable")  # loads in the order they drop out of the recursion
-    top_sorted = top[by_top]
-    b = np.ones(len(loads))
+    pos = np.empty(len(loads), dtype=np.int64)
+    pos[by_top] = np.arange(len(loads))
+    load_s, top_s = loads[by_top], top[by_top]
+    b = np.ones(len(loads))  # B(k) per load, in drop-out order: the live loads are always a tail b[start:]
     order = np.argsort(m, kind="stable")
+    m_sorted = m[order]
+    k_max = int(m_sorted[-1])
+    first_at = np.searchsorted(m_sorted, np.arange(1, k_max + 2), side="left")  # entries with m == k: [k-1, k)
+    starts = np.searchsorted(top_s, np.arange(1, k_max + 1), side="left")
     b_of = np.empty(len(m))
-    e = 0
-    for k in range(1, int(m.max()) + 1 if m.size else 1):
-        live = by_top[int(np.searchsorted(top_sorted, k, side="left")) :]
-        ab = loads[live] * b[live]
-        b[live] = ab / (k + ab)
-        while e < len(order) and m[order[e]] == k:
-            b_of[order[e]] = b[group[order[e]]]
-            e += 1
+    for k in range(1, k_max + 1):
+        start = int(starts[k - 1])
+        ab = load_s[start:] * b[start:]
+        b[start:] = ab / (k + ab)
+        lo, hi = int(first_at[k - 1]), int(first_at[k])
+        if hi > lo:
+            idx = order[lo:hi]
+            b_of[idx] = b[pos[group[idx]]]
     with np.errstate(divide="ignore", invalid="ignore"):
         c = m * b_of / (m - a * (1.0 - b_of))
     c = np.where(a >= m, 1.0, np.clip(c, 0.0, 1.0))
@@ -92,15 +100,17 @@ def wait_percentile_s(
     service_s: ArrayLike,
     service_scv: ArrayLike = 1.0,
     arrival_scv: ArrayLike = POISSON_ARRIVAL_SCV,
+    wait_probability: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
     """Wait in queue at `percentile` (0–100, e.g. 99), seconds: 0 when fewer than (100 − percentile) % of requests
-    wait; inf when the queue is unstable (ρ ≥ 1)."""
+    wait; inf when the queue is unstable (ρ ≥ 1). `wait_probability` passes Erlang C in when it is already known
+    (several percentiles of one queue)."""
     q = np.asarray(percentile, dtype=np.float64) / 100.0
     m = np.asarray(servers, dtype=np.float64)
     lam = np.asarray(arrival_rate_per_s, dtype=np.float64)
     s = np.asarray(service_s, dtype=np.float64)
     a = lam * s
-    c = erlang_c(np.asarray(servers), a)
+    c = erlang_c(np.asarray(servers), a) if wait_probability is None else np.asarray(wait_probability)
     tail = 1.0 - q
     with np.errstate(divide="ignore", invalid="ignore"):
         w = correction(arrival_scv, service_scv) * np.log(np.maximum(c, tail) / tail) * s / (m - a)

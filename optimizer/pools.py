@@ -50,7 +50,7 @@ from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import Menu, evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision
-from hetplace.costmodels.queueing import mixture_scv, wait_percentile_s
+from hetplace.costmodels.queueing import erlang_c, mixture_scv, wait_percentile_s
 from hetplace.costmodels.roofline import DeviceArrays, kv_transfer_time
 from hetplace.costmodels.step_shape import LlmCallShape, llm_call_shape, llm_pool_shape
 from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
@@ -582,18 +582,26 @@ def queue_service(pool: Pool, c: Config) -> tuple[float, float]:
     return service_s, scv
 
 
-def queue_extra_s(pool: Pool, c: Config, replicas: np.ndarray) -> tuple[dict[StepRef, np.ndarray], np.ndarray]:
+def queue_extra_s(
+    pool: Pool, c: Config, replicas: np.ndarray, wait_probability: np.ndarray | None = None
+) -> tuple[dict[StepRef, np.ndarray], np.ndarray]:
     """Per served step, the latency a queueing pool adds at each replica count: the wait at the step's percentile
     (M/G/c with r · servers servers) and, on a co-located config, the prefill stall at the actual load λ/(r·θ);
-    service-time steps get the stall only. Also: at which counts some percentile step still waits."""
+    service-time steps get the stall only. Also: at which counts some percentile step still waits.
+    `wait_probability` passes Erlang C at those counts in when it is already known."""
     service_s, scv = queue_service(pool, c)
+    servers = replicas * c.servers
+    if wait_probability is None:
+        wait_probability = erlang_c(servers, pool.calls_per_s * service_s)
     load = pool.demand / (replicas * c.throughput)
     out: dict[StepRef, np.ndarray] = {}
     waiting = np.zeros(len(replicas), dtype=bool)
     for ref in pool.steps:
         extra = np.zeros(len(replicas))
         if ref in pool.percentile:
-            extra = wait_percentile_s(pool.percentile[ref], replicas * c.servers, pool.calls_per_s, service_s, scv)
+            extra = wait_percentile_s(
+                pool.percentile[ref], servers, pool.calls_per_s, service_s, scv, wait_probability=wait_probability
+            )
             waiting |= extra > 0
         if c.decode_s:
             with np.errstate(divide="ignore"):
@@ -636,26 +644,37 @@ def attach_queueing_curves(pool: Pool) -> None:
     the first count where the queue delays no step's percentile any more, at most QUEUE_SCAN_REPLICAS further.
     Beyond that end the extras only fall (more servers, less load), so the formulation charges the last value
     there. The end does not depend on the utilisation cap, so relaxing the cap keeps every curve. A config whose
-    curve is not finite is dropped."""
+    curve is not finite is dropped. Erlang C is evaluated for all the pool's configs at once, in widening spans."""
+    configs = [c for c in pool.configs if c.throughput > 0]
+    first = np.array([max(1, math.floor(pool.demand / c.throughput) + 1) for c in configs], dtype=np.int64)
+    slots = np.array([c.servers for c in configs], dtype=np.int64)
+    offered = np.array([pool.calls_per_s * queue_service(pool, c)[0] for c in configs])
+    pending = list(range(len(configs)))
+    found: dict[int, tuple[np.ndarray, dict[StepRef, np.ndarray], np.ndarray]] = {}
+    span = 8
+    while pending:
+        idx = np.array(pending)
+        reps = first[idx, None] + np.arange(span)[None, :]
+        wait_p = erlang_c(reps * slots[idx, None], np.broadcast_to(offered[idx, None], reps.shape))
+        still = []
+        for row, i in enumerate(pending):
+            extras, waiting = queue_extra_s(pool, configs[i], reps[row], wait_p[row])
+            if waiting.all() and span <= QUEUE_SCAN_REPLICAS:
+                still.append(i)
+            else:
+                found[i] = (reps[row], extras, waiting)
+        pending = still
+        span *= 4
     kept = []
-    for c in pool.configs:
-        if c.throughput <= 0:
-            continue
-        first = max(1, math.floor(pool.demand / c.throughput) + 1)
-        span = 8
-        while True:
-            reps = np.arange(first, first + span)
-            extras, waiting = queue_extra_s(pool, c, reps)
-            if not waiting.all() or span > QUEUE_SCAN_REPLICAS:
-                break
-            span *= 4
-        stop = int(np.argmin(waiting)) if not waiting.all() else len(reps) - 1
+    for i, c in enumerate(configs):
+        _, extras, waiting = found[i]
+        stop = int(np.argmin(waiting)) if not waiting.all() else len(waiting) - 1
         curves = {}
         for ref, e in extras.items():
             vals = e[: stop + 1]
             if not np.all(np.isfinite(vals)):
                 break
-            curves[ref] = ReplicaCurve(first, tuple(float(v) for v in vals), _chord_points(vals))
+            curves[ref] = ReplicaCurve(int(first[i]), tuple(float(v) for v in vals), _chord_points(vals))
         else:
             c.curves = curves
             kept.append(c)
