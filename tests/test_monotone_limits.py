@@ -8,6 +8,7 @@ superset, in latency and capacity, of the one at a lower cap.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hetplace.optimizer.pools import levels_below
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import load_scenario
 from tests.conftest import write_yaml
@@ -59,6 +61,19 @@ def test_relaxing_the_cap_from_08_to_09_no_longer_raises_tco(tmp_path: Path) -> 
     assert at[0.9] == pytest.approx(18_356.348416, rel=1e-9)
     assert_not_raised(at[0.8], at[0.9])
     assert_not_raised(at[0.9], at[1.0])
+
+
+def test_load_levels_on_the_menu() -> None:
+    # Every level below the cap and the first at or above it; the grid starts at the default cap 0.7, so at 0.7
+    # the menu is exactly the cap-priced one and a lower cap prices the stall at 0.7.
+    assert levels_below(0.7) == [0.7]
+    assert levels_below(0.5) == [0.7]
+    assert levels_below(0.85) == [0.7, 0.8, 0.9]
+    assert levels_below(1.0) == [0.7, 0.8, 0.9, 0.95, 1.0]
+    # A higher cap's levels contain a lower cap's: the monotonicity argument.
+    caps = [0.3, 0.6, 0.7, 0.72, 0.8, 0.88, 0.9, 0.97, 1.0]
+    for lo, hi in itertools.pairwise(caps):
+        assert set(levels_below(lo)) <= set(levels_below(hi))
 
 
 PROPERTY = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
