@@ -89,9 +89,7 @@ def step_latencies(f: Formulation, used: dict[str, UsedConfig], nominal: bool = 
         pool, c = u.pool, u.config
         route_of[pool.id] = pool.route
         for ref in pool.steps:
-            lat = exact_latency_s(pool, c, ref, u.replicas)
-            if nominal and c.nominal_latency_s is not None:
-                lat += c.nominal_latency_s[ref] - c.latency_s[ref]
+            lat = exact_latency_s(pool, c, ref, u.replicas, nominal)
             now = per_pool.get((pool.id, ref))
             if now is None or lat > now.latency_s:
                 per_pool[(pool.id, ref)] = _PoolStepTime(lat, c.extra_s.get(ref, 0.0), c.device)

@@ -38,7 +38,7 @@ that state `max_utilisation`, keep it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,6 +89,7 @@ class Config:
     decode_s: dict[StepRef, float] = field(default_factory=dict)  # co-located: decode time per call before stall
     prefill_share: float = 0.0  # co-located: φ, the replica's busy share spent on prefill
     curves: dict[StepRef, ReplicaCurve] | None = None  # queueing pools: latency added as a function of replicas
+    slow_factor: float = 1.0  # robust plans: the factor latencies were multiplied (throughput divided) by
     level_tag: str = ""  # co-located load levels below the cap carry it in their key
 
     @property
@@ -398,6 +399,7 @@ def derate_to_slow_end(pool: Pool, slow_factor: dict[str, float]) -> None:
         c.latency_s = {r: t * f for r, t in c.latency_s.items()}
         c.decode_s = {r: t * f for r, t in c.decode_s.items()}
         c.throughput = c.throughput / f
+        c.slow_factor = f
 
 
 def model_kv_dtypes(own: Dtype, allowed: list[Dtype] | None) -> list[Dtype]:
@@ -610,9 +612,23 @@ def queue_extra_s(
     return out, waiting
 
 
-def exact_latency_s(pool: Pool, c: Config, ref: StepRef, replicas: int) -> float:
+def exact_latency_s(pool: Pool, c: Config, ref: StepRef, replicas: int, nominal: bool = False) -> float:
     """A served step's per-execution latency with `replicas` replicas of `c`, queueing delay and stall at exactly
-    that count (beyond a curve's end too), transfer included."""
+    that count (beyond a curve's end too), transfer included. `nominal`: a robust config at its nominal estimate
+    (service, throughput and so the queue at nominal speed)."""
+    if nominal and c.nominal_latency_s is not None:
+        f = c.slow_factor
+        c = replace(
+            c,
+            latency_s=dict(c.nominal_latency_s),
+            throughput=c.throughput * f,
+            decode_s={r: t / f for r, t in c.decode_s.items()},
+            nominal_latency_s=None,
+            curves=None if c.curves is None else {},
+        )
+        if c.curves is not None:
+            extras, _ = queue_extra_s(pool, c, np.array([replicas]))
+            return c.latency_s[ref] + c.extra_s.get(ref, 0.0) + float(extras[ref][0])
     if not c.curves:
         return c.latency_s[ref] + c.extra_s.get(ref, 0.0)
     if replicas <= c.curve_end_replicas:

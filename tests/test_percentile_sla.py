@@ -168,3 +168,14 @@ def test_every_backend_reaches_the_p99_optimum(tmp_path: Path) -> None:
         plan = solved_plan(solve_scenario(resolved, backend, 60, 1e-6, baselines=False))
         assert plan.tco.total_usd_per_year == pytest.approx(44_735.752832, rel=1e-9), backend
         assert check_plan(resolved, plan) == [], backend
+
+
+def test_robust_p99_plan_checks_at_both_ends(tmp_path: Path) -> None:
+    """A robust plan for a p99 SLA: the slow end holds the SLA with the queue at slow-end throughput, and the
+    nominal critical path the plan reports is the checker's, queue at nominal speed included."""
+    resolved = small(tmp_path, 3.0, 10.0, 99.0)
+    resolved.scenario = resolved.scenario.model_copy(update={"robust": True})
+    plan = solve(resolved)
+    assert plan.robust is not None and check_plan(resolved, plan) == []
+    w = plan.workflows[0]
+    assert w.critical_path_nominal_s is not None and w.critical_path_nominal_s < w.critical_path_s <= 10.0
