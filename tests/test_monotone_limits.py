@@ -76,18 +76,24 @@ def test_load_levels_on_the_menu() -> None:
         assert set(levels_below(lo)) <= set(levels_below(hi))
 
 
-PROPERTY = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 rates = st.sampled_from([2.0, 3.0, 5.0])
 slas = st.sampled_from([6.5, 7.5, 8.0, 9.0])
 
 
 @PROPERTY
-@given(rates, slas, st.sampled_from([0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9]), st.sampled_from([0.05, 0.1, 0.2]))
+@given(
+    rates,
+    slas,
+    st.sampled_from([0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9]),
+    st.sampled_from([0.05, 0.1, 0.2]),
+    st.sampled_from([None, None, 99.0]),  # a stated cap also limits pools serving percentile SLAs
+)
 def test_relaxing_max_utilisation_never_raises_tco(
-    tmp_path: Path, rate: float, sla: float, cap: float, more: float
+    tmp_path: Path, rate: float, sla: float, cap: float, more: float, percentile: float | None
 ) -> None:
-    tight = optimum(tmp_path / "a", rate, sla, max_utilisation=cap)
-    assert_not_raised(tight, optimum(tmp_path / "b", rate, sla, max_utilisation=min(1.0, cap + more)))
+    tight = optimum(tmp_path / "a", rate, sla, percentile, max_utilisation=cap)
+    assert_not_raised(tight, optimum(tmp_path / "b", rate, sla, percentile, max_utilisation=min(1.0, cap + more)))
 
 
 @PROPERTY
