@@ -617,6 +617,15 @@ def solve_cmd(
             help="Also write the built min-TCO model (extra_constraints included) as .lp or .mps, then solve it.",
         ),
     ] = None,
+    fleet_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--fleet",
+            metavar="PLAN",
+            help="Keep this plan's devices (as owned, no purchases) and only re-place pools for the scenario's "
+            "demand; infeasible: says what the fleet is short of.",
+        ),
+    ] = None,
 ) -> None:
     """Plan the TCO-minimal heterogeneous fleet for a scenario (exit 1 infeasible, 3 no plan in time)."""
     from hetplace.optimizer.model_file import MODEL_SUFFIXES, model_file_problem
@@ -639,6 +648,12 @@ def solve_cmd(
         resolved.scenario = resolved.scenario.model_copy(update={"limits": limits})
     if robust:
         resolved.scenario = resolved.scenario.model_copy(update={"robust": True})
+    if fleet_file is not None:
+        from hetplace.optimizer.fleet import fixed_fleet
+        from hetplace.problems.plan import Plan
+
+        resolved = fixed_fleet(resolved, parse_model(Plan, load_mapping(fleet_file), str(fleet_file)), str(fleet_file))
+        baselines = False  # a fixed fleet has no single-accelerator alternative to compare with
     with_baselines = baselines and objective == Objective.min_tco
     err = stderr_console()
     what = "plan and single-accelerator baselines" if with_baselines else "plan"
@@ -652,6 +667,11 @@ def solve_cmd(
         )
     if model_file is not None and not as_json:
         stderr_console().print(f"wrote {model_file}")
+    if outcome.status == "infeasible" and fleet_file is not None:
+        from hetplace.optimizer.fleet import fleet_shortage
+
+        short = fleet_shortage(resolved, backend.value, time_limit, gap)
+        outcome.diagnosis = [*(short or []), *outcome.diagnosis]
     if outcome.status == "infeasible":
         stderr_console().print(f"[bold red]infeasible:[/] {escape(str(resolved.source))}", markup=True)
         for cause in outcome.diagnosis:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from hetplace.costmodels.tco import SECONDS_PER_YEAR, DeviceYearCost, facility_kw
 from hetplace.optimizer.backends import SolveResult
 from hetplace.optimizer.formulation import Formulation
-from hetplace.optimizer.pools import Config, Pool, StepRef
+from hetplace.optimizer.pools import Config, Pool, StepRef, exact_latency_s
 from hetplace.problems.dag import DagTimes, longest_paths
 from hetplace.problems.plan import (
     Baseline,
@@ -27,11 +27,16 @@ from hetplace.problems.plan import (
 from hetplace.problems.schema import LlmStep
 
 ASSUMPTIONS = [
-    "Pools are sized so load stays below max_utilisation; this headroom stands in for queueing delay "
-    "(latencies are service times, not p99 under load).",
+    "Workflows without an SLA percentile: pools are sized so load stays below max_utilisation; this headroom stands "
+    "in for queueing delay (latencies are service times, not percentiles under load).",
+    "Workflows with an SLA percentile: each pool serving them runs one config as one M/G/c queue (Poisson arrivals, "
+    "Erlang C with the Allen–Cunneen variability correction); each step adds its pool's waiting time at the "
+    "workflow's percentile for the replica count chosen, and the per-step percentiles add up along the critical "
+    "path (conservative: percentiles of a sum are at most the sum of the percentiles for co-monotone delays).",
     "An LLM model is served disaggregated (prefill and decode pools; every call pays a KV transfer over the decode "
     "device's NIC, a conservative bound) or co-located (one pool runs both phases; prefill at batch 1 is scheduled "
-    "first and stretches decode by 1 / (1 − max_utilisation × prefill busy share)), or split between the two.",
+    "first and stretches decode by 1 / (1 − u × prefill busy share), u the replica's load level, or its actual load "
+    "in a pool serving percentile SLAs), or split between the two.",
     "Owned devices the plan does not use are retired and cost nothing; owned devices in use cost energy, hosting "
     "and their annualised residual value.",
     "Per-step latency is the slowest config the pool uses, at the step's own prompt and context lengths.",
@@ -84,8 +89,7 @@ def step_latencies(f: Formulation, used: dict[str, UsedConfig], nominal: bool = 
         pool, c = u.pool, u.config
         route_of[pool.id] = pool.route
         for ref in pool.steps:
-            base = c.nominal_latency_s if nominal and c.nominal_latency_s is not None else c.latency_s
-            lat = base[ref] + c.extra_s.get(ref, 0.0)
+            lat = exact_latency_s(pool, c, ref, u.replicas, nominal)
             now = per_pool.get((pool.id, ref))
             if now is None or lat > now.latency_s:
                 per_pool[(pool.id, ref)] = _PoolStepTime(lat, c.extra_s.get(ref, 0.0), c.device)
@@ -208,6 +212,7 @@ def pool_assignments(f: Formulation, used: dict[str, UsedConfig], values: list[f
                 throughput_unit=pool.unit,
                 demand=served * c.throughput * r / total,
                 utilisation=min(1.0, served / total),
+                load_limit=c.load_limit if pool.phase == "colocated" and not pool.queueing else None,
             )
         )
     return pools

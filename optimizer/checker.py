@@ -32,6 +32,7 @@ from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, retrieval_cost
 from hetplace.costmodels.precision import Precision
+from hetplace.costmodels.queueing import mixture_scv, wait_percentile_s
 from hetplace.costmodels.tco import HOURS_PER_YEAR
 from hetplace.optimizer.plan_match import plan_mismatches
 from hetplace.problems.loader import ResolvedScenario
@@ -88,6 +89,10 @@ class PoolNumbers:
     latency_s: dict[StepKey, float]  # per execution of each step it serves
     demand: float  # the whole pool's demand, same unit
     problems: list[str] = field(default_factory=list)
+    service_s: dict[StepKey, float] = field(default_factory=dict)  # relative service time per step (no transfer)
+    slots: int = 1  # requests one replica serves at once: the queue's servers per replica
+    decode_s: dict[StepKey, float] = field(default_factory=dict)  # co-located: decode time before the stall
+    prefill_share: float = 0.0  # co-located: busy share spent on prefill
 
 
 @dataclass(frozen=True)
@@ -243,12 +248,14 @@ def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment, robust
     llm = _Llm.of(resolved, a, a.model, robust)
     sh = _llm_shapes(resolved, a.model)
     lat: dict[StepKey, float] = {}
+    service: dict[StepKey, float] = {}
     if a.phase == "prefill":
         thr, _, fits = llm.prefill(a.batch, sh.uncached_tokens, sh.cached_tokens)
         demand = sh.prefill_demand
         for c in sh.calls:
             _, t, ok = llm.prefill(a.batch, c.uncached_tokens, c.cached_tokens)
             lat[(c.workflow.id, c.step.id)] = t
+            service[(c.workflow.id, c.step.id)] = t
             fits = fits and ok
     else:
         thr, _, fits = llm.decode(a.batch, sh.context_tokens)
@@ -259,13 +266,16 @@ def _disaggregated_numbers(resolved: ResolvedScenario, a: PoolAssignment, robust
             _, t, ok = llm.decode(a.batch, c.context_tokens)
             transfer = kv * c.step.prompt_tokens / (llm.device.scaleout_nic_gbps * 1e9 / 8 * NIC_EFFICIENCY)
             lat[(c.workflow.id, c.step.id)] = t * c.step.output_tokens + transfer
+            service[(c.workflow.id, c.step.id)] = t * c.step.output_tokens
             fits = fits and ok
-    return PoolNumbers(thr, lat, demand, [] if fits else [_does_not_fit(a)])
+    return PoolNumbers(thr, lat, demand, [] if fits else [_does_not_fit(a)], service, a.batch)
 
 
 def _colocated_numbers(resolved: ResolvedScenario, a: PoolAssignment, robust: bool) -> PoolNumbers:
     """A replica running both phases: prefill one prompt at a time (batch 1) first, decode batch `a.batch` waits
-    meanwhile. Throughput in LLM calls / s; decode time per token stretched by 1 / (1 − u_max · prefill share)."""
+    meanwhile. Throughput in LLM calls / s; decode time per token stretched by 1 / (1 − u · prefill share), u the
+    assignment's load level (`load_limit`, else max_utilisation). Pools serving percentile SLAs redo the stall at
+    the actual load (`_queueing_latencies`), from `decode_s` and `prefill_share`."""
     if a.model is None:
         return _without_model(a)
     llm = _Llm.of(resolved, a, a.model, robust)
@@ -274,16 +284,23 @@ def _colocated_numbers(resolved: ResolvedScenario, a: PoolAssignment, robust: bo
     dec_thr, _, fits_d = llm.decode(a.batch, sh.context_tokens)
     prefill_busy = sh.prefill_demand / pre_thr
     busy = prefill_busy + sh.decode_demand / dec_thr
-    stall = 1.0 / (1.0 - resolved.scenario.limits.max_utilisation * prefill_busy / busy)
+    level = a.load_limit if a.load_limit is not None else resolved.scenario.limits.max_utilisation
+    stall = 1.0 / (1.0 - level * prefill_busy / busy)
     calls = sum(c.calls_per_s for c in sh.calls)
     lat: dict[StepKey, float] = {}
+    service: dict[StepKey, float] = {}
+    decode: dict[StepKey, float] = {}
     fits = fits_p and fits_d
     for c in sh.calls:
         _, t_pre, ok_p = llm.prefill(1, c.uncached_tokens, c.cached_tokens)
         _, t_dec, ok_d = llm.decode(a.batch, c.context_tokens)
-        lat[(c.workflow.id, c.step.id)] = t_pre + t_dec * c.step.output_tokens * stall
+        key = (c.workflow.id, c.step.id)
+        lat[key] = t_pre + t_dec * c.step.output_tokens * stall
+        service[key] = t_pre + t_dec * c.step.output_tokens
+        decode[key] = t_dec * c.step.output_tokens
         fits = fits and ok_p and ok_d
-    return PoolNumbers(calls / busy, lat, calls, [] if fits else [_does_not_fit(a)])
+    problems = [] if fits else [_does_not_fit(a)]
+    return PoolNumbers(calls / busy, lat, calls, problems, service, a.batch, decode, prefill_busy / busy)
 
 
 def _encoder_numbers(resolved: ResolvedScenario, a: PoolAssignment, kind: str, model_id: str) -> PoolNumbers:
@@ -314,7 +331,7 @@ def _encoder_numbers(resolved: ResolvedScenario, a: PoolAssignment, kind: str, m
         lat[(wf.id, s.id)] = float(c.latency_s[0])
         if not c.fits[0]:
             problems.append(f"{a.pool} on {a.device}: step {s.id} does not fit")
-    return PoolNumbers(a.batch / float(cap.latency_s[0]), lat, demand, problems)
+    return PoolNumbers(a.batch / float(cap.latency_s[0]), lat, demand, problems, dict(lat), a.batch)
 
 
 def _retrieval_numbers(resolved: ResolvedScenario, a: PoolAssignment, wf_id: str, step_id: str) -> PoolNumbers:
@@ -327,7 +344,8 @@ def _retrieval_numbers(resolved: ResolvedScenario, a: PoolAssignment, wf_id: str
     c = retrieval_cost([dev], s.corpus_vectors, s.dim, s.top_k, s.index, s.vector_dtype.value, s.queries)
     problems = [] if c.fits[0] else [f"{a.pool} on {a.device}: index does not fit"]
     demand = wf.arrival_rate_rps * s.repeat * s.queries
-    return PoolNumbers(s.queries / float(c.busy_s[0]), {(wf.id, s.id): float(c.latency_s[0])}, demand, problems)
+    lat = {(wf.id, s.id): float(c.latency_s[0])}
+    return PoolNumbers(s.queries / float(c.busy_s[0]), lat, demand, problems, dict(lat), 1)
 
 
 def _tool_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
@@ -335,13 +353,15 @@ def _tool_numbers(resolved: ResolvedScenario, a: PoolAssignment) -> PoolNumbers:
     dev = resolved.catalog.device(a.device)
     problems = [] if dev.kind.value == "cpu" else [f"{a.pool}: tools placed on non-CPU device {a.device}"]
     lat: dict[StepKey, float] = {}
+    cpu: dict[StepKey, float] = {}
     demand = 0.0
     for wf in resolved.workflows:
         for s in wf.steps:
             if isinstance(s, ToolStep):
                 lat[(wf.id, s.id)] = s.latency_s
+                cpu[(wf.id, s.id)] = s.cpu_s
                 demand += wf.arrival_rate_rps * s.repeat * s.cpu_s
-    return PoolNumbers(float(dev.cores or 0), lat, demand, problems)
+    return PoolNumbers(float(dev.cores or 0), lat, demand, problems, cpu, int(dev.cores or 1))
 
 
 # ---- Precision: allowed dtypes, one KV dtype per disaggregated model ---------------------------------------
@@ -402,39 +422,102 @@ def _fleet_source_violations(resolved: ResolvedScenario, plan: Plan, offer: Offe
 # ---- Pools: capacity, device usage, latencies --------------------------------------------------------------
 
 
+def _percentiles(resolved: ResolvedScenario) -> dict[StepKey, float]:
+    """The SLA percentile of every step of a workflow that states one."""
+    return {
+        (wf.id, s.id): wf.sla.percentile
+        for wf in resolved.workflows
+        if wf.sla.percentile is not None
+        for s in wf.steps
+    }
+
+
+def _pool_cap(resolved: ResolvedScenario, steps: set[StepKey], percentiles: dict[StepKey, float]) -> float:
+    """The load a pool's replicas may carry: max_utilisation, except that a pool serving only percentile SLAs is
+    held to it only when the scenario states it (its queueing delay sizes it otherwise)."""
+    limits = resolved.scenario.limits
+    if steps and steps <= percentiles.keys() and "max_utilisation" not in limits.model_fields_set:
+        return 1.0
+    return limits.max_utilisation
+
+
+def _queueing_latencies(
+    resolved: ResolvedScenario, pool: list[tuple[PoolAssignment, PoolNumbers]], percentiles: dict[StepKey, float]
+) -> list[dict[StepKey, float]]:
+    """Per assignment of a pool serving percentile SLAs, each step's latency with its wait in the queue: the pool's
+    requests split across assignments in proportion to their capacity, each assignment one M/G/c queue of
+    replicas × slots servers (mean service slots · work per request / throughput, the service SCV of the step
+    mix), the wait at the step's percentile; co-located replicas' stall at their actual load."""
+    rates = {(wf.id, s.id): wf.arrival_rate_rps * s.repeat for wf in resolved.workflows for s in wf.steps}
+    keys = list(pool[0][1].latency_s)
+    calls = sum(rates[k] for k in keys)
+    total = sum(n.throughput * a.replicas for a, n in pool)
+    out = []
+    for a, n in pool:
+        share = n.throughput * a.replicas / total if total > 0 else 0.0
+        lam = calls * share
+        service = n.slots * (n.demand / calls) / n.throughput if n.throughput > 0 else float("inf")
+        scv = mixture_scv([rates[k] for k in keys], [n.service_s[k] for k in keys])
+        load = lam / (n.throughput * a.replicas) * (n.demand / calls) if n.throughput > 0 else float("inf")
+        lat = {}
+        for k in keys:
+            t = n.service_s[k] + (n.latency_s[k] - n.service_s[k] if not n.decode_s else 0.0)
+            if n.decode_s:
+                t += n.decode_s[k] * (1.0 / (1.0 - load * n.prefill_share) - 1.0) if load < 1 else float("inf")
+            if k in percentiles:
+                t += float(wait_percentile_s(percentiles[k], a.replicas * n.slots, lam, service, scv))
+            lat[k] = t
+        out.append(lat)
+    return out
+
+
 def _serve(resolved: ResolvedScenario, plan: Plan, robust: bool) -> Served:
     """Add up every assignment's recomputed numbers per pool, per device type and per step (`robust`: LLM
-    replicas at the slow end of their error band)."""
+    replicas at the slow end of their error band). Capacity counts each assignment at the load it may carry (its
+    load level, at most the pool's cap); pools serving percentile SLAs add queueing delay to their latencies."""
     problems: list[str] = []
     used: dict[str, int] = defaultdict(int)
     capacity: dict[str, float] = defaultdict(float)
     demand: dict[str, float] = {}
     step_lat: dict[StepKey, dict[str, float]] = defaultdict(dict)
     throughput: list[float] = []
+    percentiles = _percentiles(resolved)
+    by_pool: dict[str, list[tuple[PoolAssignment, PoolNumbers]]] = defaultdict(list)
     for a in plan.pools:
         n = _assignment_numbers(resolved, a, robust)
         problems.extend(n.problems)
         used[a.device] += a.replicas * a.tensor_parallel
-        capacity[a.pool] += n.throughput * a.replicas
         throughput.append(n.throughput * a.replicas)
-        demand[a.pool] = n.demand
-        for key, t in n.latency_s.items():
-            step_lat[key][a.pool] = max(step_lat[key].get(a.pool, 0.0), t)
+        by_pool[a.pool].append((a, n))
+    for pool_id, members in by_pool.items():
+        steps = set(members[0][1].latency_s)
+        cap = _pool_cap(resolved, steps, percentiles)
+        queueing = bool(steps & percentiles.keys()) and all(n.throughput > 0 for _, n in members)
+        lats = _queueing_latencies(resolved, members, percentiles) if queueing else [n.latency_s for _, n in members]
+        for (a, n), lat in zip(members, lats, strict=True):
+            level = 1.0 if a.load_limit is None else a.load_limit
+            capacity[pool_id] += n.throughput * a.replicas * min(level, cap)
+            demand[pool_id] = n.demand
+            for key, t in lat.items():
+                step_lat[key][pool_id] = max(step_lat[key].get(pool_id, 0.0), t)
     return Served(dict(capacity), demand, dict(used), dict(step_lat), problems, throughput)
 
 
 def _capacity_violations(capacity: dict[str, float], demand: dict[str, float], u_max: float) -> list[str]:
-    """Every pool covers its demand, except that an LLM model may split its traffic: the fraction served
-    disaggregated (the lesser of its prefill and decode coverage) plus the co-located fraction must reach 1."""
+    """Every pool covers its demand with the capacity its replicas may use (at most max_utilisation of it, see
+    `_serve`), except that an LLM model may split its traffic: the fraction served disaggregated (the lesser of
+    its prefill and decode coverage) plus the co-located fraction must reach 1."""
     v: list[str] = []
-    coverage = {p: capacity[p] * u_max / demand[p] if demand[p] > 0 else float("inf") for p in capacity}
+    coverage = {p: capacity[p] / demand[p] if demand[p] > 0 else float("inf") for p in capacity}
     colocated_models = {p.rpartition(":")[0] for p in capacity if p.endswith(":colocated")}
     for pool, cap in capacity.items():
         model, _, phase = pool.rpartition(":")
         if model in colocated_models and phase in ("prefill", "decode", "colocated"):
             continue
-        if cap * u_max < demand[pool] * (1 - REL_TOL):
-            v.append(f"pool {pool}: capacity {cap:.4g}/s × max_utilisation {u_max} < demand {demand[pool]:.4g}/s")
+        if cap < demand[pool] * (1 - REL_TOL):
+            v.append(
+                f"pool {pool}: usable capacity {cap:.4g}/s (max_utilisation {u_max}) < demand {demand[pool]:.4g}/s"
+            )
     for model in sorted(colocated_models):
         disaggregated = min(coverage.get(f"{model}:prefill", 0.0), coverage.get(f"{model}:decode", 0.0))
         total = disaggregated + coverage[f"{model}:colocated"]

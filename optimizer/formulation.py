@@ -5,14 +5,18 @@ Variables
   own_d, rent_d ∈ ℤ≥0, buy_d = node_d · devices_per_node with node_d ∈ ℤ≥0  (purchases come in whole nodes)
   L_{p,s} ≥ 0  per-execution latency of step s in pool p      S_s ≥ 0  start time of step s
 Constraints
-  capacity   Σ_c min(θ_c / N_p, 1) r_c ≥ 1,  N_p = λ_p / u_max   (utilisation headroom stands in for queueing)
+  capacity   Σ_c min(θ_c / N_c, 1) r_c ≥ 1,  N_c = λ_p / min(u_c, cap_p)   (u_c: a co-located config's load level,
+             else 1; cap_p = max_utilisation, or 1 for a pool that only serves percentile SLAs)
              an LLM model's traffic splits between disaggregated (prefill + decode pools) and co-located serving:
              shares s_route ∈ [0,1] with Σ s = 1; each pool covers its route's share s·λ
-  link       r_c ≤ U_c x_c,  U_c = min(⌈λ_p / (u_max θ_c)⌉, ⌊available_d / k_c⌋)   (tight big-M)
-  choose     Σ_c x_c ≥ 1 per pool
+  link       r_c ≤ U_c x_c,  U_c = min(⌈N_c / θ_c⌉, ⌊available_d / k_c⌋)   (tight big-M)
+  choose     Σ_c x_c ≥ 1 per pool; a queueing pool (percentile SLAs) runs one config: Σ_c x_c ≤ 1, r_c ≥ n_c x_c
+             with n_c its least stable replica count (and U_c at least its curves' end)
   KV dtype   with more than one KV-cache dtype allowed, a model's prefill and decode configs agree on one:
              binary k_{m,z}, Σ_z k_{m,z} ≤ 1 and x_c ≤ k_{m,kv(c)} (the KV transfer is priced in that dtype)
-  latency    L_{p,s} ≥ (ℓ_{s,c} + transfer_{s,c}) x_c
+  latency    L_{p,s} ≥ (ℓ_{s,c} + transfer_{s,c}) x_c; in a queueing pool ℓ includes the curve's last value and,
+             per chord j of the step's replica curve (queueing delay at the percentile, co-located stall),
+             L_{p,s} ≥ (ℓ + transfer + a_j) x_c + b_j r_c
   fleet      Σ_c k_c r_c ≤ own_d + buy_d + rent_d;  own_d ≤ owned, buy_d ≤ max, rent_d ≤ max
   duration   D_s ≥ Σ_{p ∈ route} L_{p,s} for each route serving s (one route: D_s is that sum)
   DAG        S_v ≥ S_u + repeat_u · D_u on every edge;  S_s + repeat_s · D_s ≤ SLA
@@ -45,6 +49,7 @@ from hetplace.optimizer.pools import (
     Pool,
     StepRef,
     build_pools,
+    coverage_load,
     drop_unusable_routes,
     model_kv_dtypes,
     routes_by_family,
@@ -208,10 +213,11 @@ def define_config_variables(f: Formulation) -> None:
     for pool in f.pools:
         kept: list[Config] = []
         for cfg in pool.configs:
-            need = math.ceil(pool.demand / (f.max_utilisation * cfg.throughput)) if cfg.throughput > 0 else 0
+            u = coverage_load(pool, cfg)
+            need = math.ceil(pool.demand / (u * cfg.throughput)) if cfg.throughput > 0 else 0
             reach = f.offers[cfg.device].available // cfg.tp
-            bound = min(need, reach)
-            if bound <= 0:
+            bound = min(max(need, cfg.curve_end_replicas) if cfg.curves else need, reach)
+            if bound <= 0 or bound < cfg.min_replicas:
                 f.dropped_configs += 1
                 continue
             r = m.add_var(f"r[{cfg.key}]", 0, bound, True)
@@ -220,7 +226,9 @@ def define_config_variables(f: Formulation) -> None:
             m.add_row(f"link[{cfg.key}]", {r: 1.0, x: -float(bound)}, "<=", 0.0)
             # A config in use has a replica (valid: x = 1 with no replica only adds latency). With `choose` this
             # makes the relaxation pay for at least one whole replica per pool instead of a sliver of one.
-            if f.tighten:
+            if cfg.min_replicas > 1:  # a queueing config is only stable from its least stable replica count on
+                m.add_row(f"used[{cfg.key}]", {r: 1.0, x: -float(cfg.min_replicas)}, ">=", 0.0)
+            elif f.tighten:
                 m.add_row(f"used[{cfg.key}]", {r: 1.0, x: -1.0}, ">=", 0.0)
             kept.append(cfg)
         pool.configs = kept
@@ -241,13 +249,18 @@ def define_capacity(f: Formulation) -> None:
             f.share_vars[family] = shares
         for route, pools in routes.items():
             for pool in pools:
-                need = pool.demand / f.max_utilisation
                 # Rows are in units of the need (coverage). One replica that alone covers the need counts as exactly
                 # 1: valid for integer replicas, and it tightens the relaxation (a sliver of a big replica no longer
                 # passes for capacity). Exact coefficients of 1 also survive CP-SAT's integer scaling unrounded.
+                # Each config's need is the demand over the load its replicas may carry (its level, at most the cap).
                 cap = 1.0 if f.tighten else float("inf")
-                r_coeffs = {f.config_vars[c.key].replicas: min(c.throughput / need, cap) for c in pool.configs}
+                r_coeffs = {
+                    f.config_vars[c.key].replicas: min(c.throughput / (pool.demand / coverage_load(pool, c)), cap)
+                    for c in pool.configs
+                }
                 x_coeffs = {f.config_vars[c.key].in_use: 1.0 for c in pool.configs}
+                if pool.queueing and pool.configs:  # one M/G/c queue: homogeneous replicas
+                    m.add_row(f"one_config[{pool.id}]", dict(x_coeffs), "<=", 1.0)
                 if route not in shares:
                     m.add_row(f"capacity[{pool.id}]", r_coeffs, ">=", 1.0)
                     m.add_row(f"choose[{pool.id}]", x_coeffs, ">=", 1.0)
@@ -301,18 +314,27 @@ def define_latency_and_sla(f: Formulation) -> None:
     worst_of: dict[tuple[str, StepRef], float] = {}
     for pool in f.pools:
         for ref in pool.steps:
-            worst = max(c.latency_s[ref] + c.extra_s.get(ref, 0.0) for c in pool.configs) if pool.configs else 0.0
+            worst = max(c.latency_at(ref, c.min_replicas) for c in pool.configs) if pool.configs else 0.0
             worst_of[(pool.id, ref)] = worst
             lv = m.add_var(f"L[{pool.id},{ref.workflow}.{ref.step}]", 0, worst, False, TIME_RESOLUTION_S)
             f.latency_vars[(pool.id, ref)] = lv
             route_pools.setdefault(ref, {}).setdefault(pool.route, []).append(pool.id)
             for c in pool.configs:
-                m.add_row(
-                    f"lat[{pool.id},{ref.step},{c.key}]",
-                    {lv: 1.0, f.config_vars[c.key].in_use: -(c.latency_s[ref] + c.extra_s.get(ref, 0.0))},
-                    ">=",
-                    0.0,
-                )
+                base = c.latency_s[ref] + c.extra_s.get(ref, 0.0)
+                cv = f.config_vars[c.key]
+                floor = c.floor_latency_s(ref)
+                m.add_row(f"lat[{pool.id},{ref.step},{c.key}]", {lv: 1.0, cv.in_use: -floor}, ">=", 0.0)
+                if c.curves:
+                    # The extra at r replicas is at most the chord through the curve's points around r (beyond the
+                    # curve's end, its last value: the row above); with the config not in use (r = 0) every chord
+                    # row reads L ≥ 0.
+                    for j, (at_zero, slope) in enumerate(c.curves[ref].chords()):
+                        m.add_row(
+                            f"queue[{pool.id},{ref.step},{c.key},{j}]",
+                            {lv: 1.0, cv.in_use: -(base + at_zero), cv.replicas: -slope},
+                            ">=",
+                            0.0,
+                        )
     # Duration of one execution: the route's pool latencies add up; with two routes, the slower route counts.
     duration = f.duration_terms
     for ref, routes in route_pools.items():
@@ -391,6 +413,13 @@ def define_latency_objective(f: Formulation) -> None:
         m.add_objective(t, wf.arrival_rate_rps / total_rate)
 
 
+def queueing_cap(resolved: ResolvedScenario) -> float:
+    """The flat utilisation cap of pools that only serve percentile SLAs: the queueing model sizes them, so the cap
+    applies only when the scenario states `limits.max_utilisation`."""
+    limits = resolved.scenario.limits
+    return limits.max_utilisation if "max_utilisation" in limits.model_fields_set else 1.0
+
+
 def build_formulation(
     resolved: ResolvedScenario,
     device_filter: set[str] | None = None,
@@ -419,6 +448,7 @@ def build_formulation(
         sc.allowed_kv_dtypes,
         engine,
         slow,
+        queueing_cap(resolved),
     )
     dropped = prune(pools, offers) if prune is not None else 0
     return formulation_from_pools(resolved, pools, offers, relax, tighten, dropped)

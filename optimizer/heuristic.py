@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from hetplace.optimizer.formulation import DeviceOffer, Formulation
-from hetplace.optimizer.pools import DISAGGREGATED, Config, Pool, StepRef, routes_by_family
-from hetplace.optimizer.presolve import fastest_step_durations, path_margins, step_latency
+from hetplace.optimizer.pools import DISAGGREGATED, Config, Pool, StepRef, coverage_load, routes_by_family
+from hetplace.optimizer.presolve import fastest_step_durations, path_margins
 from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import ToolStep, Workflow
 
@@ -144,8 +144,10 @@ class _Ledger:
             self.left[t.device][t.source].devices_left += t.devices
 
 
-def _replicas(pool: Pool, c: Config, u_max: float) -> int:
-    return max(1, math.ceil(pool.demand / u_max / c.throughput - 1e-9))
+def _replicas(pool: Pool, c: Config) -> int:
+    """Replicas of `c` alone that carry the pool's demand at the load they may run at (a queueing config: at least
+    its least stable count)."""
+    return max(c.min_replicas, math.ceil(pool.demand / coverage_load(pool, c) / c.throughput - 1e-9))
 
 
 @dataclass
@@ -160,11 +162,11 @@ class _Menu:
     kv_dtypes: np.ndarray  # each config's KV-cache dtype ("" without a KV cache)
 
     @classmethod
-    def of(cls, pool: Pool, u_max: float) -> _Menu:
-        lat = np.array([[step_latency(c, r) for r in pool.steps] for c in pool.configs]).reshape(
-            len(pool.configs), len(pool.steps)
-        )
-        reps = [_replicas(pool, c, u_max) for c in pool.configs]
+    def of(cls, pool: Pool) -> _Menu:
+        reps = [_replicas(pool, c) for c in pool.configs]
+        lat = np.array(
+            [[c.latency_at(r, n) for r in pool.steps] for c, n in zip(pool.configs, reps, strict=True)]
+        ).reshape(len(pool.configs), len(pool.steps))
         devices = np.array([c.device for c in pool.configs])
         count = np.array([c.tp * n for c, n in zip(pool.configs, reps, strict=True)])
         kv = np.array([c.kv_dtype or "" for c in pool.configs])
@@ -251,7 +253,7 @@ def _family_durations(choice: Choice) -> dict[StepRef, float]:
     out: dict[StepRef, float] = {}
     for c in choice.configs:
         for ref in c.config.latency_s:
-            out[ref] = out.get(ref, 0.0) + step_latency(c.config, ref)
+            out[ref] = out.get(ref, 0.0) + c.config.latency_at(ref, c.replicas)
     return out
 
 
@@ -291,9 +293,8 @@ def budget_plan(f: Formulation) -> dict[int, float] | None:
     so every round keeps the plan feasible)."""
     budgets = step_budgets(f.workflows, fastest_step_durations(f.pools, f.workflows))
     families = routes_by_family(f.pools)
-    u_max = f.max_utilisation
     menus = {
-        fam: {route: [_Menu.of(p, u_max) for p in ps] for route, ps in routes.items()}
+        fam: {route: [_Menu.of(p) for p in ps] for route, ps in routes.items()}
         for fam, routes in families.items()
     }
 

@@ -19,12 +19,26 @@ An LLM model can be served two ways (routes), and the optimizer may split its tr
                  one KV dtype (`define_kv_agreement`), so that is also the dtype the prefill wrote;
   colocated      one pool whose replicas run both phases (unit: LLM calls / s). Prefill is scheduled first, one
                  prompt at a time (batch 1), and decode iterations wait while it runs, so time per output token is
-                 stretched by 1 / (1 − u_max · φ), φ = the replica's busy-time share spent on prefill. No KV transfer.
+                 stretched by 1 / (1 − u · φ), φ = the replica's busy-time share spent on prefill and u the replica's
+                 load. Each co-located config comes in load levels u ∈ LOAD_LEVELS (up to the first level at or
+                 above the cap): the level's latency is priced at u, and its replicas count for capacity at
+                 min(u, cap). The grid is fixed, so relaxing the cap only adds capacity to levels and never makes a
+                 config slower — the optimum cannot rise (a cap-priced stall could: issue 16). No KV transfer.
+
+Percentile SLAs (workflow `sla.percentile`): a pool serving a step of such a workflow is a *queueing pool*. It
+runs one config (homogeneous replicas, one M/G/c queue of r · servers_per_replica servers), and each step's
+latency adds, as a function of the replica count r, the queueing delay at its workflow's percentile
+(costmodels.queueing) and, on co-located replicas, the prefill stall at the actual load λ / (r · θ) instead of at
+a level. Those extras are precomputed per config for every replica count from the least stable one to the one
+where the queue no longer delays the percentile (`ReplicaCurve`); the formulation bounds them from above by
+chords. The flat cap is then an optional extra limit: only pools that also serve service-time SLAs, or scenarios
+that state `max_utilisation`, keep it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +50,7 @@ from hetplace.costmodels.llm_ops import kv_bytes_per_token
 from hetplace.costmodels.llm_perf import Menu, evaluate_menu
 from hetplace.costmodels.nonllm import encoder_cost, encoder_tokens_per_item, retrieval_cost, tool_cost
 from hetplace.costmodels.precision import Precision
+from hetplace.costmodels.queueing import erlang_c, mixture_scv, wait_percentile_s
 from hetplace.costmodels.roofline import DeviceArrays, kv_transfer_time
 from hetplace.costmodels.step_shape import LlmCallShape, llm_call_shape, llm_pool_shape
 from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, ToolStep, Workflow
@@ -44,6 +59,10 @@ PREFILL_BATCHES = (1, 2, 4, 8)
 DECODE_BATCHES = (1, 4, 16, 32, 64, 128, 256)
 TENSOR_PARALLEL = (1, 2, 4, 8)
 ENCODER_BATCHES = (1, 8, 32)  # calls batched together on an encoder replica
+# Co-located load levels: a fixed grid keeps the optimum monotone in the cap. It starts at the default cap, so at
+# 0.7 the menu is exactly the cap-priced one; a lower cap prices the stall at 0.7 (conservative).
+LOAD_LEVELS = (0.7, 0.8, 0.9, 0.95, 1.0)
+QUEUE_SCAN_REPLICAS = 512  # most replica counts a queueing curve scans past the least stable one
 
 
 @dataclass(frozen=True)
@@ -65,12 +84,69 @@ class Config:
     kv_dtype: str | None = None  # KV-cache dtype of LLM configs; None for pools without a KV cache
     kv_is_models_own: bool = True  # False when the scenario's allowed_kv_dtypes put this KV dtype on the menu
     nominal_latency_s: dict[StepRef, float] | None = None  # robust plans: latency_s before the slow-end factor
+    load_limit: float = 1.0  # the most load its latency assumes: it counts for capacity at min(load_limit, cap)
+    servers: int = 1  # concurrent requests one replica serves (batch slots; cores of a CPU): the queue's servers
+    decode_s: dict[StepRef, float] = field(default_factory=dict)  # co-located: decode time per call before stall
+    prefill_share: float = 0.0  # co-located: φ, the replica's busy share spent on prefill
+    curves: dict[StepRef, ReplicaCurve] | None = None  # queueing pools: latency added as a function of replicas
+    slow_factor: float = 1.0  # robust plans: the factor latencies were multiplied (throughput divided) by
+    level_tag: str = ""  # co-located load levels below the cap carry it in their key
 
     @property
     def key(self) -> str:
         """Unique within the model; a KV dtype other than the model's own is appended (keys of today's menus stay)."""
         kv = "" if self.kv_is_models_own else f"|kv-{self.kv_dtype}"
-        return f"{self.pool}|{self.device}|tp{self.tp}|b{self.batch}|{self.dtype or '-'}{kv}"
+        return f"{self.pool}|{self.device}|tp{self.tp}|b{self.batch}|{self.dtype or '-'}{kv}{self.level_tag}"
+
+    @property
+    def min_replicas(self) -> int:
+        """Fewest replicas a queueing config runs with (the least stable count); 1 otherwise."""
+        return next(iter(self.curves.values())).first_replicas if self.curves else 1
+
+    @property
+    def curve_end_replicas(self) -> int:
+        """Where a queueing config's curves end (beyond it they are held at their last value); 1 otherwise."""
+        return next(iter(self.curves.values())).last_replicas if self.curves else 1
+
+    def latency_at(self, ref: StepRef, replicas: int) -> float:
+        """Per-execution latency of a served step with `replicas` replicas of this config, transfer included; beyond
+        the curve's end at its last value, an upper bound (`exact_latency_s` is exact everywhere)."""
+        extra = self.curves[ref].extra_at(replicas) if self.curves else 0.0
+        return self.latency_s[ref] + self.extra_s.get(ref, 0.0) + extra
+
+    def floor_latency_s(self, ref: StepRef) -> float:
+        """The latency of a served step at any replica count is at least this; at or beyond the curve's end it is
+        charged exactly this (the curve's last value, the queue no longer delays the percentile)."""
+        extra = self.curves[ref].extra_s[-1] if self.curves else 0.0
+        return self.latency_s[ref] + self.extra_s.get(ref, 0.0) + extra
+
+
+@dataclass(frozen=True)
+class ReplicaCurve:
+    """A queueing config's extra latency for one step at every replica count first..first+len−1 (exact values),
+    and the chord points whose piecewise-linear interpolation is ≥ the exact value at every integer count."""
+
+    first_replicas: int
+    extra_s: tuple[float, ...]  # at first_replicas + i
+    chord_points: tuple[int, ...]  # indices into extra_s, first and last included
+
+    @property
+    def last_replicas(self) -> int:
+        return self.first_replicas + len(self.extra_s) - 1
+
+    def extra_at(self, replicas: int) -> float:
+        i = min(max(replicas - self.first_replicas, 0), len(self.extra_s) - 1)
+        return self.extra_s[i]
+
+    def chords(self) -> list[tuple[float, float]]:
+        """(value at 0 replicas, slope per replica) of each chord line: extra(r) ≤ max over lines for r in range."""
+        out = []
+        for i, j in zip(self.chord_points, self.chord_points[1:], strict=False):
+            slope = (self.extra_s[j] - self.extra_s[i]) / (j - i)
+            out.append((self.extra_s[i] - slope * (self.first_replicas + i), slope))
+        if len(self.chord_points) == 1:
+            out.append((self.extra_s[0], 0.0))
+        return out
 
 
 DISAGGREGATED, COLOCATED, SINGLE = "disaggregated", "colocated", "single"
@@ -92,6 +168,12 @@ class Pool:
     route: str = SINGLE  # one way to serve the family's traffic: all pools of a route together serve it
     workflow: str | None = None  # the workflow of a pool serving one step (retrieval), else None
     step: str | None = None  # that step's id
+    utilisation_cap: float = 1.0  # load its replicas are sized for at most (max_utilisation, or 1 for queueing)
+    queueing: bool = False  # serves a step of a percentile-SLA workflow: one config, queueing delay in latency
+    calls_per_s: float = 0.0  # requests (executions) per second, the queue's arrival rate
+    step_calls_per_s: dict[StepRef, float] = field(default_factory=dict)
+    percentile: dict[StepRef, float] = field(default_factory=dict)  # the percentile SLA of each such step
+    cpu_s: dict[StepRef, float] = field(default_factory=dict)  # tool pool: CPU-seconds per call of each step
 
     def __post_init__(self) -> None:
         self.family = self.family or self.id
@@ -115,6 +197,17 @@ def drop_unusable_routes(pools: list[Pool]) -> list[Pool]:
         for ps in (usable or routes).values():
             kept.extend(ps)
     return kept
+
+
+def coverage_load(pool: Pool, c: Config) -> float:
+    """The load a config's replicas count for in capacity: its level, at most the pool's cap."""
+    return min(c.load_limit, pool.utilisation_cap)
+
+
+def levels_below(u_max: float) -> list[float]:
+    """Co-located load levels on the menu at cap u_max: every level below it and the first at or above it."""
+    above = [g for g in LOAD_LEVELS if g >= u_max - 1e-12]
+    return [g for g in LOAD_LEVELS if g < u_max - 1e-12] + above[:1]
 
 
 def _llm_step_contexts(step: LlmStep) -> LlmCallShape:
@@ -141,10 +234,13 @@ def build_pools(
     kv_dtypes: list[Dtype] | None = None,
     engine: dict[str, ServingParams] | None = None,
     slow_factor: dict[str, float] | None = None,
+    queueing_cap: float = 1.0,
 ) -> list[Pool]:
     """Every pool with its demand and its menu of feasible configs on the offered devices. `max_utilisation` is
-    the load pools are sized for; co-located replicas need it for their prefill stall. `weight_dtypes` lets LLM
-    weights be served in other quantisations too (the scenario's allowed_weight_dtypes), `kv_dtypes` their KV
+    the load pools are sized for; co-located replicas price their prefill stall at load levels up to it. Pools
+    serving only percentile-SLA steps are sized for `queueing_cap` instead (1 unless the scenario states one).
+    `weight_dtypes` lets LLM weights be served in other quantisations too (the scenario's allowed_weight_dtypes),
+    `kv_dtypes` their KV
     caches be stored in other formats (allowed_kv_dtypes); the model's own dtypes are always on the menu.
     `engine` prices LLM menus with each device's serving terms (None = plain roofline); `slow_factor` (robust
     planning, device → 1 + error band) prices LLM configs at the slow end (`derate_to_slow_end`)."""
@@ -152,6 +248,9 @@ def build_pools(
     encoder_steps: dict[tuple[str, str], list[tuple[Workflow, EmbedStep | ConvertStep]]] = {}
     pools: list[Pool] = []
     tool_refs: list[tuple[Workflow, ToolStep]] = []
+    queued = {
+        StepRef(wf.id, s.id): wf.sla.percentile for wf in workflows if wf.sla.percentile is not None for s in wf.steps
+    }
     for wf in workflows:
         for step in wf.steps:
             if isinstance(step, LlmStep):
@@ -163,7 +262,10 @@ def build_pools(
             elif isinstance(step, ToolStep):
                 tool_refs.append((wf, step))
     for model_id, llm_uses in llm_steps.items():
-        llm = _llm_pools(model_id, llm_uses, catalog, device_ids, max_utilisation, weight_dtypes, kv_dtypes, engine)
+        refs = {StepRef(wf.id, s.id) for wf, s in llm_uses}
+        queue = bool(refs & queued.keys())
+        cap = max_utilisation if not queue or not refs <= queued.keys() else queueing_cap
+        llm = _llm_pools(model_id, llm_uses, catalog, device_ids, cap, weight_dtypes, kv_dtypes, engine, queue)
         if slow_factor is not None:
             for pool in llm:
                 derate_to_slow_end(pool, slow_factor)
@@ -172,6 +274,16 @@ def build_pools(
         pools.append(_encoder_pool(kind, model_id, encoder_uses, catalog, device_ids))
     if tool_refs:
         pools.append(_tool_pool(tool_refs, catalog, device_ids))
+    rates = {StepRef(wf.id, s.id): wf.arrival_rate_rps * s.repeat for wf in workflows for s in wf.steps}
+    for pool in pools:
+        pool.step_calls_per_s = {r: rates[r] for r in pool.steps}
+        pool.calls_per_s = float(sum(pool.step_calls_per_s.values()))
+        pool.percentile = {r: queued[r] for r in pool.steps if r in queued}
+        pool.queueing = bool(pool.percentile)
+        served_only_percentiles = len(pool.percentile) == len(pool.steps)
+        pool.utilisation_cap = queueing_cap if pool.queueing and served_only_percentiles else max_utilisation
+        if pool.queueing:
+            attach_queueing_curves(pool)
     return pools
 
 
@@ -184,6 +296,7 @@ def _llm_pools(
     weight_dtypes: list[Dtype] | None = None,
     kv_dtypes: list[Dtype] | None = None,
     engine: dict[str, ServingParams] | None = None,
+    queueing: bool = False,
 ) -> list[Pool]:
     model = catalog.model(model_id)
     devices = _devices_for(catalog, device_ids)
@@ -268,8 +381,9 @@ def _llm_pools(
         cfg.extra_s = {r: float(moved[k, int(cap_dec.device_index[i])]) for k, r in enumerate(refs)}
         dec.configs.append(cfg)
     demands = (prefill_demand, decode_demand)
+    levels = [1.0] if queueing else levels_below(u_max)
     col.configs = _colocated_configs(
-        col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max, model.kv_dtype, ttft_overhead_s
+        col, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, levels, model.kv_dtype, ttft_overhead_s, queueing
     )
     return [pre, dec, col]
 
@@ -283,7 +397,9 @@ def derate_to_slow_end(pool: Pool, slow_factor: dict[str, float]) -> None:
         f = slow_factor[c.device]
         c.nominal_latency_s = dict(c.latency_s)
         c.latency_s = {r: t * f for r, t in c.latency_s.items()}
+        c.decode_s = {r: t * f for r, t in c.decode_s.items()}
         c.throughput = c.throughput / f
+        c.slow_factor = f
 
 
 def model_kv_dtypes(own: Dtype, allowed: list[Dtype] | None) -> list[Dtype]:
@@ -299,13 +415,25 @@ def _kv_transfer_s(model: ModelArch, kv: Dtype, uses: list[tuple[Workflow, LlmSt
 
 
 def _colocated_configs(
-    col: Pool, cap_pre, lat_pre, cap_dec, lat_dec, demands, uses, u_max: float, own_kv: Dtype, ttft_overhead_s
+    col: Pool,
+    cap_pre,
+    lat_pre,
+    cap_dec,
+    lat_dec,
+    demands,
+    uses,
+    levels: list[float],
+    own_kv: Dtype,
+    ttft_overhead_s,
+    queueing: bool = False,
 ) -> list[Config]:
     """Co-located replicas: prefill at batch 1 beside a decode batch on the same devices (see module docstring).
 
     Throughput is in LLM calls / s: a replica needs prefill_demand/θ_prefill + decode_demand/θ_decode seconds of
-    work per second to serve all of the model's traffic. The stall factor uses u_max, the most load a replica is
-    sized for, so it is an upper bound."""
+    work per second to serve all of the model's traffic. One config per load level u: its stall factor
+    1 / (1 − u·φ) holds for any load up to u, and it counts for capacity at min(u, cap). The last level is the one
+    the cap rounds up to; the levels below it carry a tag in their key. In a queueing pool (`queueing`) the config
+    is priced without stall: its curves add the stall at the actual load per replica count."""
     prefill_demand, decode_demand = demands
 
     def same_replica(menu, i: int) -> tuple[int, int, str, str]:
@@ -316,22 +444,33 @@ def _colocated_configs(
         for i in range(len(cap_pre))
         if cap_pre.batch[i] == 1 and cap_pre.fits[i] and all(m.fits[i] and np.isfinite(m.latency_s[i]) for m in lat_pre)
     }
-    configs = []
+    configs: list[Config] = []
+    below: list[Config] = []  # lower load levels go after every config at the cap's level (today's order first)
     for i in range(len(cap_dec)):
         j = prefill_at_batch1.get(same_replica(cap_dec, i))
         if j is None or not (cap_dec.fits[i] and all(m.fits[i] for m in lat_dec)):
             continue
         prefill_busy = prefill_demand / float(cap_pre.throughput[j])
         busy = prefill_busy + decode_demand / float(cap_dec.throughput[i])
-        stall = 1.0 / (1.0 - u_max * prefill_busy / busy)
+        phi = prefill_busy / busy
         front_s = float(ttft_overhead_s[int(cap_pre.device_index[j])])
-        latency = {
-            r: float(mp.latency_s[j]) + front_s + float(md.latency_s[i]) * s.output_tokens * stall
-            for r, mp, md, (_, s) in zip(col.steps, lat_pre, lat_dec, uses, strict=True)
+        decode_s = {
+            r: float(md.latency_s[i]) * s.output_tokens for r, md, (_, s) in zip(col.steps, lat_dec, uses, strict=True)
         }
-        configs.append(_config(col.id, cap_dec, i, latency, own_kv))
-        configs[-1].throughput = col.demand / busy
-    return configs
+        for n, level in enumerate(levels):
+            stall = 1.0 if queueing else 1.0 / (1.0 - level * phi)
+            latency = {
+                r: float(mp.latency_s[j]) + front_s + decode_s[r] * stall
+                for r, mp in zip(col.steps, lat_pre, strict=True)
+            }
+            cfg = _config(col.id, cap_dec, i, latency, own_kv)
+            cfg.throughput = col.demand / busy
+            cfg.load_limit = level
+            cfg.decode_s, cfg.prefill_share = decode_s, phi
+            top = n == len(levels) - 1
+            cfg.level_tag = "" if top else f"|u{level:g}"
+            (configs if top else below).append(cfg)
+    return configs + below
 
 
 def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float], own_kv: Dtype) -> Config:
@@ -346,6 +485,7 @@ def _config(pool_id: str, menu, i: int, latency: dict[StepRef, float], own_kv: D
         latency,
         kv_dtype=kv,
         kv_is_models_own=kv == own_kv.value,
+        servers=int(menu.batch[i]),
     )
 
 
@@ -377,9 +517,9 @@ def _encoder_pool(
             if not (cap.fits[j] and all(p.fits[j] for p in per_step)) or not np.isfinite(cap.latency_s[j]):
                 continue
             latency = {r: float(p.latency_s[j]) for r, p in zip(refs, per_step, strict=True)}
-            pool.configs.append(
-                Config(pool.id, dev.id, 1, batch, model.weight_dtype.value, batch / float(cap.latency_s[j]), latency)
-            )
+            thr = batch / float(cap.latency_s[j])
+            dtype = model.weight_dtype.value
+            pool.configs.append(Config(pool.id, dev.id, 1, batch, dtype, thr, latency, servers=batch))
     return pool
 
 
@@ -407,6 +547,7 @@ def _tool_pool(uses: list[tuple[Workflow, ToolStep]], catalog: Catalog, device_i
     refs = [StepRef(wf.id, s.id) for wf, s in uses]
     demand = float(sum(wf.arrival_rate_rps * s.repeat * s.cpu_s for wf, s in uses))
     pool = Pool("tool:cpu", Phase.tool, "cpu_seconds", demand, None, refs)
+    pool.cpu_s = {r: s.cpu_s for r, (_, s) in zip(refs, uses, strict=True)}
     cpus = _devices_for(catalog, device_ids, {DeviceKind.cpu})
     for dev in cpus:
         costs = [tool_cost([dev], s.latency_s, s.cpu_s) for _, s in uses]
@@ -419,6 +560,138 @@ def _tool_pool(uses: list[tuple[Workflow, ToolStep]], catalog: Catalog, device_i
                 None,
                 float(dev.cores or 0),  # the catalog requires cores on every CPU
                 {r: float(c.latency_s[0]) for r, c in zip(refs, costs, strict=True)},
+                servers=int(dev.cores or 1),
             )
         )
     return pool
+
+
+# ---- Queueing pools (percentile SLAs) ----------------------------------------------------------------------
+
+
+def service_time_proxies_s(pool: Pool, c: Config) -> dict[StepRef, float]:
+    """Each served step's relative service time on a config, for the variability of the pool's service time: its
+    latency without transfer (a tool call: its CPU-seconds, the part that holds a core)."""
+    return {r: pool.cpu_s[r] if pool.cpu_s else c.latency_s[r] for r in pool.steps}
+
+
+def queue_service(pool: Pool, c: Config) -> tuple[float, float]:
+    """(mean service time of one request on one server, its squared coefficient of variation) for a config: the
+    pool's work per request over the throughput of one of its `servers` slots, and the SCV of the mix of steps."""
+    service_s = c.servers * (pool.demand / pool.calls_per_s) / c.throughput
+    proxies = service_time_proxies_s(pool, c)
+    scv = mixture_scv([pool.step_calls_per_s[r] for r in pool.steps], [proxies[r] for r in pool.steps])
+    return service_s, scv
+
+
+def queue_extra_s(
+    pool: Pool, c: Config, replicas: np.ndarray, wait_probability: np.ndarray | None = None
+) -> tuple[dict[StepRef, np.ndarray], np.ndarray]:
+    """Per served step, the latency a queueing pool adds at each replica count: the wait at the step's percentile
+    (M/G/c with r · servers servers) and, on a co-located config, the prefill stall at the actual load λ/(r·θ);
+    service-time steps get the stall only. Also: at which counts some percentile step still waits.
+    `wait_probability` passes Erlang C at those counts in when it is already known."""
+    service_s, scv = queue_service(pool, c)
+    servers = replicas * c.servers
+    if wait_probability is None:
+        wait_probability = erlang_c(servers, pool.calls_per_s * service_s)
+    load = pool.demand / (replicas * c.throughput)
+    out: dict[StepRef, np.ndarray] = {}
+    waiting = np.zeros(len(replicas), dtype=bool)
+    for ref in pool.steps:
+        extra = np.zeros(len(replicas))
+        if ref in pool.percentile:
+            extra = wait_percentile_s(
+                pool.percentile[ref], servers, pool.calls_per_s, service_s, scv, wait_probability=wait_probability
+            )
+            waiting |= extra > 0
+        if c.decode_s:
+            with np.errstate(divide="ignore"):
+                extra = extra + c.decode_s[ref] * (1.0 / (1.0 - load * c.prefill_share) - 1.0)
+        out[ref] = extra
+    return out, waiting
+
+
+def exact_latency_s(pool: Pool, c: Config, ref: StepRef, replicas: int, nominal: bool = False) -> float:
+    """A served step's per-execution latency with `replicas` replicas of `c`, queueing delay and stall at exactly
+    that count (beyond a curve's end too), transfer included. `nominal`: a robust config at its nominal estimate
+    (service, throughput and so the queue at nominal speed)."""
+    if nominal and c.nominal_latency_s is not None:
+        f = c.slow_factor
+        c = replace(
+            c,
+            latency_s=dict(c.nominal_latency_s),
+            throughput=c.throughput * f,
+            decode_s={r: t / f for r, t in c.decode_s.items()},
+            nominal_latency_s=None,
+            curves=None if c.curves is None else {},
+        )
+        if c.curves is not None:
+            extras, _ = queue_extra_s(pool, c, np.array([replicas]))
+            return c.latency_s[ref] + c.extra_s.get(ref, 0.0) + float(extras[ref][0])
+    if not c.curves:
+        return c.latency_s[ref] + c.extra_s.get(ref, 0.0)
+    if replicas <= c.curve_end_replicas:
+        return c.latency_at(ref, replicas)
+    extras, _ = queue_extra_s(pool, c, np.array([replicas]))
+    return c.latency_s[ref] + c.extra_s.get(ref, 0.0) + float(extras[ref][0])
+
+
+def _chord_points(values: np.ndarray) -> tuple[int, ...]:
+    """Indices of a piecewise-linear interpolation of `values` (one per integer) that is ≥ every value: chords are
+    extended greedily as far as they stay on or above the values in between."""
+    points = [0]
+    i, n = 0, len(values)
+    while i < n - 1:
+        j = i + 1
+        while j + 1 < n:
+            k = np.arange(i, j + 2)
+            chord = values[i] + (values[j + 1] - values[i]) * (k - i) / (j + 1 - i)
+            if np.any(chord < values[k] - 1e-12 * max(1.0, abs(float(values[i])))):
+                break
+            j += 1
+        points.append(j)
+        i = j
+    return tuple(points)
+
+
+def attach_queueing_curves(pool: Pool) -> None:
+    """Give every config of a queueing pool its replica curves: from the least stable replica count (r·θ > λ) to
+    the first count where the queue delays no step's percentile any more, at most QUEUE_SCAN_REPLICAS further.
+    Beyond that end the extras only fall (more servers, less load), so the formulation charges the last value
+    there. The end does not depend on the utilisation cap, so relaxing the cap keeps every curve. A config whose
+    curve is not finite is dropped. Erlang C is evaluated for all the pool's configs at once, in widening spans."""
+    configs = [c for c in pool.configs if c.throughput > 0]
+    first = np.array([max(1, math.floor(pool.demand / c.throughput) + 1) for c in configs], dtype=np.int64)
+    slots = np.array([c.servers for c in configs], dtype=np.int64)
+    offered = np.array([pool.calls_per_s * queue_service(pool, c)[0] for c in configs])
+    pending = list(range(len(configs)))
+    found: dict[int, tuple[np.ndarray, dict[StepRef, np.ndarray], np.ndarray]] = {}
+    span = 8
+    while pending:
+        idx = np.array(pending)
+        reps = first[idx, None] + np.arange(span)[None, :]
+        wait_p = erlang_c(reps * slots[idx, None], np.broadcast_to(offered[idx, None], reps.shape))
+        still = []
+        for row, i in enumerate(pending):
+            extras, waiting = queue_extra_s(pool, configs[i], reps[row], wait_p[row])
+            if waiting.all() and span <= QUEUE_SCAN_REPLICAS:
+                still.append(i)
+            else:
+                found[i] = (reps[row], extras, waiting)
+        pending = still
+        span *= 4
+    kept = []
+    for i, c in enumerate(configs):
+        _, extras, waiting = found[i]
+        stop = int(np.argmin(waiting)) if not waiting.all() else len(waiting) - 1
+        curves = {}
+        for ref, e in extras.items():
+            vals = e[: stop + 1]
+            if not np.all(np.isfinite(vals)):
+                break
+            curves[ref] = ReplicaCurve(int(first[i]), tuple(float(v) for v in vals), _chord_points(vals))
+        else:
+            c.curves = curves
+            kept.append(c)
+    pool.configs = kept

@@ -8,14 +8,16 @@ Every rule here keeps the optimum (tests compare pruned and unpruned solves):
   m replicas of o deliver at least c's throughput, and o is at least as fast on every served step. Each replica of
   c can then be swapped for m replicas of o on the same devices without raising cost or any latency. Both must
   store the KV cache in the same dtype: a disaggregated route's prefill and decode configs agree on one, so a
-  config of another KV dtype is no substitute.
+  config of another KV dtype is no substitute. A co-located config at a lower load level counts for less capacity,
+  so it dominates none at a higher level; queueing pools (percentile SLAs) are left whole, their latencies depend
+  on the replica count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hetplace.optimizer.pools import Config, Pool, StepRef, routes_by_family
+from hetplace.optimizer.pools import Config, Pool, StepRef, coverage_load, routes_by_family
 from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import Workflow
 
@@ -61,13 +63,17 @@ def prune_dominated(pools: list[Pool]) -> int:
     """Drop dominated configs (see module docstring). Returns how many were dropped."""
     dropped = 0
     for pool in pools:
+        if pool.queueing:
+            continue
         by_device: dict[str, list[Config]] = {}
         for c in pool.configs:
             by_device.setdefault(c.device, []).append(c)
         kept = []
         for group in by_device.values():
             for c in group:
-                if any(_dominates(o, c, pool.steps) for o in group):
+                if any(
+                    coverage_load(pool, o) >= coverage_load(pool, c) and _dominates(o, c, pool.steps) for o in group
+                ):
                     dropped += 1
                 else:
                     kept.append(c)

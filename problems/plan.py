@@ -63,6 +63,13 @@ class PoolAssignment(StrictModel):
     throughput_unit: str = Field(description="e.g. 'prefill_tokens', 'decode_tokens', 'requests', 'items'.")
     demand: NonNegativeFloat = Field(description="Share of the pool's demand served here, same unit per second.")
     utilisation: float = Field(ge=0, le=1)
+    load_limit: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="A co-located config's load level: its prefill stall is priced at this load and its replicas "
+        "count for capacity at min(load_limit, max_utilisation). None = max_utilisation (plans before it existed).",
+    )
 
 
 class StepTiming(StrictModel):

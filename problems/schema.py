@@ -114,9 +114,18 @@ Step = Annotated[LlmStep | EmbedStep | RetrievalStep | ToolStep | ConvertStep, F
 
 
 class Sla(StrictModel):
+    """A workflow's end-to-end latency target. Without `percentile`: the critical path of service times (each step's
+    latency on its pool's config, repeats included) is at most `e2e_latency_s`, with pools kept below
+    `limits.max_utilisation` as queueing headroom. With `percentile: p`: every step also waits in its pool's queue,
+    at the p-th percentile for the replica count planned (M/G/c), and that critical path is at most the target."""
+
     e2e_latency_s: PositiveFloat = Field(description="End-to-end latency target of one request (critical path).")
-    percentile: float = Field(
-        default=50.0, gt=0, lt=100, description="Which latency percentile the target refers to (reported only)."
+    percentile: float | None = Field(
+        default=None,
+        gt=0,
+        lt=100,
+        description="Plan for this latency percentile (e.g. 99) with queueing delay per pool; none = the critical "
+        "path of service times under the flat utilisation cap.",
     )
 
 
@@ -259,7 +268,10 @@ class Limits(StrictModel):
     capex_budget_usd: PositiveFloat | None = Field(default=None, description="Limit on purchases, USD.")
     annual_budget_usd: PositiveFloat | None = Field(default=None, description="Limit on annual TCO, USD.")
     max_utilisation: Fraction = Field(
-        default=0.7, description="Pools are sized so their load stays below this fraction (queueing headroom)."
+        default=0.7,
+        description="Pools are sized so their load stays below this fraction (queueing headroom for service-time "
+        "SLAs). Pools serving only percentile SLAs are sized by their queueing delay and keep this cap only when "
+        "the scenario states it.",
     )
 
 

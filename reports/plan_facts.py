@@ -416,12 +416,23 @@ def bindings(resolved: ResolvedScenario, plan: Plan) -> Bindings:
 def assumption_line(resolved: ResolvedScenario, plan: Plan) -> str:
     """The modelling assumptions that change how to read every latency in the plan, in one sentence."""
     cap = resolved.scenario.limits.max_utilisation
-    pct = sorted({wf.sla.percentile for wf in resolved.workflows})
-    pct_text = ", ".join(f"p{p:g}" for p in pct)
-    text = (
-        f"Latencies are modelled service times (no queueing, not percentiles) held to SLAs stated as {pct_text}; "
-        f"pools run at ≤ {cap:.0%} load as the stand-in for queueing headroom."
-    )
+    pct = sorted({p for wf in resolved.workflows if (p := wf.sla.percentile) is not None})
+    plain = [wf.id for wf in resolved.workflows if wf.sla.percentile is None]
+    if not pct:
+        text = (
+            "Latencies are modelled service times (no queueing, not percentiles) held to each SLA as a critical path; "
+            f"pools run at ≤ {cap:.0%} load as the stand-in for queueing headroom."
+        )
+    else:
+        pct_text = ", ".join(f"p{p:g}" for p in pct)
+        text = (
+            f"Percentile SLAs ({pct_text}) add each pool's modelled queueing delay (M/G/c) at that percentile"
+            + (
+                f"; {', '.join(plain)} hold critical paths of service times with pools at ≤ {cap:.0%} load."
+                if plain
+                else "."
+            )
+        )
     if plan.engine:
         text += f" LLM menus priced with the {plan.engine} engine's terms."
     else:

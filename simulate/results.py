@@ -31,7 +31,7 @@ class WorkflowStats:
     p90_s: float
     p99_s: float
     sla_s: float
-    sla_percentile: float
+    sla_percentile: float | None  # None: the SLA holds the critical path of service times
     attainment: float  # share of window requests finishing within sla_s
     plan_critical_path_s: float | None  # the plan's critical path of service times (today's SLA meaning)
 

@@ -98,8 +98,8 @@ def test_cheapest_config_within_budget(catalog) -> None:
         Config("p", "l4", 2, 8, "bf16", 150.0, {a: 2.0}),  # 2 replicas, 4 devices: 4,000
         Config("p", "l4", 1, 64, "bf16", 100.0, {a: 5.0}),  # 2 replicas, 2 devices: 2,000 but slow
     ]
-    pool = Pool("p", Phase.decode, "decode_tokens", 100.0, "m", [a], configs)
-    menu = [_Menu.of(pool, 0.5)]
+    pool = Pool("p", Phase.decode, "decode_tokens", 100.0, "m", [a], configs, utilisation_cap=0.5)
+    menu = [_Menu.of(pool)]
     choice = _cheapest(menu, {a: 2.5}, _Ledger(offers))
     assert choice is not None
     assert choice.usd_per_year == 4000.0 and choice.configs[0].replicas in (2, 4) and choice.budget_ratio <= 1.0

@@ -65,7 +65,11 @@ def brute_force(resolved) -> tuple[float, set[frozenset[str]]] | None:
     for pool in f.pools:
         feasible = []
         for vec in _replica_vectors(pool.configs, budget):
-            coverage = sum(r * c.throughput for r, c in zip(vec, pool.configs, strict=True)) * u / pool.demand
+            # each config counts at the load it may carry: a co-located load level below the cap counts for less
+            coverage = (
+                sum(r * c.throughput * min(c.load_limit, u) for r, c in zip(vec, pool.configs, strict=True))
+                / pool.demand
+            )
             use = {d: 0 for d in budget}
             for r, c in zip(vec, pool.configs, strict=True):
                 use[c.device] += r * c.tp
