@@ -793,14 +793,17 @@ def _pool_figure_violations(plan: Plan, served: Served) -> list[str]:
     """Each assignment's devices, throughput, demand served and utilisation: a pool's served demand is split over
     its assignments in proportion to their throughput, and its utilisation is served demand / capacity."""
     shares, v = _route_shares(plan, served)
+    raw: dict[str, float] = defaultdict(float)  # all replicas' throughput, before any load limit
+    for a, thr in zip(plan.pools, served.throughput, strict=True):
+        raw[a.pool] += thr
     for a, thr in zip(plan.pools, served.throughput, strict=True):
         where = f"pool {a.pool} on {a.device} tp={a.tensor_parallel} batch={a.batch}"
         if a.devices != a.replicas * a.tensor_parallel:
             v.append(f"{where}: plan reports {a.devices} devices, replicas × tp = {a.replicas * a.tensor_parallel}")
         if _differs(a.throughput, thr):
             v.append(f"{where}: plan reports throughput {a.throughput:.6g}/s, recomputed {thr:.6g}")
-        cap = served.capacity.get(a.pool, 0.0)
-        if cap <= 0:
+        cap = raw[a.pool]
+        if served.capacity.get(a.pool, 0.0) <= 0 or cap <= 0:
             continue  # nothing serves it: `_capacity_violations` says so
         load = shares[a.pool] * served.demand[a.pool]
         demand, utilisation = load * thr / cap, min(1.0, load / cap)
