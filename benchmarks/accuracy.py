@@ -28,6 +28,7 @@ from hetplace.catalogs.serving_measurements import load_serving_measurements
 from hetplace.common.io import atomic_write_text
 from hetplace.costmodels.calibration import fit_device, load_measurements, predict
 from hetplace.costmodels.serving_fit import (
+    ANY_DEVICE,
     BREAKDOWNS,
     FIT_PARAMS,
     ErrorSummary,
@@ -74,10 +75,13 @@ def comparison_table(title: str, key: str | None, runs: Mapping[str, Sequence[Pr
 
 def terms_table(report: ServingReport) -> list[str]:
     names = FIT_PARAMS
-    head = ["device", "engine", "rows", "step overhead ms", "TTFT overhead ms", "decode attn η×", "MoE η×", "fp8 η×",
-            "fp4 η×"]  # fmt: skip
+    labels = {"step_overhead_s": "step overhead ms", "ttft_overhead_s": "TTFT overhead ms", "compute_eta": "compute η×",
+              "decode_attention_eta": "decode attn η×", "moe_gemm_eta": "MoE η×", "fp8_gemm_eta": "fp8 η×",
+              "fp4_gemm_eta": "fp4 η×"}  # fmt: skip
+    head = ["device", "engine", "rows", *(labels[n] for n in names)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (dev, eng), pf in report.fit.pairs.items():
+    engine_level = {(ANY_DEVICE, e): pf for e, pf in report.fit.engines.items()}
+    for (dev, eng), pf in {**report.fit.pairs, **engine_level}.items():
         vals = []
         for n in names:
             if n not in pf.names:
@@ -112,7 +116,11 @@ def markdown(report: ServingReport) -> str:
         bands = error_bands(report.loso)
         out += ["Error band per device (p90 of the LOSO error, `serving_error_band`):", ""]
         out += ["| device | band |", "|---|---|"] + [f"| {d} | {_pct(b)} |" for d, b in bands.items()] + [""]
-    out += ["Fitted terms (all rows; η× multiplies the device's η; — = not visible in that pair's rows):", ""]
+    out += [
+        "Fitted terms (all rows; η× multiplies the device's η; — = not visible in that pair's rows; device `*` = "
+        "the engine-level terms a device without its own rows runs with):",
+        "",
+    ]
     out += [*terms_table(report), ""]
     return "\n".join(out)
 
