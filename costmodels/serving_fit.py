@@ -14,7 +14,12 @@ Row → prediction (`map_row`): each measured row becomes a `ServingCase` that `
 - rows the model cannot evaluate are counted by reason (`Skipped`), never silently dropped: unknown model/device,
   a weight format the device cannot compute in, an infeasible tp, a batch or concurrency whose KV cache does not fit.
 
-Fit (`fit_serving`): per (device, engine), the parameters FIT_PARAMS that the pair's rows can see (fp8/fp4 η only
+Client harness (`mean_lengths`, `burst_share`): a row stating the client's `length_ratio` r is priced at the mean
+lengths L·(1 + r)/2; a closed-loop row stating `prompts` N has a share of requests that arrived in a burst (C/N, or
+all with fixed lengths), whose TTFT is the mean of a one-prompt and a C-prompt prefill (`CaseModel._with_burst`).
+
+Fit (`fit_serving`): first per engine over all its devices' rows (towards neutral), then per (device, engine)
+towards the engine's terms; each fits the parameters FIT_PARAMS that its rows can see (fp8/fp4 η only
 with rows computing in that format, the MoE η only with MoE models) minimise
     Σ_rows ρ(log pred − log measured) + PRIOR_WEIGHT · Σ_params prior(p)
 with ρ the Cauchy loss of width HUBER_DELTA (quadratic for small residuals, logarithmic for gross ones: some
@@ -29,8 +34,8 @@ optimum. Rows sharing a config share one evaluation; at most MAX_ROWS_PER_PAIR r
 
 Leave-one-source-out (`loso`): sources are grouped by benchmark (SOURCE_GROUPS: the InferenceX app fixture and
 the InferenceMAX artifacts are the same SemiAnalysis runs) and each group's rows are predicted by a fit on all
-other groups. A (device, engine) pair left without training rows runs neutral: its error is that of an unseen
-device. The per-device error band is the p90 of that LOSO error; a device with no rows gets the uncalibrated
+other groups. A (device, engine) pair left without training rows runs its engine's terms fitted on the other
+groups (neutral if the engine has none there): its error is that of a device the calibration has no rows for. The per-device error band is the p90 of that LOSO error; a device with no rows gets the uncalibrated
 (neutral) p90 over all rows (`default_band`).
 """
 
@@ -657,9 +662,10 @@ def run_serving_fit(
 
 
 METHOD = (
-    "per (device, engine): coordinate descent on log grids of step_overhead_s, ttft_overhead_s, "
-    "decode_attention_eta, moe_gemm_eta, fp8/fp4_gemm_eta minimising the Cauchy loss of log(pred/measured) "
-    "(width log 1.5) plus a prior towards neutral; costmodels/serving_fit.py"
+    "per engine across its devices, then per (device, engine) pulled towards the engine's terms: coordinate descent "
+    "on log grids of step_overhead_s, ttft_overhead_s, compute_eta, decode_attention_eta, moe_gemm_eta, "
+    "fp8/fp4_gemm_eta minimising the Cauchy loss of log(pred/measured) (width log 1.5) plus a prior; "
+    "costmodels/serving_fit.py"
 )
 
 
