@@ -35,7 +35,8 @@ optimum. Rows sharing a config share one evaluation; at most MAX_ROWS_PER_PAIR r
 Leave-one-source-out (`loso`): sources are grouped by benchmark (SOURCE_GROUPS: the InferenceX app fixture and
 the InferenceMAX artifacts are the same SemiAnalysis runs) and each group's rows are predicted by a fit on all
 other groups. A (device, engine) pair left without training rows runs its engine's terms fitted on the other
-groups (neutral if the engine has none there): its error is that of a device the calibration has no rows for. The per-device error band is the p90 of that LOSO error; a device with no rows gets the uncalibrated
+groups (neutral if the engine has none there): its error is that of a device the calibration has no rows for.
+The per-device error band is the p90 of that LOSO error; a device with no rows gets the uncalibrated
 (neutral) p90 over all rows (`default_band`).
 """
 
