@@ -185,7 +185,7 @@ def _input_blocks(resolved: ResolvedScenario) -> list[Block]:
                 wf.id,
                 f"{wf.arrival_rate_rps:g}",
                 f"{wf.sla.e2e_latency_s:g}",
-                f"p{wf.sla.percentile:g}",
+                "service time" if wf.sla.percentile is None else f"p{wf.sla.percentile:g}",
                 str(len(wf.steps)),
             ]
         )
