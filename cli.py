@@ -864,6 +864,9 @@ def schedule_cmd(
         stderr_console().print(f"wrote {out_file}")
 
 
+REPORT_SIMULATE_S = 1800.0  # report's simulated span per plan: about 10 s CPU on the default scenario (README)
+
+
 @app.command("report")
 @guarded
 def report_cmd(
@@ -877,14 +880,23 @@ def report_cmd(
     time_limit: Annotated[float | None, typer.Option("--time-limit", min=0.1, help="Seconds per solve.")] = None,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines")] = True,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel what-if points.")] = None,
+    simulate_s: Annotated[
+        float,
+        typer.Option("--simulate-s", min=1.0, help="Seconds of Poisson arrivals to simulate each plan for (seed 0)."),
+    ] = REPORT_SIMULATE_S,
+    simulate: Annotated[
+        bool, typer.Option("--simulate/--no-simulate", help="Add the Simulation section (or skip it).")
+    ] = True,
 ) -> None:
-    """Batch report: plan every scenario (with its schedule if it has a horizon) and write HTML + Markdown."""
+    """Batch report: plan every scenario (with its schedule if it has a horizon), simulate each plan and write
+    HTML + Markdown."""
     from hetplace.common.enums import SolverStatus
     from hetplace.common.output_paths import staged_folder
     from hetplace.optimizer.multiperiod import solve_schedule
     from hetplace.optimizer.solve import solve_scenario
     from hetplace.problems.loader import load_scenario
     from hetplace.reports.report import FOLDER_FILES, ScenarioSection, unique_folders, write_report
+    from hetplace.simulate.run import SimOptions, simulate_plan
     from hetplace.whatif.executors import run_points
     from hetplace.whatif.outputs import write_outputs
     from hetplace.whatif.sweep import SolveOptions, build_tasks, parse_axis
@@ -910,6 +922,9 @@ def report_cmd(
                     section.sweep = run_points(tasks, "process", workers)
                     written = write_outputs(section.sweep, axes, stage / folder / "whatif")
                     section.sweep_charts = [f for f in written if f.suffix == ".png"]
+                if simulate and outcome.plan is not None:
+                    options = SimOptions(simulate_s, seed=0)
+                    section.simulation = simulate_plan(resolved, outcome.plan, options, str(path))
             sections.append(section)
             statuses.add(outcome.status)
             err.print(f"{path}: {outcome.status}")

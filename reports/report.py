@@ -1,14 +1,16 @@
 """The batch report: one self-contained HTML page and one Markdown file for a batch of scenarios.
 
 Each scenario gets its plan's fleet, TCO breakdown, utilisation per device, SLA slack per workflow, LLM operators
-on the roofline coloured by placement, baselines and savings, and, when asked for, what-if charts and the purchase
-schedule. PNGs are written beside the pages (`<scenario>/…png`) and referenced relatively, so the folder opens
-offline and can be zipped or copied as a whole. Pages are written last and atomically.
+on the roofline coloured by placement, baselines and savings, and, when asked for, the plan simulated under Poisson
+arrivals (`simulate/`), what-if charts and the purchase schedule. PNGs are written beside the pages
+(`<scenario>/…png`) and referenced relatively, so the folder opens offline and can be zipped or copied as a whole.
+Pages are written last and atomically.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +38,7 @@ from hetplace.reports.plan_facts import (
     route_of,
     workflow_costs,
 )
+from hetplace.simulate.results import SimulationResult, write_outputs
 
 FOLDER_FILES = ("report.html", "report.md")  # what marks a folder as a previous report (common.output_paths)
 
@@ -51,6 +54,7 @@ class ScenarioSection:
     schedule: SchedulePlan | None = None
     folder: str = ""  # charts go to <report>/<folder>/; unique per section (default: the scenario id)
     settings: dict[str, str] = field(default_factory=dict)  # solver settings as asked for (gap target, time limit…)
+    simulation: SimulationResult | None = None  # the plan simulated (`report` without --no-simulate)
 
 
 @dataclass
@@ -145,6 +149,7 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
     for title, name, draw in drawn:
         draw(charts / name)
         blocks += [Block("heading", title), Block("image", text=title, path=f"{sid}/{name}")]
+    blocks += _simulation_blocks(section.simulation, out_dir, sid)
     blocks += _baseline_blocks(plan)
     blocks += _sweep_blocks(section, out_dir)
     blocks += _schedule_blocks(section.schedule)
@@ -383,6 +388,89 @@ def report_blocks(sections: list[ScenarioSection], out_dir: Path, now: datetime 
     return [head, *[_plan_blocks(s, out_dir) for s in sections]]
 
 
+def _seconds(x: float | None) -> str:
+    """A latency cell: ∞ for requests that never finished, — for none measured."""
+    if x is None or math.isnan(x):
+        return "—"
+    return "∞" if math.isinf(x) else f"{x:,.2f}"
+
+
+def _simulation_blocks(sim: SimulationResult | None, out_dir: Path, sid: str) -> list[Block]:
+    """What the plan delivers under random arrivals (`simulate/`), beside what it promises (its critical path).
+    The CDF chart and the CSV/JSON are simulate's own files, written to <scenario>/simulation/."""
+    if sim is None:
+        return []
+    write_outputs(sim, out_dir / sid / "simulation")
+    arrivals = "Poisson" if sim.arrivals == "poisson" else sim.arrivals
+    text = (
+        f"Simulated with hetplace simulate: {sim.duration_s:g} s of {arrivals} arrivals at each workflow's "
+        f"rate (seed {sim.seed}); the first {sim.warmup_s:g} s fill the empty fleet and are not measured, then the "
+        "requests in flight finish. Service times come from the same cost models the optimizer prices the plan "
+        'with; every pool runs its planned configs and replicas (README "Simulation"). Attainment is the share '
+        "of measured requests finishing within the SLA (a request still unfinished at the end is a miss). The "
+        "plan's SLAs are critical paths of service times (no queueing), not percentiles, unless a workflow states "
+        "a percentile: the simulated percentiles say what the plan delivers under random arrivals."
+    )
+    wf_rows = [
+        [
+            "workflow",
+            "requests",
+            "unfinished",
+            "mean s",
+            "p50 s",
+            "p90 s",
+            "p99 s",
+            "SLA s",
+            "attainment",
+            "plan critical path s",
+        ]
+    ]
+    for w in sim.workflows:
+        wf_rows.append(
+            [
+                w.workflow,
+                f"{w.requests:,}",
+                f"{w.unfinished:,}",
+                _seconds(w.mean_s),
+                _seconds(w.p50_s),
+                _seconds(w.p90_s),
+                _seconds(w.p99_s),
+                f"{w.sla_s:g}",
+                "—" if math.isnan(w.attainment) else f"{w.attainment:.1%}",
+                _seconds(w.plan_critical_path_s),
+            ]
+        )
+    pool_rows = [["pool", "kind", "replicas", "busy", "load", "plan utilisation", "mean queue", "p99 wait s"]]
+    for p in sorted(sim.pools, key=lambda p: p.pool):
+        pool_rows.append(
+            [
+                p.pool,
+                p.kind,
+                str(p.replicas),
+                f"{p.utilisation:.1%}",
+                f"{p.load:.1%}",
+                "—" if p.plan_utilisation is None else f"{p.plan_utilisation:.1%}",
+                f"{p.mean_queue:,.2f}",
+                _seconds(p.wait_p99_s),
+            ]
+        )
+    return [
+        Block("heading", "Simulation"),
+        Block("text", text),
+        Block("table", rows=wf_rows),
+        Block("heading", "Simulation: pools"),
+        Block(
+            "text",
+            "Per pool: busy = share of replicas busy (batch pools), slots in use (decode, co-located) or cores "
+            "busy (tools); load = work served over the plan's capacity (the plan's utilisation definition); "
+            "p99 wait = queueing delay of a call before its pass, slot or core.",
+        ),
+        Block("table", rows=pool_rows),
+        Block("heading", "Simulated latency CDF"),
+        Block("image", text="Simulated latency CDF", path=f"{sid}/simulation/latency_cdf.png"),
+    ]
+
+
 def _baseline_blocks(plan: Plan) -> list[Block]:
     if not plan.baselines:
         return []
@@ -470,7 +558,7 @@ _CSS = (
 so a number or id is never broken."""
 
 
-_NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(%| USD| USD/h)?|—|n/a|none|unlimited|≤ \d+")
+_NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(%| USD| USD/h)?|—|∞|n/a|none|unlimited|≤ \d+")
 
 
 def _numeric_columns(body: list[list[str]], width: int) -> list[bool]:

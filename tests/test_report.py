@@ -44,7 +44,7 @@ def test_report_pages_reference_only_existing_files(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     for page in (out / "report.html", out / "report.md"):
         refs = _referenced(page)
-        assert len(refs) == 2 * (5 + 2)  # two scenarios × (5 plan charts + TCO-vs-price + Pareto)
+        assert len(refs) == 2 * (5 + 1 + 2)  # two scenarios × (5 plan charts + latency CDF + TCO-vs-price + Pareto)
         for ref in refs:
             assert not ref.startswith(("http:", "https:", "/")), ref  # opens offline, folder can move
             assert (out / ref).is_file(), ref
