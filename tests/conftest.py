@@ -44,7 +44,10 @@ settings.register_profile(
     max_examples=50,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", parent=settings.get_profile("default"), print_blob=True)
+# Both suppress the wall-clock "too slow" health check: these machines are shared, and a slow draw is not a defect.
+settings.register_profile(
+    "dev", parent=settings.get_profile("default"), print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE")
     or ("ci" if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes") else "dev")

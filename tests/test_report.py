@@ -229,7 +229,7 @@ def test_report_page_has_what_a_buyer_signs_off(
     assert solver["proven gap"] == f"{present(plan.solver.gap):.2%}"
 
     (demand,) = tables["Inputs: demand and SLAs"][1:]
-    assert demand == ["small-agent", "3", "8", "p50", "5"]
+    assert demand == ["small-agent", "3", "8", "service time", "5"]  # no percentile: the critical-path SLA
     prices = {(r[0], r[1]): r for r in tables["Inputs: hardware and prices"][1:]}
     assert set(prices) == {
         ("l4", "owned"),
