@@ -1,0 +1,135 @@
+"""Solve a min-TCO formulation by decomposition: column generation for a proven bound, the integer master over the
+columns for a plan, and, when the two are further apart than the gap asked for, the whole model with the bound as
+an objective cut and the master's plan as a start (its own bound then counts too). The reported bound is always
+a valid lower bound on the whole model's optimum, so the gap is a proof.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
+from hetplace.optimizer.backends import SolveResult, solve
+from hetplace.optimizer.decomposition.colgen import Generation, Infeasible, Progress, generate_columns
+from hetplace.optimizer.decomposition.master import IntegerMaster
+from hetplace.optimizer.decomposition.partition import partition
+from hetplace.optimizer.formulation import Formulation
+from hetplace.optimizer.heuristic import budget_plan
+from hetplace.optimizer.linear import LinearModel
+
+COLUMN_SHARE = 0.5  # of a time limit, at most, for column generation
+NO_LIMIT_S = 3600.0  # column generation's own deadline when the solve has none
+BY_ROUTE = False  # one block per route: the split of a family between routes links (pricing MILPs stay small)
+
+
+@dataclass
+class DecompositionRun:
+    result: SolveResult  # values of the whole model
+    master: IntegerMaster | None  # the integer master (tie-breaking re-solves it with another objective)
+    master_values: list[float] | None
+    generation: Generation | None
+
+
+def _device_prices(f: Formulation, model: LinearModel) -> dict[int, float]:
+    """Row index of each device's fleet row -> minus its cheapest device-year price (a first multiplier)."""
+    rows = {r.name: k for k, r in enumerate(model.rows)}
+    out = {}
+    for dev, off in f.offers.items():
+        k = rows.get(f"fleet[{dev}]")
+        if k is not None and math.isfinite(off.cheapest_year_usd):
+            out[k] = -off.cheapest_year_usd
+    return out
+
+
+def solve_by_decomposition(
+    f: Formulation,
+    backend: Backend | str = Backend.highs,
+    time_limit_s: float | None = None,
+    gap: float = 1e-4,
+    threads: int = 1,
+    progress: Progress | None = None,
+    model: LinearModel | None = None,
+) -> DecompositionRun:
+    """`model`: the formulation's model or a copy of it with more rows and variables (it must keep the
+    formulation's variable indices); the returned values are of that model."""
+    model = model or f.model
+    t0 = time.perf_counter()
+    limit = time_limit_s if time_limit_s is not None else NO_LIMIT_S
+    deadline = t0 + limit
+    part = partition(f, model, by_route=BY_ROUTE)
+    prices = [o.cheapest_year_usd for o in f.offers.values() if math.isfinite(o.cheapest_year_usd)]
+    try:
+        gen = generate_columns(
+            model,
+            part,
+            budget_plan(f),
+            t0 + COLUMN_SHARE * limit,
+            gap / 5,
+            max(prices, default=1.0),
+            _device_prices(f, model),
+            progress,
+        )
+    except Infeasible:
+        wall = time.perf_counter() - t0
+        res = SolveResult(
+            Backend(backend), SolverStatus.infeasible, None, None, wall, None, time_limit_s, threads, None,
+            TerminationCondition.infeasible,
+        )
+        return DecompositionRun(res, None, None, None)
+    im = IntegerMaster.build(model, part, gen.columns)
+    start = im.start_of(gen.start_columns) if gen.start_columns else None
+    remaining = max(1.0, deadline - time.perf_counter()) if time_limit_s is not None else None
+    bound = gen.bound
+
+    def master_progress(incumbent: float | None, _master_bound: float | None) -> None:
+        if progress is not None:  # the master's own bound sees only the columns: report the proven one
+            progress(incumbent, bound if math.isfinite(bound) else None)
+
+    first = solve(im.model, backend, remaining, gap, threads, start=start, progress=master_progress)
+    found_s = time.perf_counter() - t0 if first.values is not None else None
+    values = im.lift(first.values) if first.values is not None else None
+    objective = model.evaluate_objective(values) if values is not None else None
+    if progress is not None:
+        progress(objective, bound)
+    need_more = objective is None or objective - bound > gap * abs(objective)
+    if need_more and (time_limit_s is None or time.perf_counter() < deadline - 0.5):
+        # The whole model, told the bound (an objective cut: no plan is lost) and started from the master's plan.
+        cut = replace(model, rows=[*model.rows], vars=list(model.vars), _index=dict(model._index))
+        if math.isfinite(bound):
+            cut.add_row("decomposition_bound", dict(model.objective), ">=", bound - model.objective_constant)
+        remaining = max(1.0, deadline - time.perf_counter()) if time_limit_s is not None else None
+        whole = solve(cut, backend, remaining, gap, threads, start=values, progress=progress)
+        better = objective is None or (whole.objective is not None and whole.objective < objective)
+        if whole.values is not None and better:
+            values, objective = whole.values, whole.objective
+            found_s = found_s or time.perf_counter() - t0
+        if whole.best_bound is not None:
+            bound = max(bound, whole.best_bound)
+    wall = time.perf_counter() - t0
+    if values is None or objective is None:
+        status = SolverStatus.no_solution
+        res = SolveResult(
+            Backend(backend), status, None, None, wall, None, time_limit_s, threads, None,
+            TerminationCondition.time_limit if time_limit_s is not None else TerminationCondition.other,
+        )
+        return DecompositionRun(res, im, None, gen)
+    bound = min(bound, objective) if math.isfinite(bound) else None
+    proven = bound is not None and objective - bound <= gap * abs(objective) + 1e-9
+    res = SolveResult(
+        Backend(backend),
+        SolverStatus.optimal if proven else SolverStatus.feasible,
+        objective,
+        bound,
+        wall,
+        values,
+        time_limit_s,
+        threads,
+        found_s,
+        TerminationCondition.optimal if proven else TerminationCondition.time_limit,
+    )
+    if progress is not None:
+        progress(objective, bound)
+    master_values = first.values if first.values is not None and values == im.lift(first.values) else None
+    return DecompositionRun(res, im, master_values, gen)
