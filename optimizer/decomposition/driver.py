@@ -96,8 +96,10 @@ def solve_by_decomposition(
     need_more = objective is None or objective - bound > gap * abs(objective)
     if need_more and (time_limit_s is None or time.perf_counter() < deadline - 0.5):
         # The whole model, told the bound (an objective cut: no plan is lost) and started from the master's plan.
+        # CP-SAT gets no cut: its integer rows round coefficients conservatively, which would make the cut cut off
+        # plans just above the bound.
         cut = replace(model, rows=[*model.rows], vars=list(model.vars), _index=dict(model._index))
-        if math.isfinite(bound):
+        if math.isfinite(bound) and backend != Backend.cpsat:  # CP-SAT would round the cut's costs down: no cut
             cut.add_row("decomposition_bound", dict(model.objective), ">=", bound - model.objective_constant)
         remaining = max(1.0, deadline - time.perf_counter()) if time_limit_s is not None else None
         whole = solve(cut, backend, remaining, gap, threads, start=values, progress=progress)
