@@ -106,3 +106,39 @@ def test_decomposition_agrees_with_the_milp(case: dict) -> None:
         assert plan.tco.total_usd_per_year >= best * (1 - 1e-6)
         assert plan.tco.total_usd_per_year <= best * (1 + (1e-3 if backend == "cpsat" else 1e-4))
         assert plan.solver.best_bound is not None and plan.solver.best_bound <= best * (1 + 1e-6)
+
+
+def test_cli_method_decomposition_json(small_resolved: ResolvedScenario) -> None:
+    """`solve --method decomposition --json`: exit 0, the hand-derived optimum, no progress text in the JSON."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hetplace.cli import app
+    from tests.conftest import SMALL
+
+    result = CliRunner().invoke(app, ["solve", str(SMALL), "--method", "decomposition", "--no-baselines", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tco"]["total_usd_per_year"] == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)
+    assert data["solver"]["status"] == "optimal"
+
+
+def test_progress_line_shows_incumbent_bound_and_gap() -> None:
+    from hetplace.cli import _progress_line
+
+    class Status:
+        text = ""
+
+        def update(self, text: str) -> None:
+            self.text = text
+
+    status = Status()
+    report = _progress_line(status, "solving")
+    report(None, 900.0)
+    assert "no plan yet" in status.text and "bound 900" in status.text
+    import time
+
+    time.sleep(0.25)
+    report(1000.0, None)  # the bound is remembered between reports
+    assert "incumbent 1,000 USD/yr" in status.text and "bound 900" in status.text and "gap 10.00%" in status.text
