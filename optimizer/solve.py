@@ -249,7 +249,8 @@ def solve_fastest_cheapest(
         res.wall_time_s += tie.wall_time_s
         candidate = replace(res, values=tied, objective=f.model.evaluate_objective(tied))
         before = assemble_plan(f, res, resolved.scenario.id).mean_critical_path_s
-        if assemble_plan(f, candidate, resolved.scenario.id).mean_critical_path_s < before - 1e-9:
+        after = assemble_plan(f, candidate, resolved.scenario.id).mean_critical_path_s
+        if before is not None and after is not None and after < before - 1e-9:
             return candidate
     return res
 

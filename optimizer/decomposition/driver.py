@@ -74,7 +74,15 @@ def solve_by_decomposition(
     except Infeasible:
         wall = time.perf_counter() - t0
         res = SolveResult(
-            Backend(backend), SolverStatus.infeasible, None, None, wall, None, time_limit_s, threads, None,
+            Backend(backend),
+            SolverStatus.infeasible,
+            None,
+            None,
+            wall,
+            None,
+            time_limit_s,
+            threads,
+            None,
             TerminationCondition.infeasible,
         )
         return DecompositionRun(res, None, None, None)
@@ -113,17 +121,25 @@ def solve_by_decomposition(
     if values is None or objective is None:
         status = SolverStatus.no_solution
         res = SolveResult(
-            Backend(backend), status, None, None, wall, None, time_limit_s, threads, None,
+            Backend(backend),
+            status,
+            None,
+            None,
+            wall,
+            None,
+            time_limit_s,
+            threads,
+            None,
             TerminationCondition.time_limit if time_limit_s is not None else TerminationCondition.other,
         )
         return DecompositionRun(res, im, None, gen)
-    bound = min(bound, objective) if math.isfinite(bound) else None
-    proven = bound is not None and objective - bound <= gap * abs(objective) + 1e-9
+    proven_bound = min(bound, objective) if math.isfinite(bound) else None
+    proven = proven_bound is not None and objective - proven_bound <= gap * abs(objective) + 1e-9
     res = SolveResult(
         Backend(backend),
         SolverStatus.optimal if proven else SolverStatus.feasible,
         objective,
-        bound,
+        proven_bound,
         wall,
         values,
         time_limit_s,
@@ -132,6 +148,6 @@ def solve_by_decomposition(
         TerminationCondition.optimal if proven else TerminationCondition.time_limit,
     )
     if progress is not None:
-        progress(objective, bound)
+        progress(objective, proven_bound)
     master_values = first.values if first.values is not None and values == im.lift(first.values) else None
     return DecompositionRun(res, im, master_values, gen)

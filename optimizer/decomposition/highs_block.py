@@ -42,7 +42,9 @@ def block_highs(variables: list[Var], rows: list[dict[int, float]], bounds: list
     lp.col_upper_ = np.array([INF if math.isinf(v.ub) else v.ub for v in variables], dtype=float)
     lp.row_lower_ = np.array([b[0] for b in bounds], dtype=float)
     lp.row_upper_ = np.array([b[1] for b in bounds], dtype=float)
-    starts, index, value = [0], [], []
+    starts: list[int] = [0]
+    index: list[int] = []
+    value: list[float] = []
     for coeffs in rows:
         index.extend(coeffs.keys())
         value.extend(coeffs.values())

@@ -67,10 +67,10 @@ def partition(f: Formulation, model: LinearModel | None = None, by_route: bool =
     while changed:  # spread block membership through rows that touch one block and nothing of the master
         changed = False
         for r in m.rows:
-            blocks = {owner[i] for i in r.coeffs if i in owner}
-            if len(blocks) != 1 or any(i in master for i in r.coeffs):
+            touched = {owner[i] for i in r.coeffs if i in owner}
+            if len(touched) != 1 or any(i in master for i in r.coeffs):
                 continue
-            (b,) = blocks
+            (b,) = touched
             for i in r.coeffs:
                 if i not in owner:
                     owner[i] = b
