@@ -33,6 +33,8 @@ from hetplace.optimizer.decomposition.partition import Block, Partition
 from hetplace.optimizer.linear import LinearModel
 
 Progress = Callable[[float | None, float | None], None]  # (incumbent, bound), either may be unknown
+# A fast pricer: (block, its Pricer, block-local reduced costs) -> (reduced cost, values fixing a plan) or None
+QuickPrice = Callable[[int, "Pricer", np.ndarray], "tuple[float, dict[int, float]] | None"]
 PUSH = 1e-7  # tie-break push in pricing, as a share of the largest device-year price, per family
 
 
@@ -50,6 +52,7 @@ class Pricer:
     def __init__(self, model: LinearModel, block: Block, link_pos: dict[int, int], push_scale: float) -> None:
         self.block = block
         local = {g: j for j, g in enumerate(block.variables)}
+        self.local = local
         rows = [{local[i]: c for i, c in model.rows[k].coeffs.items()} for k in block.rows]
         bounds = [row_bounds(model.rows[k]) for k in block.rows]
         self.h = block_highs([model.vars[g] for g in block.variables], rows, bounds)
@@ -278,6 +281,7 @@ def generate_columns(
     initial_y: dict[int, float],
     progress: Progress | None = None,
     max_iterations: int = 200,
+    quick: QuickPrice | None = None,
 ) -> Generation:
     """Column generation from a start plan's columns (and a cheapest-plan column per family) until no column
     prices out or the Lagrangian bound is within `tolerance` of the master LP value."""
@@ -332,7 +336,7 @@ def generate_columns(
     best = max(best, bound0)
     for n, x in enumerate(xs):
         add(n, x)
-    iterations, converged, lp_value = 0, False, math.inf
+    iterations, converged, lp_value, quick_rounds = 0, False, math.inf, 0
     centre, centre_bound = y0, bound0
     while iterations < max_iterations and time.perf_counter() < deadline:
         iterations += 1
@@ -343,6 +347,16 @@ def generate_columns(
         if lp_value - best <= tolerance * max(abs(lp_value), 1.0):
             converged = True
             break
+        if quick is not None and quick_rounds < max_iterations:
+            # Cheap columns first: while the fast pricer finds plans of negative reduced cost, no exact round.
+            found = False
+            for n, p in enumerate(pricers):
+                option = quick(n, p, p.reduced(y_lp))
+                if option is not None and option[0] - sigma[n] < -1e-9 * max(abs(lp_value), 1.0):
+                    found = add(n, p.complete(option[1])) or found
+            if found:
+                quick_rounds += 1
+                continue
         # Wentges smoothing: price between the best multipliers so far and the master's; fall back to the master's
         # duals when the smoothed point prices out nothing.
         added = False

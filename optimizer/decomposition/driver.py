@@ -15,13 +15,15 @@ from hetplace.optimizer.backends import SolveResult, solve
 from hetplace.optimizer.decomposition.colgen import Generation, Infeasible, Progress, generate_columns
 from hetplace.optimizer.decomposition.master import IntegerMaster
 from hetplace.optimizer.decomposition.partition import partition
+from hetplace.optimizer.decomposition.quickprice import QuickPricer
 from hetplace.optimizer.formulation import Formulation
 from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.linear import LinearModel
 
 COLUMN_SHARE = 0.5  # of a time limit, at most, for column generation
 NO_LIMIT_S = 3600.0  # column generation's own deadline when the solve has none
-BY_ROUTE = False  # one block per route: the split of a family between routes links (pricing MILPs stay small)
+BY_ROUTE = False  # True: one block per route, the split between routes links (measured slower on the default)
+QUICK = True  # single-config plans priced with numpy between exact rounds (quickprice.py)
 
 
 @dataclass
@@ -70,6 +72,7 @@ def solve_by_decomposition(
             max(prices, default=1.0),
             _device_prices(f, model),
             progress,
+            quick=QuickPricer(f, [b.family for b in part.blocks]).best if QUICK else None,
         )
     except Infeasible:
         wall = time.perf_counter() - t0
