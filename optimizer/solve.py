@@ -204,7 +204,8 @@ def solve_scenario(
     return SolveOutcome(res.status, plan, [], res)
 
 
-TIE_BREAK_SHARE = 0.25  # of the TCO solve's wall time (at least 1 s) for the tie-breaking solve
+TIE_BREAK_SHARE = 0.25  # of the TCO solve's wall time (at least 1 s, at most TIE_BREAK_MAX_S) for tie-breaking
+TIE_BREAK_MAX_S = 5.0
 
 
 def solve_fastest_cheapest(
@@ -218,8 +219,8 @@ def solve_fastest_cheapest(
     progress: Progress | None = None,
 ) -> SolveResult:
     """The min-TCO plan, then of the plans no dearer the fastest (tiebreak.py), within a quarter of the first
-    solve's time (and the time limit). Only a faster plan replaces the first; the TCO result, bound and gap stay
-    the first solve's."""
+    solve's time (1-5 s, and within the time limit). Only a faster plan replaces the first; the TCO result, bound
+    and gap stay the first solve's."""
     model, latency = with_latency_rows(f)
     n = len(f.model.vars)
     if method == Method.decomposition:
@@ -230,7 +231,7 @@ def solve_fastest_cheapest(
     if res.values is None or res.objective is None:
         return res
     first_values = res.values[:n]
-    budget = max(1.0, TIE_BREAK_SHARE * res.wall_time_s)
+    budget = min(max(1.0, TIE_BREAK_SHARE * res.wall_time_s), TIE_BREAK_MAX_S)
     if time_limit_s is not None:
         budget = min(budget, max(0.0, time_limit_s - res.wall_time_s))
     if budget <= 0.0:
