@@ -318,21 +318,27 @@ def generate_columns(
             start_columns = []
     best = -math.inf
 
-    def lagrangian(y: np.ndarray, limit: float | None) -> tuple[float, list[np.ndarray | None], list[float]]:
-        xs, mins = [], []
+    def lagrangian(y: np.ndarray) -> tuple[float, list[np.ndarray | None]]:
+        """L(y) and each family's priced plan; past the deadline the remaining families go unpriced (no plan, and
+        the round proves nothing: -inf)."""
+        xs: list[np.ndarray | None] = []
         total = bounder.outside(y)
         for p in pricers:
-            x, lb = p.price(y, limit)
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                xs.append(None)
+                total = -math.inf
+                continue
+            x, lb = p.price(y, max(0.05, left))
             xs.append(x)
-            mins.append(lb)
             total += lb
-        return total, xs, mins
+        return total, xs
 
     # A first multiplier guess (`initial_y`, row index -> multiplier): each fleet row at minus its cheapest device
     # price (what a device costs at least), every other row free. Its plans are each family's cheapest ignoring
     # latency, and its L(y) a first bound.
     y0 = bounder.clip(np.array([initial_y.get(k, 0.0) for k in part.linking_rows]))
-    bound0, xs, _ = lagrangian(y0, None)
+    bound0, xs = lagrangian(y0)
     best = max(best, bound0)
     for n, x in enumerate(xs):
         add(n, x)
@@ -362,8 +368,7 @@ def generate_columns(
         added = False
         for alpha in (0.5, 0.0):
             y = bounder.clip(alpha * centre + (1 - alpha) * y_lp)
-            remaining = max(0.1, deadline - time.perf_counter())
-            bound, xs, _ = lagrangian(y, remaining)
+            bound, xs = lagrangian(y)
             if bound > centre_bound:
                 centre, centre_bound = y, bound
             best = max(best, bound)
