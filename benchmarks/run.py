@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --quick              # default, S and M; HiGHS and CP-SAT; 60 s limit: about 8 minutes
     python -m benchmarks.run --sizes S M L XL --backends highs cpsat cbc --time-limit 60 --out benchmarks/RESULTS.md
+    python -m benchmarks.run --sizes --backends highs cpsat cbc --gap 0.001     # the default scenario only
 
 For every instance it reports the model size after presolve, time to the first plan, wall time, status, objective,
 proven bound and gap, for the plain formulation (no presolve pruning, no strengthening rows, no start) and the
