@@ -109,11 +109,31 @@ def solve_by_decomposition(
         # The whole model, told the bound (an objective cut: no plan is lost) and started from the master's plan.
         # CP-SAT gets no cut: its integer rows round coefficients conservatively, which would make the cut cut off
         # plans just above the bound.
+        # The cut sits a relative 1e-6 below the bound, for the LP tolerances the bound was computed with.
         cut = replace(model, rows=[*model.rows], vars=list(model.vars), _index=dict(model._index))
-        if math.isfinite(bound) and backend != Backend.cpsat:  # CP-SAT would round the cut's costs down: no cut
-            cut.add_row("decomposition_bound", dict(model.objective), ">=", bound - model.objective_constant)
+        with_cut = math.isfinite(bound) and backend != Backend.cpsat
+        if with_cut:
+            lowered = bound - 1e-6 * abs(bound) - 1e-6 - model.objective_constant
+            cut.add_row("decomposition_bound", dict(model.objective), ">=", lowered)
         remaining = max(1.0, deadline - time.perf_counter()) if time_limit_s is not None else None
         whole = solve(cut, backend, remaining, gap, threads, start=values, progress=progress)
+        if whole.status == SolverStatus.infeasible and with_cut:  # make sure the cut is not what made it so
+            remaining = max(1.0, deadline - time.perf_counter()) if time_limit_s is not None else None
+            whole = solve(model, backend, remaining, gap, threads, start=values, progress=progress)
+        if whole.status == SolverStatus.infeasible and values is None:  # the whole model proves it: no plan exists
+            res = SolveResult(
+                Backend(backend),
+                SolverStatus.infeasible,
+                None,
+                None,
+                time.perf_counter() - t0,
+                None,
+                time_limit_s,
+                threads,
+                None,
+                TerminationCondition.infeasible,
+            )
+            return DecompositionRun(res, im, None, gen)
         better = objective is None or (whole.objective is not None and whole.objective < objective)
         if whole.values is not None and better:
             values, objective = whole.values, whole.objective
