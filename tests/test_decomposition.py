@@ -4,6 +4,7 @@ independent checker accepts on all three backends, and a lower bound that never 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -91,7 +92,7 @@ def test_decomposition_matches_brute_force(
 
 # Every family alone can be planned, but no plan meets the SLA: the master is infeasible and the whole model
 # must prove it (found by this test: the decomposition once said "no plan in time" here).
-INFEASIBLE_TOGETHER = {
+INFEASIBLE_TOGETHER: dict[str, Any] = {
     "workflow": {
         "id": "w",
         "name": "w",
@@ -113,9 +114,30 @@ INFEASIBLE_TOGETHER = {
 }
 
 
+# Purchases in whole 8-device nodes: the master LP bound is half the optimum, so the whole model finishes; on
+# CP-SAT its own OPTIMAL status is what proves it (as with --method milp).
+WHOLE_NODES: dict[str, Any] = {
+    "workflow": {
+        **INFEASIBLE_TOGETHER["workflow"],
+        "arrival_rate_rps": 3.0,
+        "sla": {"e2e_latency_s": 8.0},
+        "steps": [{"id": "think", "kind": "llm", "model": "llama-3.1-8b", "prompt_tokens": 6000, "output_tokens": 20}],
+    },
+    "scenario": {
+        **INFEASIBLE_TOGETHER["scenario"],
+        "hardware": {
+            "owned": [],
+            "purchasable": [{"device": "xeon-6980p", "max_count": 8}, {"device": "h100-sxm", "max_count": 16}],
+            "rentable": [],
+        },
+    },
+}
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_scenarios())
 @example(INFEASIBLE_TOGETHER)
+@example(WHOLE_NODES)
 def test_decomposition_agrees_with_the_milp(case: dict) -> None:
     """Random small scenarios: the same status and TCO as the whole MILP, and checked plans, on all backends."""
     resolved = load_case(case)

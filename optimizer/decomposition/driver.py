@@ -105,6 +105,7 @@ def solve_by_decomposition(
     if progress is not None:
         progress(objective, bound)
     need_more = objective is None or objective - bound > gap * abs(objective)
+    whole: SolveResult | None = None
     if need_more and (time_limit_s is None or time.perf_counter() < deadline - 0.5):
         # The whole model, told the bound (an objective cut: no plan is lost) and started from the master's plan.
         # CP-SAT gets no cut: its integer rows round coefficients conservatively, which would make the cut cut off
@@ -140,6 +141,9 @@ def solve_by_decomposition(
             found_s = found_s or time.perf_counter() - t0
         if whole.best_bound is not None:
             bound = max(bound, whole.best_bound)
+    solver_says_optimal = False  # the whole model's solver proved its plan within the gap (its own status)
+    if whole is not None and whole.status == SolverStatus.optimal and whole.values is not None:
+        solver_says_optimal = values is whole.values
     wall = time.perf_counter() - t0
     if values is None or objective is None:
         status = SolverStatus.no_solution
@@ -157,7 +161,11 @@ def solve_by_decomposition(
         )
         return DecompositionRun(res, im, None, gen)
     proven_bound = min(bound, objective) if math.isfinite(bound) else None
-    proven = proven_bound is not None and objective - proven_bound <= gap * abs(objective) + 1e-9
+    # Proven by the bound, or by the whole model's solver as `--method milp` reports it (CP-SAT's status counts its
+    # own rounded model; hinted with a master plan it was once seen to end OPTIMAL with a bound below the plan's).
+    proven = solver_says_optimal or (
+        proven_bound is not None and objective - proven_bound <= gap * abs(objective) + 1e-9
+    )
     res = SolveResult(
         Backend(backend),
         SolverStatus.optimal if proven else SolverStatus.feasible,
