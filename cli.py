@@ -25,7 +25,7 @@ from rich.progress import Progress
 from hetplace.catalogs.hf_import import import_hf_config
 from hetplace.catalogs.loader import load_catalog
 from hetplace.catalogs.schema import Dtype
-from hetplace.common.enums import Backend, Objective
+from hetplace.common.enums import Backend, Method, Objective
 from hetplace.common.errors import (
     EXIT_INFEASIBLE,
     EXIT_INTERNAL_ERROR,
@@ -626,6 +626,14 @@ def solve_cmd(
             "demand; infeasible: says what the fleet is short of.",
         ),
     ] = None,
+    method: Annotated[
+        Method,
+        typer.Option(
+            "--method",
+            help="milp: the whole MILP. decomposition: column generation by model family (a Lagrangian bound), "
+            "then the integer master over the columns (see README \"Optimizer\").",
+        ),
+    ] = Method.milp,
 ) -> None:
     """Plan the TCO-minimal heterogeneous fleet for a scenario (exit 1 infeasible, 3 no plan in time)."""
     from hetplace.optimizer.model_file import MODEL_SUFFIXES, model_file_problem
@@ -657,13 +665,20 @@ def solve_cmd(
     with_baselines = baselines and objective == Objective.min_tco
     err = stderr_console()
     what = "plan and single-accelerator baselines" if with_baselines else "plan"
-    with (
-        err.status(f"solving {resolved.scenario.id} with {backend.value}: {what}…", spinner="dots")
-        if (err.is_terminal and not as_json)
-        else contextlib.nullcontext()
-    ):
+    title = f"solving {resolved.scenario.id} with {backend.value}: {what}…"
+    live = err.is_terminal and not as_json
+    with err.status(title, spinner="dots") if live else contextlib.nullcontext() as status:
         outcome = solve_scenario(
-            resolved, backend.value, time_limit, gap, threads, with_baselines, objective.value, model_file
+            resolved,
+            backend.value,
+            time_limit,
+            gap,
+            threads,
+            with_baselines,
+            objective.value,
+            model_file,
+            method.value,
+            _progress_line(status, title) if status is not None else None,
         )
     if model_file is not None and not as_json:
         stderr_console().print(f"wrote {model_file}")
@@ -692,6 +707,35 @@ def solve_cmd(
         stdout_console().print(screens.plan_screen(resolved, outcome.plan, outcome.status))
         if out_file is not None:
             stderr_console().print(f"wrote {out_file}")
+
+
+def _progress_line(status: Any, title: str) -> Callable[[float | None, float | None], None]:
+    """A solver progress callback that rewrites the spinner's line: elapsed time, incumbent TCO, bound and gap
+    (at most five times a second)."""
+    import time
+
+    t0 = time.perf_counter()
+    last = [0.0]
+    seen: dict[str, float | None] = {"incumbent": None, "bound": None}
+
+    def report(incumbent: float | None, bound: float | None) -> None:
+        now = time.perf_counter()
+        if incumbent is not None:
+            seen["incumbent"] = incumbent
+        if bound is not None:
+            seen["bound"] = bound
+        if now - last[0] < 0.2:
+            return
+        last[0] = now
+        inc, low = seen["incumbent"], seen["bound"]
+        parts = [f"{now - t0:.1f} s", f"incumbent {inc:,.0f} USD/yr" if inc is not None else "no plan yet"]
+        if low is not None:
+            parts.append(f"bound {low:,.0f}")
+        if inc is not None and low is not None and inc > 0:
+            parts.append(f"gap {max(0.0, inc - low) / inc:.2%}")
+        status.update(f"{title} {' · '.join(parts)}")
+
+    return report
 
 
 class Executor(StrEnum):

@@ -1,12 +1,15 @@
-"""Solver benchmark: generated instances × backends × (plain, improved) formulation, as a Markdown table.
+"""Solver benchmark: generated instances × backends × (plain, improved, decomposition), as a Markdown table.
 
     python -m benchmarks.run --quick              # default, S and M; HiGHS and CP-SAT; 60 s limit: about 8 minutes
     python -m benchmarks.run --sizes S M L XL --backends highs cpsat cbc --time-limit 60 --out benchmarks/RESULTS.md
+    python -m benchmarks.run --sizes --backends highs cpsat cbc --gap 0.001     # the default scenario only
 
 For every instance it reports the model size after presolve, time to the first plan, wall time, status, objective,
 proven bound and gap, for the plain formulation (no presolve pruning, no strengthening rows, no start) and the
 improved one as `hetplace solve` runs it (presolve, strengthening, the budget heuristic's start and, on large
-models, the restricted warm start) in the same run, the ratios between them, and the budget heuristic alone. The
+models, the restricted warm start) and the decomposition by model family (`--method decomposition`) in the same
+run, the ratios between them, and the budget heuristic alone. CPU seconds are printed beside wall seconds (the
+machine may be shared). The
 default scenario is included as a row of its own. Cost-model throughput (`benchmarks.costmodel_throughput`) is
 appended. Timings are from this machine and single-threaded.
 """
@@ -26,6 +29,7 @@ from benchmarks import costmodel_throughput
 from benchmarks.instances import SIZES, generate
 from hetplace.common.io import atomic_write_text
 from hetplace.optimizer.backends import solve
+from hetplace.optimizer.decomposition.driver import solve_by_decomposition
 from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.solve import formulate, solve_model
 from hetplace.problems.loader import default_scenario_path, load_scenario
@@ -47,22 +51,31 @@ class Row:
     objective: float | None
     bound: float | None
     gap: float | None
+    cpu_s: float = 0.0
+
+FORMULATIONS = ("plain", "improved", "decomposition")
 
 
-def bench_one(name: str, path: Path, backend: str, plain: bool, time_limit_s: float, gap: float) -> Row:
+def bench_one(name: str, path: Path, backend: str, formulation: str, time_limit_s: float, gap: float) -> Row:
     resolved = load_scenario(path)
+    plain = formulation == "plain"
     t0 = time.perf_counter()
     f = formulate(resolved, plain=plain)
     build = time.perf_counter() - t0
     # the improved run solves as `hetplace solve` does (warm start on large HiGHS models); plain solves directly
-    res = (
-        solve(f.model, backend, time_limit_s, gap) if plain else solve_model(resolved, f, backend, time_limit_s, gap, 1)
-    )
+    cpu0 = time.process_time()
+    if plain:
+        res = solve(f.model, backend, time_limit_s, gap)
+    elif formulation == "decomposition":
+        res = solve_by_decomposition(f, backend, time_limit_s, gap, 1).result
+    else:
+        res = solve_model(resolved, f, backend, time_limit_s, gap, 1)
+    cpu = time.process_time() - cpu0
     return Row(
         name,
         sum(len(wf.steps) for wf in resolved.workflows),
         backend,
-        "plain" if plain else "improved",
+        formulation,
         sum(len(p.configs) for p in f.pools),
         len(f.model.vars),
         len(f.model.rows),
@@ -73,6 +86,7 @@ def bench_one(name: str, path: Path, backend: str, plain: bool, time_limit_s: fl
         res.objective,
         res.best_bound,
         res.gap,
+        cpu,
     )
 
 
@@ -112,24 +126,30 @@ def markdown(rows: list[Row], time_limit_s: float, gap: float, heuristic: list[H
         f"Python {platform.python_version()}; one solver thread; time limit {time_limit_s:g} s; gap target {gap:g}.",
         "",
         "| instance | steps | backend | formulation | configs | vars | rows | build s | first plan s | wall s | "
-        "status | objective USD/yr | bound | gap |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "cpu s | status | objective USD/yr | bound | gap |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.instance} | {r.steps} | {r.backend} | {r.formulation} | {r.configs} | {r.variables} | {r.rows} | "
-            f"{r.build_s:.1f} | {_fmt(r.first_s, '.1f')} | {r.wall_s:.1f} | {r.status} | "
+            f"{r.build_s:.1f} | {_fmt(r.first_s, '.1f')} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.status} | "
             f"{_fmt(r.objective, ',.0f')} | {_fmt(r.bound, ',.0f')} | {_fmt(r.gap, '.2%')} |"
         )
-    lines += ["", "Ratios, plain / improved (wall time; gap at the limit):", ""]
-    lines += ["| instance | backend | wall time ratio | plain gap | improved gap |", "|---|---|---:|---:|---:|"]
+    lines += ["", "Side by side (wall s / gap at the end):", ""]
+    lines += [
+        "| instance | backend | plain | improved | decomposition |",
+        "|---|---|---:|---:|---:|",
+    ]
+    done: set[tuple[str, str]] = set()
     for r in rows:
-        if r.formulation != "improved":
+        if (r.instance, r.backend) in done:
             continue
-        p = next((q for q in rows if (q.instance, q.backend, q.formulation) == (r.instance, r.backend, "plain")), None)
-        if p is not None:
-            ratio = p.wall_s / r.wall_s
-            lines.append(f"| {r.instance} | {r.backend} | {ratio:.2f} | {_fmt(p.gap, '.2%')} | {_fmt(r.gap, '.2%')} |")
+        done.add((r.instance, r.backend))
+        cells = []
+        for form in FORMULATIONS:
+            q = next((q for q in rows if (q.instance, q.backend, q.formulation) == (r.instance, r.backend, form)), None)
+            cells.append("—" if q is None else f"{q.wall_s:.1f} s / {_fmt(q.gap, '.2%')}")
+        lines.append(f"| {r.instance} | {r.backend} | {' | '.join(cells)} |")
     lines += ["", "Budget heuristic alone (its plan completed by HiGHS; gap to the best bound in the table above):", ""]
     lines += ["| instance | time s | TCO USD/yr | gap to best bound |", "|---|---:|---:|---:|"]
     for h in heuristic:
@@ -142,12 +162,15 @@ def markdown(rows: list[Row], time_limit_s: float, gap: float, heuristic: list[H
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="S and M only, HiGHS and CP-SAT")
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=["S", "M", "L", "XL"])
+    parser.add_argument("--sizes", nargs="*", choices=list(SIZES), default=["S", "M", "L", "XL"])
     parser.add_argument("--backends", nargs="+", choices=["highs", "cbc", "cpsat"], default=["highs", "cpsat"])
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--gap", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-default", action="store_true", help="skip the bundled default scenario row")
+    parser.add_argument(
+        "--formulations", nargs="+", choices=list(FORMULATIONS), default=list(FORMULATIONS), help="what to run"
+    )
     parser.add_argument("--out", type=Path, help="also write the table here (e.g. benchmarks/RESULTS.md)")
     args = parser.parse_args()
     sizes = ["S", "M"] if args.quick else args.sizes
@@ -158,12 +181,12 @@ def main() -> None:
         heuristic = [bench_heuristic(name, path) for name, path in instances]
         for name, path in instances:
             for backend in args.backends:
-                for plain in (True, False):
-                    row = bench_one(name, path, backend, plain, args.time_limit, args.gap)
+                for form in args.formulations:
+                    row = bench_one(name, path, backend, form, args.time_limit, args.gap)
                     rows.append(row)
                     print(
-                        f"{name:8s} {backend:6s} {row.formulation:8s} {row.status:11s} {row.wall_s:7.1f} s "
-                        f"gap {_fmt(row.gap, '.2%')}",
+                        f"{name:8s} {backend:6s} {row.formulation:13s} {row.status:11s} {row.wall_s:7.1f} s "
+                        f"(cpu {row.cpu_s:.1f} s) gap {_fmt(row.gap, '.2%')}",
                         flush=True,
                     )
     text = markdown(rows, args.time_limit, args.gap, heuristic)

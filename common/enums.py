@@ -23,6 +23,13 @@ class Objective(StrEnum):
     min_latency = "min_latency"  # lowest arrival-weighted mean latency within the limits, then cheapest
 
 
+class Method(StrEnum):
+    """How a min-TCO model is solved."""
+
+    milp = "milp"  # the whole MILP, from the budget heuristic's plan (and a restricted warm start on large models)
+    decomposition = "decomposition"  # column generation by model family, then an integer master (decomposition/)
+
+
 class Phase(StrEnum):
     """What a pool's replicas do: an LLM phase (or both, co-located), or the kind of a non-LLM step."""
 

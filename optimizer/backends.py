@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from hetplace.optimizer.linear import LinearModel
 
 BACKENDS = tuple(Backend)
 Start = list[float] | dict[int, float] | None  # a whole assignment, or index -> value for some variables
+Progress = Callable[[float | None, float | None], None]  # (incumbent, bound) while solving, either may be unknown
 
 
 @dataclass
@@ -52,7 +54,14 @@ class SolveResult:
         return max(0.0, self.objective - self.best_bound) / max(abs(self.objective), 1e-9)
 
 
-def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, threads: int, start: Start) -> SolveResult:
+def _solve_highs(
+    model: LinearModel,
+    time_limit_s: float | None,
+    gap: float,
+    threads: int,
+    start: Start,
+    progress: Progress | None = None,
+) -> SolveResult:
     """HiGHS through highspy directly: the model goes in as CSR arrays, which on a 200k-row instance saves the
     ~8 s PuLP spends building and writing expressions. (CBC still goes through PuLP.)"""
     import highspy
@@ -106,7 +115,7 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
     t0 = time.perf_counter()
     deadline = t0 + time_limit_s if time_limit_s is not None else math.inf
 
-    def callback(kind, _message, _data_out, data_in, _user_data) -> None:
+    def callback(kind, _message, data_out, data_in, _user_data) -> None:
         # HiGHS checks its own time limit only between LPs; on a 400k-row model one root LP with its cut rounds
         # overran a 60 s limit by 15-20 s. Interrupting from inside simplex and IPM iterations keeps the limit,
         # and stops the search within moments of a Ctrl-C (common.interrupts).
@@ -115,10 +124,13 @@ def _solve_highs(model: LinearModel, time_limit_s: float | None, gap: float, thr
                 data_in.user_interrupt = True
         else:
             found.append(time.perf_counter())
+        if progress is not None and int(kind) in reports:
+            progress(_finite(data_out.objective_function_value), _finite(data_out.mip_dual_bound))
 
+    reports = {int(kinds.kCallbackMipImprovingSolution), int(kinds.kCallbackMipInterrupt)}
     h.setCallback(callback, None)
     h.startCallback(kinds.kCallbackMipImprovingSolution)
-    for kind in interrupt_kinds:
+    for kind in interrupt_kinds:  # kCallbackMipInterrupt among them: it also feeds `progress`
         h.startCallback(kind)
     with solver_section():  # Ctrl-C: the callback stops HiGHS, then KeyboardInterrupt
         h.run()
@@ -157,16 +169,21 @@ def solve(
     gap: float = 1e-4,
     threads: int = 1,
     start: Start = None,
+    progress: Progress | None = None,
 ) -> SolveResult:
     """`start`: an assignment to begin from, whole (list) or partial (index -> value): HiGHS completes a partial
-    one, CP-SAT takes it as a hint; CBC ignores it."""
+    one, CP-SAT takes it as a hint; CBC ignores it. `progress` hears HiGHS's incumbent and bound while it runs."""
     if backend == "highs":
-        return _solve_highs(model, time_limit_s, gap, threads, start)
+        return _solve_highs(model, time_limit_s, gap, threads, start, progress)
     if backend == "cbc":
         return _solve_cbc(model, time_limit_s, gap, threads)
     if backend == "cpsat":
         return _solve_cpsat(model, time_limit_s, gap, threads, start)
     raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) and abs(x) < 1e30 else None
 
 
 def pulp_problem(

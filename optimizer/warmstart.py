@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from hetplace.optimizer.backends import SolveResult, Start, solve
+from hetplace.optimizer.backends import Progress, SolveResult, Start, solve
 from hetplace.optimizer.formulation import DeviceOffer, Formulation
 from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.pools import Config, Pool
@@ -60,6 +60,7 @@ def solve_with_warm_start(
     time_limit_s: float | None,
     gap: float,
     threads: int,
+    progress: Progress | None = None,
 ) -> SolveResult:
     """HiGHS on `full`, started from a plan. Every model first gets the budget heuristic's plan (heuristic.py).
     Large models then solve a restricted model (small menus plus the heuristic's configs) from that plan, with a
@@ -91,7 +92,7 @@ def solve_with_warm_start(
         )
     spent = time.perf_counter() - t0
     remaining = None if time_limit_s is None else max(1.0, time_limit_s - spent)
-    res = solve(full.model, "highs", remaining, gap, threads, start=plan)
+    res = solve(full.model, "highs", remaining, gap, threads, start=plan, progress=progress)
     res.wall_time_s += spent
     if res.first_solution_s is not None:
         res.first_solution_s += spent
