@@ -179,3 +179,15 @@ def test_robust_p99_plan_checks_at_both_ends(tmp_path: Path) -> None:
     assert plan.robust is not None and check_plan(resolved, plan) == []
     w = plan.workflows[0]
     assert w.critical_path_nominal_s is not None and w.critical_path_nominal_s < w.critical_path_s <= 10.0
+
+
+def test_decomposition_reaches_the_p99_optimum(tmp_path: Path) -> None:
+    """The queueing rows (chords, one config per pool) live in the family blocks the decomposition prices: it
+    reaches the whole MILP's p99 optimum and the checker accepts its plan."""
+    from hetplace.common.enums import Method
+
+    resolved = small(tmp_path, 5.0, 8.0, 99.0)
+    outcome = solve_scenario(resolved, "highs", 60, 1e-6, baselines=False, method=Method.decomposition)
+    plan = solved_plan(outcome)
+    assert plan.tco.total_usd_per_year == pytest.approx(44_735.752832, rel=1e-9)
+    assert check_plan(resolved, plan) == []

@@ -52,7 +52,7 @@ class QuickPricer:
             for route, pools in by_family[family].items():
                 arrays = []
                 for pool in pools:
-                    menu = _Menu.of(pool, f.max_utilisation)
+                    menu = _Menu.of(pool)
                     cv = [f.config_vars[c.key] for c in pool.configs]
                     arrays.append(
                         _PoolArrays(
