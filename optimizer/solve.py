@@ -173,13 +173,15 @@ def solve_scenario(
     model_file: Path | None = None,
     method: Method | str = Method.milp,
     progress: Progress | None = None,
+    tiebreak: bool = True,
 ) -> SolveOutcome:
     """min_tco: the cheapest fleet meeting every SLA and limit, of those within the gap the one with the lowest
     arrival-weighted mean critical path (tiebreak.py; `method` says how the TCO is minimised). min_latency: the
     lowest arrival-weighted mean end-to-end latency within the limits (set limits.annual_budget_usd for "fastest
     under a budget"), then the cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO
     comparisons, min_tco only. The scenario's extra_constraints add user rows (extensions.py); `model_file` gets
-    the min-TCO model as built."""
+    the min-TCO model as built. `tiebreak=False` returns the cost solve's plan as it is (same TCO, possibly a
+    slower one): for callers that need that plan, and 5–10 s faster."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     extensions = load_extensions(resolved)  # before the slow build, so a typo fails fast
@@ -193,7 +195,7 @@ def solve_scenario(
         fastest = _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
         record_extensions(fastest.plan, user_rows)
         return fastest
-    res = solve_fastest_cheapest(resolved, f, backend, time_limit_s, gap, threads, method, progress)
+    res = solve_fastest_cheapest(resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak)
     if res.status == SolverStatus.infeasible:
         return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved) + diagnosis_note(user_rows), res)
     if res.values is None:
@@ -225,6 +227,7 @@ def solve_fastest_cheapest(
     threads: int,
     method: Method | str = Method.milp,
     progress: Progress | None = None,
+    tiebreak: bool = True,
 ) -> SolveResult:
     """The min-TCO plan, then of the plans no dearer the fastest (tiebreak.py), within a quarter of the first
     solve's time (5-10 s, and within the time limit). Only a faster plan replaces the first; the TCO result, bound
@@ -242,7 +245,7 @@ def solve_fastest_cheapest(
     budget = min(max(TIE_BREAK_MIN_S, TIE_BREAK_SHARE * res.wall_time_s), TIE_BREAK_MAX_S)
     if time_limit_s is not None:
         budget = min(budget, max(0.0, time_limit_s - res.wall_time_s))
-    if budget <= 0.0:
+    if budget <= 0.0 or not tiebreak:
         res.values = first_values
         return res
     if method == Method.decomposition and run.master is not None and run.master_values is not None:
