@@ -42,7 +42,11 @@ import pytest
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import ResolvedScenario, load_scenario
+from hetplace.problems.schema import Workflow
+from hetplace.simulate.arrivals import NO_TOKENS, Arrivals
+from hetplace.simulate.engine import Engine
 from hetplace.simulate.run import SimOptions, simulate_plan
+from hetplace.simulate.service import CORES, ConfigTable, PoolTable, ServiceModel, StepKey
 from tests.conftest import SMALL, read_yaml, solved_plan, write_yaml
 
 SEEDS = (0, 1, 2)
@@ -106,3 +110,39 @@ def test_plan_solved_for_p99_attains_it_in_simulation(variant: str, tmp_path: Pa
     for workflow, shares in attained.items():
         assert min(shares) >= TARGET, f"{workflow}: attainment per seed {np.round(shares, 4).tolist()} < {TARGET}"
         assert max(p99_over_sla[workflow]) <= 1.0  # the same claim as a latency: the simulated p99 is within the SLA
+
+
+# ---- The simulator bug this validation found: a parallel tool call ran on one core ----------------------------
+
+
+def tool_latencies_s(cores: int, times_s: list[float]) -> list[float]:
+    """End-to-end latencies of one-step requests (coding-agent's final test suite: 45 s wall clock, 120 CPU-s)
+    arriving at `times_s` on a CPU pool of `cores` cores."""
+    wf = Workflow.model_validate(
+        {
+            "id": "t",
+            "name": "tests",
+            "description": "one parallel tool call",
+            "arrival_rate_rps": 0.1,
+            "sla": {"e2e_latency_s": 300},
+            "steps": [{"id": "tests", "kind": "tool", "tool": "pytest -n 3", "latency_s": 45.0, "cpu_s": 120.0}],
+        }
+    )
+    key = StepKey("t", "tests")
+    service = ServiceModel(
+        {"tool:cpu": PoolTable("tool:cpu", CORES, [ConfigTable("cpu", "x", 1, 1, cores=cores)])}, {}, {key: "tool:cpu"}
+    )
+    n = len(times_s)
+    none = np.full(n, NO_TOKENS)
+    arrivals = Arrivals(np.asarray(times_s, dtype=float), np.zeros(n, dtype=int), none, none, none)
+    return sorted(Engine([wf], service, arrivals, 10.0, 0.0, 500.0, 1, 10).run().latency[0])
+
+
+def test_a_parallel_tool_call_takes_its_stated_latency() -> None:
+    # 120 CPU-s in 45 s: k = ceil(120 / 45) = 3 cores for 40 s each, so the call ends at its 45 s (it used to hold
+    # one core for 120 s, which put every coding-agent request 75 s behind its plan)
+    assert tool_latencies_s(8, [0.0, 1.0]) == pytest.approx([45.0, 45.0])
+    # 4 cores: the second call (t = 1) waits for 3 free cores until t = 40, runs 40–80: latency 79 s
+    assert tool_latencies_s(4, [0.0, 1.0]) == pytest.approx([45.0, 79.0])
+    # 2 cores: at most the pool's cores, 2 × 60 s
+    assert tool_latencies_s(2, [0.0]) == pytest.approx([60.0])
