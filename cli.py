@@ -1079,6 +1079,13 @@ def simulate_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder for CSV/JSON results, latency-CDF and queue PNGs.")
     ] = None,
+    switch: Annotated[
+        str | None,
+        typer.Option(
+            "--switch",
+            help="T1=PLAN1,T2=PLAN2,...: switch to PLAN1 at T1 s, ... (blue-green); compares with PLAN kept static.",
+        ),
+    ] = None,
 ) -> None:
     """Discrete-event simulation of a plan: end-to-end latency percentiles and SLA attainment per workflow,
     TTFT/TPOT per LLM step, utilisation and queue length per pool."""
@@ -1090,8 +1097,23 @@ def simulate_cmd(
     from hetplace.simulate.run import SimOptions, simulate_plan
 
     spec = parse_arrival_spec(arrivals)
+    if switch is not None:
+        if out_dir is not None:
+            raise InputError.single("--out", "", "not written with --switch (it prints the comparison only)")
+        switches = _parse_switches(switch)
     resolved = load_scenario(scenario)
     plan = parse_model(Plan, load_mapping(plan_file), str(plan_file))
+    if switch is not None:
+        from hetplace.simulate.switch import Segment, simulate_switching
+
+        segments = [Segment(0.0, plan, str(plan_file))]
+        segments += [Segment(t, parse_model(Plan, load_mapping(p), str(p)), str(p)) for t, p in switches]
+        comparison = simulate_switching(resolved, segments, SimOptions(duration, seed, spec))
+        if as_json:
+            echo_json(comparison.summary())
+        else:
+            stdout_console().print(comparison.table())
+        return
     result = simulate_plan(resolved, plan, SimOptions(duration, seed, spec), str(plan_file))
     if out_dir is not None:
         for f in write_outputs(result, out_dir):
@@ -1100,6 +1122,23 @@ def simulate_cmd(
         echo_json(result.summary())
         return
     stdout_console().print(screens.simulation_view(result))
+
+
+def _parse_switches(text: str) -> list[tuple[float, Path]]:
+    """`simulate --switch T1=PLAN1,T2=PLAN2`: (time s, plan path) pairs, times > 0 and increasing."""
+    out: list[tuple[float, Path]] = []
+    for i, item in enumerate(text.split(",")):
+        t, sep, path = item.partition("=")
+        try:
+            time_s = float(t)
+        except ValueError:
+            time_s = float("nan")
+        if not sep or not path or not time_s > (out[-1][0] if out else 0.0):
+            raise InputError.single(
+                "--switch", f"[{i}]", f"'{item}': use T=PLAN with times in seconds, > 0 and increasing"
+            )
+        out.append((time_s, Path(path)))
+    return out
 
 
 workflow_app = typer.Typer(help="Build workflow documents (from public serving traces).", no_args_is_help=True)

@@ -11,8 +11,9 @@ Servers, per pool kind (simulate.service):
   COLOCATED  both phases on one replica as the optimizer assumes: a prompt is admitted when a slot is free, its
              prefill runs alone (batch 1) first and every decode step waits meanwhile; then it decodes with the
              others. Waiting prompts take priority over decoding while slots are free.
-  CORES      the CPU pool: a tool call holds one core for its CPU-seconds and ends at the later of its stated
-             wall-clock latency and the end of its CPU work (waiting for a core included).
+  CORES      the CPU pool: a tool call holds k = ceil(cpu_s / latency_s) cores (the parallelism its stated latency
+             implies; usually 1) for cpu_s / k and ends at the later of its stated wall-clock latency and the end
+             of its CPU work (waiting for cores included; FIFO, the head waits for all its k cores).
 A disaggregated LLM call goes prefill pool → KV transfer (a delay) → decode pool; the engine's per-request
 front-end time (engine terms) is added to every LLM call. Decode progress between events is tracked as a
 continuous token counter per replica (exact for piecewise-constant step times; tokens are not discretised).
@@ -21,6 +22,7 @@ continuous token counter per replica (exact for piecewise-constant step times; t
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -630,31 +632,45 @@ class Engine:
             self._push(t + p.latency_s, _CALL_DONE, job, 0)
             return
         ps.account(t)
-        if ps.free_cores > 0:
-            ps.free_cores -= 1
-            ps.busy_now += 1.0
-            cpu_s = p.cpu_s * job.scale
-            self._waited(ps, job, t)
-            self._push(t + cpu_s, _CORE_FREE, ps, 0)
-            self._push(max(t + p.latency_s, t + cpu_s), _CALL_DONE, job, 0)
-            ps.work += cpu_s
+        if not ps.queue and ps.free_cores >= _tool_cores(ps, p):
+            self._start_tool(ps, job, p, t)
         else:
             ps.queue.append(job)
 
-    def _core_free(self, ps: object, _arg: int, t: float) -> None:
+    def _start_tool(self, ps: PoolState, job: Job, p: StepPlan, t: float) -> None:
+        """Run the call's CPU work on the cores its stated latency implies (`_tool_cores`), in parallel; the call
+        ends at the later of its wall-clock latency (from its start) and the end of that work."""
+        k = _tool_cores(ps, p)
+        ps.free_cores -= k
+        ps.busy_now += float(k)
+        cpu_s = p.cpu_s * job.scale
+        self._waited(ps, job, t)
+        self._push(t + cpu_s / k, _CORE_FREE, ps, k)
+        self._push(max(job.t0 + p.latency_s, t + cpu_s / k), _CALL_DONE, job, 0)
+        ps.work += cpu_s
+
+    def _core_free(self, ps: object, cores: int, t: float) -> None:
         assert isinstance(ps, PoolState)
         ps.account(t)
-        if ps.queue:
-            job = ps.queue.popleft()
+        ps.free_cores += cores
+        ps.busy_now -= float(cores)
+        while ps.queue:  # FIFO: the head waits until it has all its cores
+            job = ps.queue[0]
             p = self.plans[job.req.wf][job.si]
-            cpu_s = p.cpu_s * job.scale
-            self._waited(ps, job, t)
-            self._push(t + cpu_s, _CORE_FREE, ps, 0)
-            self._push(max(job.t0 + p.latency_s, t + cpu_s), _CALL_DONE, job, 0)
-            ps.work += cpu_s
-        else:
-            ps.free_cores += 1
-            ps.busy_now -= 1.0
+            if ps.free_cores < _tool_cores(ps, p):
+                break
+            ps.queue.popleft()
+            self._start_tool(ps, job, p, t)
+
+
+def _tool_cores(ps: PoolState, p: StepPlan) -> int:
+    """Cores one tool call occupies: ceil(cpu_s / latency_s), the parallelism its stated wall-clock latency implies
+    (coding-agent's test suite: 120 CPU-s in 45 s = 3 cores), at least 1 and at most the pool's cores. One core for
+    all its CPU-seconds would stretch such a call to cpu_s, past the latency the workflow states and the optimizer
+    plans with."""
+    if p.latency_s <= 0:
+        return 1
+    return max(1, min(ps.cores, math.ceil(p.cpu_s / p.latency_s - 1e-9)))
 
 
 def _speed_key(cfg: ConfigTable) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 from hetplace.common.errors import InputError
 from hetplace.problems.loader import ResolvedScenario
 from hetplace.problems.plan import Plan
+from hetplace.problems.schema import Workflow
 from hetplace.simulate.arrivals import Arrivals, ArrivalSpec, read_arrival_file, renewal_arrivals
 from hetplace.simulate.engine import Engine
 from hetplace.simulate.results import (
@@ -52,18 +53,8 @@ def simulate_plan(
         )
     service = service or build_service_model(resolved, plan, plan_src)
     workflows = resolved.workflows
-    rng = np.random.default_rng(options.seed)
-    arrivals = _arrivals(
-        options, workflows_ids=[w.id for w in workflows], rates=[w.arrival_rate_rps for w in workflows], rng=rng
-    )
-    duration = options.duration_s
-    if options.arrivals.kind == "trace" and len(arrivals):
-        duration = min(duration, float(arrivals.time_s[-1]) + 1e-9)
-    longest_sla = max(w.sla.e2e_latency_s for w in workflows)
-    warmup = options.warmup_s
-    if warmup is None:
-        warmup = min(0.5 * duration, max(WARMUP_FRACTION * duration, longest_sla))
-    drain = max(MIN_DRAIN_S, 3.0 * longest_sla)
+    arrivals = draw_arrivals(options, workflows)
+    duration, warmup, drain = run_window(options, workflows, arrivals)
     engine = Engine(
         workflows, service, arrivals, duration, warmup, drain, options.seed + 1, options.samples, options.service_cv
     )
@@ -73,25 +64,8 @@ def simulate_plan(
     wf_stats, latencies = [], {}
     for i, wf in enumerate(workflows):
         arrived = int(np.sum((arrivals.workflow == i) & (arrivals.time_s >= warmup) & (arrivals.time_s < duration)))
-        done = np.sort(np.asarray(rec.latency[i], dtype=float))
-        lat = np.concatenate([done, np.full(arrived - done.size, np.inf)])
-        p50, p90, p99 = percentiles(lat)
-        sla = wf.sla.e2e_latency_s
-        wf_stats.append(
-            WorkflowStats(
-                workflow=wf.id,
-                requests=arrived,
-                unfinished=arrived - int(done.size),
-                mean_s=float(done.mean()) if done.size else float("nan"),
-                p50_s=p50,
-                p90_s=p90,
-                p99_s=p99,
-                sla_s=sla,
-                sla_percentile=wf.sla.percentile,
-                attainment=float(np.sum(done <= sla) / arrived) if arrived else float("nan"),
-                plan_critical_path_s=plan_paths.get(wf.id),
-            )
-        )
+        stats, lat = workflow_stats(wf, arrived, rec.latency[i], plan_paths.get(wf.id))
+        wf_stats.append(stats)
         latencies[wf.id] = lat.tolist()
     steps = []
     for wf in workflows:
@@ -147,6 +121,52 @@ def simulate_plan(
         queue_by_pool=rec.sample_q,
         in_flight=rec.sample_in_flight,
         latencies_s=latencies,
+    )
+
+
+def run_window(options: SimOptions, workflows: list[Workflow], arrivals: Arrivals) -> tuple[float, float, float]:
+    """(duration, warm-up, drain) in s: arrivals over the duration (a trace: its span, capped), the first tenth —
+    at least the largest SLA, at most half — not measured, then at most max(60 s, 3 × the largest SLA) to finish."""
+    duration = options.duration_s
+    if options.arrivals.kind == "trace" and len(arrivals):
+        duration = min(duration, float(arrivals.time_s[-1]) + 1e-9)
+    longest_sla = max(w.sla.e2e_latency_s for w in workflows)
+    warmup = options.warmup_s
+    if warmup is None:
+        warmup = min(0.5 * duration, max(WARMUP_FRACTION * duration, longest_sla))
+    return duration, warmup, max(MIN_DRAIN_S, 3.0 * longest_sla)
+
+
+def workflow_stats(
+    wf: Workflow, arrived: int, finished_s: list[float], plan_path_s: float | None
+) -> tuple[WorkflowStats, np.ndarray]:
+    """A workflow's summary from the latencies of its measured requests that finished (`arrived` of them arrived;
+    the rest count as misses, at +inf), and those latencies sorted with the misses."""
+    done = np.sort(np.asarray(finished_s, dtype=float))
+    lat = np.concatenate([done, np.full(arrived - done.size, np.inf)])
+    p50, p90, p99 = percentiles(lat)
+    sla = wf.sla.e2e_latency_s
+    stats = WorkflowStats(
+        workflow=wf.id,
+        requests=arrived,
+        unfinished=arrived - int(done.size),
+        mean_s=float(done.mean()) if done.size else float("nan"),
+        p50_s=p50,
+        p90_s=p90,
+        p99_s=p99,
+        sla_s=sla,
+        sla_percentile=wf.sla.percentile,
+        attainment=float(np.sum(done <= sla) / arrived) if arrived else float("nan"),
+        plan_critical_path_s=plan_path_s,
+    )
+    return stats, lat
+
+
+def draw_arrivals(options: SimOptions, workflows: list[Workflow]) -> Arrivals:
+    """The run's arrivals, drawn first from the seed's generator (so every run with this seed sees the same)."""
+    rng = np.random.default_rng(options.seed)
+    return _arrivals(
+        options, workflows_ids=[w.id for w in workflows], rates=[w.arrival_rate_rps for w in workflows], rng=rng
     )
 
 
