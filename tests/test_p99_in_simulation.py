@@ -87,7 +87,9 @@ def p99_variant(folder: Path, rate_rps: float | None, sla_s: float | None, keep_
 def test_plan_solved_for_p99_attains_it_in_simulation(variant: str, tmp_path: Path) -> None:
     resolved = p99_variant(tmp_path, *VARIANTS[variant])
     assert all(w.sla.percentile == 99 for w in resolved.workflows)
-    plan = solved_plan(solve_scenario(resolved, "highs", baselines=False, gap=1e-4))
+    # The cost solve's plan (no tie-break toward speed): it packs the pools tightest, the hard case for the
+    # queueing model; the tie-broken plan of equal TCO runs its pools cooler.
+    plan = solved_plan(solve_scenario(resolved, "highs", baselines=False, gap=1e-4, tiebreak=False))
     assert check_plan(resolved, plan) == []  # the independent checker agrees the plan meets its p99 SLA on paper
     paths = {w.workflow: w.critical_path_s for w in plan.workflows}
     for wf in resolved.workflows:
