@@ -475,3 +475,18 @@ def route_of(pools: str) -> str:
     if disagg:
         return "disaggregated"
     return ""
+
+
+def idle_owned_line(resolved: ResolvedScenario, plan: Plan) -> str | None:
+    """Owned device types the plan does not use at all (the fleet lists only types in use): the "keep or sell"
+    answer a buyer needs, with the resale value the scenario states for them."""
+    in_use = {e.device for e in plan.fleet}
+    idle = [o for o in resolved.scenario.hardware.owned if o.device not in in_use]
+    if not idle:
+        return None
+    parts = []
+    for o in idle:
+        resale = o.residual_value_usd * o.count
+        value = f" (resale {o.residual_value_usd:,.0f} each, {resale:,.0f} USD)" if resale else ""
+        parts.append(f"{o.count} {o.device}{value}")
+    return "Owned and not used at all (candidates to sell or retire): " + "; ".join(parts) + "."

@@ -16,6 +16,7 @@ from hetplace.reports.plan_facts import (
     assumption_line,
     bindings,
     device_utilisation,
+    idle_owned_line,
     purchases,
     route_of,
     workflow_costs,
@@ -184,7 +185,11 @@ def plan_screen(resolved: ResolvedScenario, plan: Plan, status: str) -> Group:
                 "s, then the cheapest fleet that achieves it"
             )
         )
-    parts += [fleet_table(plan), pools_table(plan), steps_table(plan), workflows_table(resolved, plan)]
+    parts.append(fleet_table(plan))
+    idle = idle_owned_line(resolved, plan)
+    if idle is not None:
+        parts.append(Text(idle))
+    parts += [pools_table(plan), steps_table(plan), workflows_table(resolved, plan)]
     if plan.engine is not None:
         parts.append(Text(f"serving engine: {plan.engine} (menus priced with its terms per device)"))
     if plan.robust is not None:

@@ -33,6 +33,7 @@ from hetplace.reports.plan_facts import (
     assumption_line,
     bindings,
     device_utilisation,
+    idle_owned_line,
     offers,
     purchases,
     route_of,
@@ -114,6 +115,9 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
             ]
         )
     blocks += [Block("heading", "Fleet"), Block("table", rows=fleet_rows)]
+    idle = idle_owned_line(resolved, plan)
+    if idle is not None:
+        blocks.append(Block("text", idle))
     blocks += _pool_blocks(plan)
     blocks += _step_blocks(plan)
     costs = {c.workflow: c for c in workflow_costs(resolved, plan)}

@@ -9,6 +9,7 @@ import re
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -324,3 +325,22 @@ def test_plan_screen_renders_a_robust_plan(small_resolved: ResolvedScenario) -> 
     out = _render(plan_screen(resolved, plan, "optimal"), 80)
     _assert_fits_80(out)
     assert "slow end" in out and "nominal s" in out
+
+
+def test_owned_types_not_used_at_all_are_named_with_their_resale(
+    small_resolved: ResolvedScenario, small_plans: dict[str, SolveOutcome]
+) -> None:
+    """The plan's fleet lists only types in use; the screen and the report name owned types left entirely idle
+    (the "keep or sell" answer), with the resale value the scenario states."""
+    from hetplace.reports.plan_facts import idle_owned_line
+
+    plan = solved_plan(small_plans["highs"])
+    assert idle_owned_line(small_resolved, plan) is None  # its owned L4s are in use
+    no_l4 = plan.model_copy(update={"fleet": [e for e in plan.fleet if e.device != "l4"]})
+    assert idle_owned_line(small_resolved, no_l4) == "Owned and not used at all (candidates to sell or retire): 4 l4."
+    scenario = small_resolved.scenario.model_copy(deep=True)
+    scenario.hardware.owned[0].residual_value_usd = 2000.0
+    priced = replace(small_resolved, scenario=scenario)
+    assert idle_owned_line(priced, no_l4) == (
+        "Owned and not used at all (candidates to sell or retire): 4 l4 (resale 2,000 each, 8,000 USD)."
+    )
