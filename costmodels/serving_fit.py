@@ -494,12 +494,13 @@ def fit_serving(
     device (its stack's kernel maturity) is learnt only where rows show it, so an unseen device inherits the
     engine's behaviour rather than the bare roofline."""
     wanted = set(pairs) if pairs is not None else None
+    wanted_engines = {e for _, e in wanted} if wanted is not None else None
     by_pair: dict[Pair, list[MappedRow]] = defaultdict(list)
     by_engine: dict[str, list[MappedRow]] = defaultdict(list)
     for r in rows:
         if r.pair is None:
             continue
-        if wanted is None or r.pair[1] in {e for _, e in wanted}:
+        if wanted_engines is None or r.pair[1] in wanted_engines:
             by_engine[r.pair[1]].append(r)
         if wanted is None or r.pair in wanted:
             by_pair[r.pair].append(r)
