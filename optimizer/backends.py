@@ -45,6 +45,31 @@ class SolveResult:
     first_solution_s: float | None = None  # seconds to the first feasible plan (HiGHS, CP-SAT; CBC does not say)
     termination: TerminationCondition = TerminationCondition.other  # why the solver stopped
 
+    @classmethod
+    def without_plan(
+        cls,
+        backend: Backend | str,
+        status: SolverStatus,
+        wall_time_s: float,
+        time_limit_s: float | None,
+        threads: int,
+        termination: TerminationCondition,
+        first_solution_s: float | None = None,
+    ) -> SolveResult:
+        """A solve that ended with no plan (infeasible, or none found in time): no objective, bound or values."""
+        return cls(
+            backend=Backend(backend),
+            status=status,
+            objective=None,
+            best_bound=None,
+            wall_time_s=wall_time_s,
+            values=None,
+            time_limit_s=time_limit_s,
+            threads=threads,
+            first_solution_s=first_solution_s,
+            termination=termination,
+        )
+
     @property
     def gap(self) -> float | None:
         """Proven relative gap. "optimal" means within the requested gap, not necessarily 0, so it is computed from
@@ -148,13 +173,10 @@ def _solve_highs(
     else:
         why = TerminationCondition.interrupted if status == ms.kInterrupt else TerminationCondition.other
     if status == ms.kInfeasible:
-        return SolveResult(
-            Backend.highs, SolverStatus.infeasible, None, None, wall, None, time_limit_s, threads, first, why
-        )
+        return SolveResult.without_plan(Backend.highs, SolverStatus.infeasible, wall, time_limit_s, threads, why, first)
     if info.primal_solution_status != 2:  # kSolutionStatusFeasible
-        return SolveResult(
-            Backend.highs, SolverStatus.no_solution, None, None, wall, None, time_limit_s, threads, first, why
-        )
+        none = SolverStatus.no_solution
+        return SolveResult.without_plan(Backend.highs, none, wall, time_limit_s, threads, why, first)
     values = list(h.getSolution().col_value)
     obj = model.evaluate_objective(values)
     bound = float(info.mip_dual_bound) if any(v.integer for v in model.vars) else obj
@@ -237,17 +259,8 @@ def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threa
     # CBC through PuLP stops short of optimality only at its time limit (the gap stop counts as optimal).
     early = TerminationCondition.time_limit if time_limit_s is not None else TerminationCondition.other
     if status_text == "Infeasible":
-        return SolveResult(
-            Backend.cbc,
-            SolverStatus.infeasible,
-            None,
-            None,
-            wall,
-            None,
-            time_limit_s,
-            threads,
-            None,
-            TerminationCondition.infeasible,
+        return SolveResult.without_plan(
+            Backend.cbc, SolverStatus.infeasible, wall, time_limit_s, threads, TerminationCondition.infeasible
         )
     if status_text == "Optimal" and sol_status in (None, pulp.LpSolutionOptimal):
         obj = model.evaluate_objective(values)  # CBC reports no bound when it finishes: within the gap asked for
@@ -268,9 +281,7 @@ def _solve_cbc(model: LinearModel, time_limit_s: float | None, gap: float, threa
         return SolveResult(
             Backend.cbc, SolverStatus.feasible, obj, log_bound, wall, values, time_limit_s, threads, None, early
         )
-    return SolveResult(
-        Backend.cbc, SolverStatus.no_solution, None, None, wall, None, time_limit_s, threads, None, early
-    )
+    return SolveResult.without_plan(Backend.cbc, SolverStatus.no_solution, wall, time_limit_s, threads, early)
 
 
 def _cbc_log_bound(path: str) -> float | None:
@@ -413,9 +424,5 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
             why,
         )
     if status == cp_model.INFEASIBLE:
-        return SolveResult(
-            Backend.cpsat, SolverStatus.infeasible, None, None, wall, None, time_limit_s, threads, None, why
-        )
-    return SolveResult(
-        Backend.cpsat, SolverStatus.no_solution, None, None, wall, None, time_limit_s, threads, None, why
-    )
+        return SolveResult.without_plan(Backend.cpsat, SolverStatus.infeasible, wall, time_limit_s, threads, why)
+    return SolveResult.without_plan(Backend.cpsat, SolverStatus.no_solution, wall, time_limit_s, threads, why)

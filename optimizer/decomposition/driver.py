@@ -76,17 +76,8 @@ def solve_by_decomposition(
         )
     except Infeasible:
         wall = time.perf_counter() - t0
-        res = SolveResult(
-            Backend(backend),
-            SolverStatus.infeasible,
-            None,
-            None,
-            wall,
-            None,
-            time_limit_s,
-            threads,
-            None,
-            TerminationCondition.infeasible,
+        res = SolveResult.without_plan(
+            backend, SolverStatus.infeasible, wall, time_limit_s, threads, TerminationCondition.infeasible
         )
         return DecompositionRun(res, None, None, None)
     im = IntegerMaster.build(model, part, gen.columns)
@@ -122,16 +113,12 @@ def solve_by_decomposition(
             remaining = max(1.0, deadline - time.perf_counter()) if time_limit_s is not None else None
             whole = solve(model, backend, remaining, gap, threads, start=values, progress=progress)
         if whole.status == SolverStatus.infeasible and values is None:  # the whole model proves it: no plan exists
-            res = SolveResult(
-                Backend(backend),
+            res = SolveResult.without_plan(
+                backend,
                 SolverStatus.infeasible,
-                None,
-                None,
                 time.perf_counter() - t0,
-                None,
                 time_limit_s,
                 threads,
-                None,
                 TerminationCondition.infeasible,
             )
             return DecompositionRun(res, im, None, gen)
@@ -146,19 +133,8 @@ def solve_by_decomposition(
         solver_says_optimal = values is whole.values
     wall = time.perf_counter() - t0
     if values is None or objective is None:
-        status = SolverStatus.no_solution
-        res = SolveResult(
-            Backend(backend),
-            status,
-            None,
-            None,
-            wall,
-            None,
-            time_limit_s,
-            threads,
-            None,
-            TerminationCondition.time_limit if time_limit_s is not None else TerminationCondition.other,
-        )
+        early = TerminationCondition.time_limit if time_limit_s is not None else TerminationCondition.other
+        res = SolveResult.without_plan(backend, SolverStatus.no_solution, wall, time_limit_s, threads, early)
         return DecompositionRun(res, im, None, gen)
     proven_bound = min(bound, objective) if math.isfinite(bound) else None
     # Proven by the bound, or by the whole model's solver as `--method milp` reports it (CP-SAT's status counts its
