@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +34,7 @@ from hetplace.common.errors import InputError, InputProblem
 from hetplace.common.io import MAX_INPUT_BYTES, parse_model, read_text
 from hetplace.problems.loader import workflow_reference_problems
 from hetplace.problems.schema import Workflow
-from hetplace.simulate.traces import MAX_PROBLEMS, TraceWorkflow, pct_text, slug
+from hetplace.simulate.traces import MAX_PROBLEMS, TraceWorkflow, json_lines, pct_text, slug
 
 SOURCE = (
     "GitHub Copilot coding-agent traces 2026 (AzurePublicDataset, CC-BY-4.0)",
@@ -97,14 +96,7 @@ def read_sessions(path: Path) -> list[Turn]:
     src = str(path)
     turns: list[Turn] = []
     problems: list[InputProblem] = []
-    for line_no, line in enumerate(_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            sess = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(InputProblem(f"line {line_no}", f"not JSON: {exc.msg}"))
-            continue
+    for line_no, sess in json_lines(_text(path), problems):
         if not isinstance(sess, dict) or not isinstance(sess.get("turns"), list):
             problems.append(InputProblem(f"line {line_no}.turns", "missing or not a list"))
             continue

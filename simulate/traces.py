@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -149,18 +150,23 @@ def _csv_trace(text: str, src: str, fmt: str) -> tuple[list[tuple[float, int, in
     return rows, skipped
 
 
-def _mooncake(text: str, src: str) -> tuple[list[tuple[float, int, int, int]], int]:
-    seen: set[int] = set()
-    rows: list[tuple[float, int, int, int]] = []
-    problems: list[InputProblem] = []
+def json_lines(text: str, problems: list[InputProblem]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank line of a JSONL text; a line that is not JSON becomes a
+    problem naming it and is skipped."""
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            yield line_no, json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(InputProblem(f"line {line_no}", f"not JSON: {exc.msg}"))
-            continue
+
+
+def _mooncake(text: str, src: str) -> tuple[list[tuple[float, int, int, int]], int]:
+    seen: set[int] = set()
+    rows: list[tuple[float, int, int, int]] = []
+    problems: list[InputProblem] = []
+    for line_no, rec in json_lines(text, problems):
         if not isinstance(rec, dict):
             problems.append(InputProblem(f"line {line_no}", "not a JSON object"))
             continue
