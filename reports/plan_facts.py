@@ -27,7 +27,7 @@ from hetplace.costmodels.tco import (
     rented_device_year,
 )
 from hetplace.problems.loader import ResolvedScenario, purchase_price_usd, rental_usd_per_hour
-from hetplace.problems.plan import Plan, PoolAssignment
+from hetplace.problems.plan import FleetEntry, Plan, PoolAssignment
 from hetplace.problems.schema import ConvertStep, EmbedStep, LlmStep, RetrievalStep, Step, ToolStep, Workflow
 
 UTILISATION_DEFINITION = (
@@ -37,6 +37,20 @@ UTILISATION_DEFINITION = (
 SLA_TIGHT_FRACTION = 0.02  # a workflow whose slack is within 2 % of its SLA is reported as binding
 NEAR_CAP_FRACTION = 0.95  # a pool loaded to 95 % of max_utilisation or more is at the cap
 LIMIT_TIGHT_FRACTION = 0.98  # a power cap or budget used to 98 % or more is reported as binding
+
+
+def fleet_cells(e: FleetEntry) -> list[str]:
+    """A fleet entry's cells as the screen and the report show them: device, owned used, owned idle, bought,
+    rented, nodes, power kW (utilisation follows, formatted by each)."""
+    return [
+        e.device,
+        str(e.owned_used),
+        str(e.owned_idle),
+        str(e.bought),
+        str(e.rented),
+        str(e.nodes),
+        f"{e.power_kw:,.1f}",
+    ]
 
 
 def device_utilisation(plan: Plan) -> dict[str, float]:

@@ -16,6 +16,7 @@ from hetplace.reports.plan_facts import (
     assumption_line,
     bindings,
     device_utilisation,
+    fleet_cells,
     idle_owned_line,
     purchases,
     route_of,
@@ -48,19 +49,7 @@ def fleet_table(plan: Plan) -> FitTable:
         Col("kW", True),
         Col("util", True),
     ]
-    rows = [
-        [
-            e.device,
-            str(e.owned_used),
-            str(e.owned_idle),
-            str(e.bought),
-            str(e.rented),
-            str(e.nodes),
-            f"{e.power_kw:,.1f}",
-            f"{util[e.device]:.0%}" if e.device in util else DASH,
-        ]
-        for e in plan.fleet
-    ]
+    rows = [[*fleet_cells(e), f"{util[e.device]:.0%}" if e.device in util else DASH] for e in plan.fleet]
     return FitTable("Fleet (owned = owned in use; idle = owned, not used)", cols, rows)
 
 

@@ -33,6 +33,7 @@ from hetplace.reports.plan_facts import (
     assumption_line,
     bindings,
     device_utilisation,
+    fleet_cells,
     idle_owned_line,
     offers,
     purchases,
@@ -101,19 +102,7 @@ def _plan_blocks(section: ScenarioSection, out_dir: Path) -> list[Block]:
     blocks += _input_blocks(resolved)
     fleet_rows = [["device", "owned used", "owned idle", "bought", "rented", "nodes", "power kW", "utilisation"]]
     util = device_utilisation(plan)
-    for e in plan.fleet:
-        fleet_rows.append(
-            [
-                e.device,
-                str(e.owned_used),
-                str(e.owned_idle),
-                str(e.bought),
-                str(e.rented),
-                str(e.nodes),
-                f"{e.power_kw:,.1f}",
-                f"{util.get(e.device, 0):.0%}",
-            ]
-        )
+    fleet_rows += [[*fleet_cells(e), f"{util.get(e.device, 0):.0%}"] for e in plan.fleet]
     blocks += [Block("heading", "Fleet"), Block("table", rows=fleet_rows)]
     idle = idle_owned_line(resolved, plan)
     if idle is not None:
