@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from hetplace.catalogs.hf_import import import_hf_config
-from hetplace.catalogs.loader import load_catalog
+from hetplace.catalogs.loader import DEFAULT_CALIBRATION, DEFAULT_ENGINE, load_catalog
 from hetplace.catalogs.schema import Dtype
 from hetplace.common.enums import Backend, Method, Objective
 from hetplace.common.errors import (
@@ -288,9 +288,13 @@ def analyze(
         str | None, typer.Option("--kv-dtype", help="KV-cache dtype: bf16, fp16 or fp8 (default: the model's own).")
     ] = None,
     engine: Annotated[
-        str | None,
-        typer.Option("--engine", help="Serving engine (catalogs/engines): its terms from --calibration, else neutral."),
-    ] = None,
+        str,
+        typer.Option(
+            "--engine",
+            help="Serving engine (catalogs/engines; aliases like trtllm work): its terms from the calibration. "
+            "'none' = the plain roofline, no engine terms.",
+        ),
+    ] = DEFAULT_ENGINE,
     isl: Annotated[int | None, typer.Option("--isl", min=1, help="Input (prompt) tokens per request.")] = None,
     osl: Annotated[int | None, typer.Option("--osl", min=1, help="Output tokens per request.")] = None,
     concurrency: Annotated[
@@ -305,15 +309,19 @@ def analyze(
     ] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a roofline PNG here.")] = None,
     calibration: Annotated[
-        Path | None,
-        typer.Option("--calibration", help="Use fitted efficiency factors from this `hetplace calibrate` file."),
-    ] = None,
+        str,
+        typer.Option(
+            "--calibration",
+            help="A bundled calibration id or a `hetplace calibrate` .yaml file; 'none' = the catalog's "
+            "datasheet priors.",
+        ),
+    ] = DEFAULT_CALIBRATION,
 ) -> None:
     """Operators of one config with FLOPs, bytes, OI, CF, latency and bound — or a workflow's steps on every device.
 
     With --isl/--osl and one of --batch/--concurrency/--max-load, also the serving estimate (TTFT, TPOT, e2e,
     output tokens/s; README "Serving estimate")."""
-    from hetplace.catalogs.loader import load_engines
+    from hetplace.catalogs.loader import load_engines, resolve_engine_id
     from hetplace.costmodels.analysis import analyze_llm, analyze_serving, analyze_workflow
     from hetplace.costmodels.engine_terms import serving_params
     from hetplace.reports import terminal as screens
@@ -332,10 +340,10 @@ def analyze(
         check_output_file(plot, "--plot", PNG)
     catalog = load_catalog()
     cal = None
-    if calibration is not None:
-        from hetplace.catalogs.loader import load_calibration
+    if calibration != "none":
+        from hetplace.catalogs.loader import resolve_calibration
 
-        cal = load_calibration(calibration, catalog)
+        cal = resolve_calibration(calibration, Path.cwd(), "--calibration", catalog)
         catalog = catalog.with_calibration(cal)
     if workflow is not None:
         from hetplace.problems.loader import bundled_workflow_path, load_workflow
@@ -359,7 +367,9 @@ def analyze(
     if phase == Phase.prefill and prompt_tokens < 1:
         raise InputError.single("--prompt-tokens", "prompt_tokens", "must be ≥ 1")
     kv = _kv_dtype(kv_dtype)
-    params = serving_params(dev.id, engine, load_engines(), cal)
+    engines = load_engines()
+    engine_id = None if engine == "none" else resolve_engine_id(engine, engines, "--engine")
+    params = serving_params(dev.id, engine_id, engines, cal)
     mode, load = _serving_mode(isl, osl, batch, concurrency, max_load)
     if mode is None:
         batch = batch or 1
@@ -368,6 +378,7 @@ def analyze(
         assert isl is not None and osl is not None  # _serving_mode checked
         result = analyze_serving(arch, dev, tp, weight_dtype, kv, isl, osl, mode, load, phase.value, params)
         batch = result["totals"]["batch"]
+    result["priced_with"] = {"calibration": calibration, "engine": engine_id or "none"}
     if plot is not None:
         from hetplace.reports.roofline_plot import plot_roofline
 

@@ -21,6 +21,10 @@ class Engine(StrictModel):
         description="Engine class for fitting priors, e.g. 'vllm-class' (vLLM, SGLang) or 'trtllm-class'.",
     )
     description: str = Field(min_length=3)
+    aliases: list[Identifier] = Field(
+        default_factory=list,
+        description="Other names the engine goes by in benchmarks and on the command line (e.g. 'trtllm').",
+    )
     serving_defaults: ServingTerms = Field(
         default_factory=ServingTerms,
         description="Terms for a device with no fitted entry for this engine (neutral: the plain roofline).",

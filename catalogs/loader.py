@@ -5,7 +5,7 @@ Bundled YAML ships inside the package (importlib.resources), so an installed whe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -141,6 +141,25 @@ def _bundled_engines() -> dict[str, Engine]:
 def load_engines() -> dict[str, Engine]:
     """The bundled serving engines by id (catalogs/engines/*.yaml), parsed once per process."""
     return dict(_bundled_engines())
+
+
+def resolve_engine_id(name: str, engines: Mapping[str, Engine], source: str, field: str = "engine") -> str:
+    """The catalog id of an engine named by its id or one of its aliases ('trtllm' → 'tensorrt-llm'), so benchmark
+    spellings work on the command line; an unknown name is an input error listing the known ones."""
+    if name in engines:
+        return name
+    for engine in engines.values():
+        if name in engine.aliases:
+            return engine.id
+    known = ", ".join(f"{e.id} ({', '.join(e.aliases)})" if e.aliases else e.id for e in engines.values())
+    raise InputError.single(source, field, f"unknown engine '{name}' (known: {known})")
+
+
+DEFAULT_CALIBRATION = "serving-public"
+"""What `analyze` prices with unless told otherwise: the bundled GEMM + serving fit the default scenario uses (the
+plain roofline is 1.8× optimistic on the bundled serving rows)."""
+DEFAULT_ENGINE = "vllm"
+"""`analyze`'s engine unless told otherwise: the most deployed open engine, and the default scenario's."""
 
 
 def bundled_calibration_ids() -> list[str]:

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from hetplace.catalogs.calibration_schema import CalibrationFile
-from hetplace.catalogs.loader import Catalog, load_catalog, load_engines, resolve_calibration
+from hetplace.catalogs.loader import Catalog, load_catalog, load_engines, resolve_calibration, resolve_engine_id
 from hetplace.catalogs.schema import ModelKind
 from hetplace.common.errors import InputError, InputProblem
 from hetplace.common.io import load_mapping, parse_model
@@ -188,9 +188,7 @@ def resolve_scenario_mapping(data: dict, path: Path, source: str | None = None) 
         catalog = catalog.with_calibration(calibration)
     engines = load_engines()
     if scenario.engine is not None and scenario.engine not in engines:
-        raise InputError.single(
-            src, "engine", f"unknown engine '{scenario.engine}' (known: {', '.join(sorted(engines))})"
-        )
+        scenario = scenario.model_copy(update={"engine": resolve_engine_id(scenario.engine, engines, src)})
     problems = _hardware_reference_problems(scenario, catalog)
     if problems:
         raise InputError(src, problems)

@@ -145,6 +145,9 @@ def analyze_view(result: dict[str, Any]) -> Group:
                 *tail,
             )
         )
+    priced = result.get("priced_with")
+    if priced:
+        parts.append(Text(f"priced with calibration {priced['calibration']}, engine {priced['engine']}"))
     return Group(*parts)
 
 

@@ -41,7 +41,8 @@ def test_analyze_issue_command_json() -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"operators", "totals"}
+    assert set(data) == {"operators", "totals", "priced_with"}
+    assert data["priced_with"] == {"calibration": "serving-public", "engine": "vllm"}  # the documented defaults
     assert all(op.keys() >= OPERATOR_KEYS for op in data["operators"])
     totals = data["totals"]
     for key in ("latency_s", "tokens_per_s", "fits", "max_batch", "cf_bytes"):
@@ -64,6 +65,8 @@ def test_analyze_plot_writes_png(tmp_path: Path) -> None:
         "prefill",
         "--prompt-tokens",
         "2048",
+        "--engine",
+        "none",  # no per-pass engine overhead: the total is then exactly the sum of the operators
         "--plot",
         str(out),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,10 @@ def test_kv_dtype_fp8_halves_the_kv_bytes_and_doubles_max_load() -> None:
 
 def test_engine_terms_come_from_the_calibration_file(tmp_path: Path) -> None:
     """A fitted step overhead of 4 ms for (h100-sxm, vllm) adds exactly 4 ms to the pass and to TPOT in batch mode;
-    without --engine, or for another engine, the same file leaves the numbers at the GEMM-calibrated roofline."""
+    with --engine none, or for another engine, the same file leaves the numbers at the GEMM-calibrated roofline."""
     cal = gemm_calibration(tmp_path, {"h100-sxm": {"vllm": {"step_overhead_s": 0.004}}})
     args = ["--isl", "500", "--osl", "100", "--batch", "8", "--calibration", str(cal)]
-    plain = analyze(*args)
+    plain = analyze(*args, "--engine", "none")
     vllm = analyze(*args, "--engine", "vllm")
     sglang = analyze(*args, "--engine", "sglang")
     assert vllm["totals"]["latency_s"] == pytest.approx(plain["totals"]["latency_s"] + 0.004, rel=1e-12)
@@ -77,7 +78,7 @@ def test_engine_terms_come_from_the_calibration_file(tmp_path: Path) -> None:
 
 def test_single_pass_view_is_unchanged_without_isl_osl() -> None:
     data = analyze("--batch", "32", "--context", "4096")
-    assert set(data) == {"operators", "totals"} and data["totals"]["batch"] == 32
+    assert set(data) == {"operators", "totals", "priced_with"} and data["totals"]["batch"] == 32
     default = analyze()
     assert default["totals"]["batch"] == 1 and default["totals"]["phase"] == "decode"
 
@@ -131,3 +132,40 @@ def test_calibration_files_without_serving_terms_are_written_as_before(tmp_path:
     dumped = cal.model_dump(mode="json")
     assert dumped["serving"]["mi300x"]["sglang"]["moe_gemm_eta"] == 0.6
     assert dumped["serving"]["mi300x"]["sglang"]["step_overhead_s"] == 0.0
+
+
+def test_defaults_are_the_bundled_calibration_and_vllm() -> None:
+    """No --calibration/--engine prices exactly like `--calibration serving-public --engine vllm`; `none` for both is
+    the catalog's datasheet roofline with every engine term zero."""
+    args = ["--isl", "1024", "--osl", "256", "--concurrency", "16"]
+    default = analyze(*args)
+    explicit = analyze(*args, "--calibration", "serving-public", "--engine", "vllm")
+    assert default == explicit
+    plain = analyze(*args, "--calibration", "none", "--engine", "none")
+    assert plain["priced_with"] == {"calibration": "none", "engine": "none"}
+    assert all(v == 0.0 for v in plain["totals"]["terms"].values())
+    fitted = yaml.safe_load((bundled_dir("calibrations") / "serving-public.yaml").read_text())
+    overhead_s = fitted["serving"]["h100-sxm"]["vllm"]["step_overhead_s"]
+    assert overhead_s > 0 and default["totals"]["terms"]["step_overhead"] == pytest.approx(overhead_s, rel=1e-9)
+
+
+def test_engine_aliases_name_the_catalog_engine() -> None:
+    """Benchmark spellings (trtllm, trt-llm) are TensorRT-LLM's aliases in catalogs/engines."""
+    args = ["--isl", "512", "--osl", "128", "--batch", "4"]
+    canonical = analyze(*args, "--engine", "tensorrt-llm")
+    for alias in ("trtllm", "trt-llm"):
+        assert analyze(*args, "--engine", alias) == canonical
+    assert canonical["priced_with"]["engine"] == "tensorrt-llm"
+
+
+def test_a_scenario_may_name_its_engine_by_an_alias(tmp_path: Path) -> None:
+    """`engine: trtllm` in a scenario resolves to the catalog's tensorrt-llm (what plans and the checker record)."""
+    from hetplace.problems.loader import load_scenario
+    from tests.conftest import FIXTURES, read_yaml, write_yaml
+
+    shutil.copy(FIXTURES / "scenarios" / "small-agent-workflow.yaml", tmp_path / "small-agent-workflow.yaml")
+    data = read_yaml(FIXTURES / "scenarios" / "small-agent.yaml") | {"engine": "trtllm"}
+    assert load_scenario(write_yaml(tmp_path / "s.yaml", data)).scenario.engine == "tensorrt-llm"
+    data["engine"] = "tgi"
+    result = runner.invoke(app, ["validate", str(write_yaml(tmp_path / "bad.yaml", data))])
+    assert result.exit_code == 2 and "unknown engine 'tgi'" in " ".join(result.stderr.split())
