@@ -101,7 +101,10 @@ class ToolStep(StepBase):
     kind: Literal["tool"]
     tool: str = Field(description="What the tool is (code execution, web fetch, ...), for reports.")
     latency_s: PositiveFloat = Field(description="Wall-clock time of one call, external waits included.")
-    cpu_s: NonNegativeFloat = Field(description="CPU-seconds one call consumes on the serving fleet's CPUs.")
+    cpu_s: PositiveFloat = Field(
+        description="CPU-seconds one call consumes on the serving fleet's CPUs (> 0: tools are sized by it; for an "
+        "external API give the fleet's own share, e.g. 0.001 s for the HTTP client and parsing)."
+    )
 
 
 class ConvertStep(StepBase):

@@ -405,3 +405,20 @@ def test_silently_ignored_options_exit_2(tmp_path: Path, args: list[str], named:
     assert result.exit_code == EXIT_INVALID_INPUT, result.output
     assert named in " ".join(result.stderr.split())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tool_step_with_no_cpu_time_is_refused_at_its_field(tmp_path: Path) -> None:
+    """`cpu_s: 0` used to reach the optimizer and come back as "no offered device can serve it"; the tool pool is
+    sized by CPU-seconds, so it is an input error naming the workflow file and the step's field."""
+    import yaml
+
+    wf = yaml.safe_load((FIXTURES / "scenarios" / "small-agent-workflow.yaml").read_text())
+    tool = next(i for i, s in enumerate(wf["steps"]) if s["kind"] == "tool")
+    wf["steps"][tool]["cpu_s"] = 0
+    (tmp_path / "small-agent-workflow.yaml").write_text(yaml.safe_dump(wf))
+    (tmp_path / "small-agent.yaml").write_text((FIXTURES / "scenarios" / "small-agent.yaml").read_text())
+    result = runner.invoke(app, ["solve", str(tmp_path / "small-agent.yaml"), "--out", str(tmp_path / "plan.json")])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert f"small-agent-workflow.yaml: steps[{tool}].cpu_s" in said and "greater than 0" in said
+    assert not (tmp_path / "plan.json").exists() and "Traceback" not in result.output
