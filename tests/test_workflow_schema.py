@@ -49,7 +49,7 @@ def _step(wf: dict[str, Any], step_id: str) -> dict[str, Any]:
         ),
         (lambda w: _step(w, "plan").update(repeat=0), "steps[0].repeat", "greater than 0"),
         (lambda w: _step(w, "run").update(latency_s=0), "steps[1].latency_s", "greater than 0"),
-        (lambda w: _step(w, "run").update(cpu_s=-1), "steps[1].cpu_s", "greater than or equal to 0"),
+        (lambda w: _step(w, "run").update(cpu_s=0), "steps[1].cpu_s", "greater than 0"),
         (lambda w: _step(w, "look").update(top_k=2_000_000), "steps[2].top_k", "exceeds corpus_vectors"),
         (lambda w: _step(w, "look").update(index="lsh"), "steps[2].index", "Input should be"),
         (lambda w: _step(w, "plan").update(tokens=5), "steps[0].tokens", "Extra inputs are not permitted"),
