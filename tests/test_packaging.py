@@ -67,6 +67,8 @@ def test_sdist_builds_the_same_wheel(wheel: Path, tmp_path: Path) -> None:
     with tarfile.open(sdist) as archive:
         archive.extractall(tmp_path / "unpacked", filter="tar")
     (unpacked,) = (tmp_path / "unpacked").iterdir()
+    for needed in (".ci/run", "scripts/screenshot_report.py", "benchmarks/run.py", "tests/conftest.py"):
+        assert (unpacked / needed).is_file(), f"the sdist lacks {needed}: it could not run its own checks"
     from_sdist = _build("wheel", unpacked, tmp_path / "wheel")
     assert set(zipfile.ZipFile(from_sdist).namelist()) == set(zipfile.ZipFile(wheel).namelist())
 
