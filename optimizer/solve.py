@@ -11,12 +11,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hetplace.catalogs.schema import DeviceKind
-from hetplace.common.enums import LLM_PHASES, Backend, Method, Objective, Phase, SolverStatus
+from hetplace.common.enums import LLM_PHASES, Backend, Method, Objective, SolverStatus
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.precision import Precision
 from hetplace.optimizer.assemble import assemble_plan, critical_paths
 from hetplace.optimizer.availability import availability_causes, node_limited_purchases
 from hetplace.optimizer.backends import Progress, SolveResult, solve
+from hetplace.optimizer.baselines import Menus, homogeneous_baselines
 from hetplace.optimizer.decomposition.driver import solve_by_decomposition
 from hetplace.optimizer.extensions import apply_extensions, diagnosis_note, load_extensions, record_extensions
 from hetplace.optimizer.formulation import (
@@ -35,7 +36,7 @@ from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, 
 from hetplace.optimizer.tiebreak import fastest_within, start_with_makespans, with_latency_rows
 from hetplace.optimizer.warmstart import WARM_START_KEEP, restrict_menus, solve_with_warm_start
 from hetplace.problems.loader import ResolvedScenario
-from hetplace.problems.plan import Baseline, Plan
+from hetplace.problems.plan import Plan
 
 
 @dataclass
@@ -52,12 +53,16 @@ def formulate(
     relax: frozenset[str] = frozenset(),
     plain: bool = False,
     restrict: Callable[[list[Pool], dict[str, DeviceOffer]], int] | None = None,
+    menus: Menus | None = None,
 ) -> Formulation:
     """The model as solved: presolved and tightened. `plain=True` gives the untightened, unpruned model with the
     same optimum (benchmarks measure the difference); `restrict` may drop more configs after the exact presolve
-    (a restricted model for warm starts — its optimum can be worse)."""
+    (a restricted model for warm starts — its optimum can be worse); `menus` keeps the whole menus before any
+    pruning (the baselines reuse them)."""
 
     def prune(pools: list[Pool], offers: dict[str, DeviceOffer]) -> int:
+        if menus is not None:
+            menus.keep(pools, offers)
         dropped = prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
         return dropped + (restrict(pools, offers) if restrict is not None else 0)
 
@@ -185,7 +190,8 @@ def solve_scenario(
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     extensions = load_extensions(resolved)  # before the slow build, so a typo fails fast
-    f = formulate(resolved)
+    menus = Menus()
+    f = formulate(resolved, menus=menus)
     user_rows = apply_extensions(f, extensions, resolved.source)
     if model_file is not None:
         write_model(f.model, model_file)
@@ -201,7 +207,9 @@ def solve_scenario(
     if res.values is None:
         return SolveOutcome(SolverStatus.no_solution, None, [], res)
     base = (
-        homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective, method)
+        homogeneous_baselines(
+            resolved, menus, baseline_solver(resolved, backend, time_limit_s, gap, threads, method), res.objective
+        )
         if baselines
         else []
     )
@@ -321,59 +329,19 @@ def _solve_min_latency(
     return SolveOutcome(second.status, plan, [], second)
 
 
-CPU_BASELINE_PHASES = frozenset({Phase.tool, Phase.retrieval})
-
-
-def cpus_for_tools_only(pools: list[Pool], offers: dict[str, DeviceOffer]) -> int:
-    """Baselines: drop CPU configs from every pool but tool calls and retrieval (LLM, embedding and encoder pools
-    stay on the baseline's accelerator). Returns the number of configs dropped."""
-    dropped = 0
-    for pool in pools:
-        if pool.phase in CPU_BASELINE_PHASES:
-            continue
-        kept = [c for c in pool.configs if offers[c.device].device.kind != DeviceKind.cpu]
-        dropped += len(pool.configs) - len(kept)
-        pool.configs = kept
-    return dropped
-
-
-def homogeneous_baselines(
+def baseline_solver(
     resolved: ResolvedScenario,
     backend: Backend | str,
     time_limit_s: float | None,
     gap: float,
     threads: int,
-    plan_cost: float | None,
-    method: Method | str = Method.milp,
-) -> list[Baseline]:
-    """Best fleet with one accelerator type, for every offered accelerator, solved by the same `method` as the
-    plan: that type serves every LLM, embedding and encoder step; the scenario's CPU sockets serve only tool
-    calls and retrieval (`cpus_for_tools_only`), so a "single-accelerator" fleet never runs a model on CPUs."""
-    hw = resolved.scenario.hardware
-    ids = sorted(
-        {
-            e.device
-            for g in (hw.owned, hw.purchasable, hw.rentable)
-            for e in g
-            if resolved.catalog.device(e.device).kind != DeviceKind.cpu
-        }
-    )
-    out = []
-    for dev_id in ids:
-        f = formulate(resolved, {dev_id}, restrict=cpus_for_tools_only)
-        if any(not p.configs for p in f.pools):
-            out.append(
-                Baseline(device=dev_id, status=SolverStatus.infeasible, total_usd_per_year=None, saving_fraction=None)
-            )
-            continue
+    method: Method | str,
+) -> Callable[[Formulation], SolveResult]:
+    """How a baseline the counting proof cannot settle is solved: by the plan's method and settings."""
+
+    def solve_one(f: Formulation) -> SolveResult:
         if method == Method.decomposition:
-            res = solve_by_decomposition(f, backend, time_limit_s, gap, threads).result
-        else:
-            res = solve_model(resolved, f, backend, time_limit_s, gap, threads)
-        if res.values is None:
-            out.append(Baseline(device=dev_id, status=res.status, total_usd_per_year=None, saving_fraction=None))
-            continue
-        cost = assemble_plan(f, res, resolved.scenario.id).tco.total_usd_per_year
-        saving = (cost - plan_cost) / cost if plan_cost is not None and cost > 0 else None
-        out.append(Baseline(device=dev_id, status=res.status, total_usd_per_year=cost, saving_fraction=saving))
-    return out
+            return solve_by_decomposition(f, backend, time_limit_s, gap, threads).result
+        return solve_model(resolved, f, backend, time_limit_s, gap, threads)
+
+    return solve_one
