@@ -33,6 +33,7 @@ from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.model_file import write_model
 from hetplace.optimizer.pools import Pool, StepRef
 from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
+from hetplace.optimizer.stopwatch import Stopwatch
 from hetplace.optimizer.tiebreak import (
     fastest_within,
     provably_fastest,
@@ -51,6 +52,7 @@ class SolveOutcome:
     plan: Plan | None
     diagnosis: list[str] = field(default_factory=list)
     result: SolveResult | None = None
+    parts: Stopwatch = field(default_factory=Stopwatch)  # where the time went (min_tco: build, solve, tie-break, ...)
 
 
 def formulate(
@@ -192,13 +194,14 @@ def solve_scenario(
     under a budget"), then the cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO
     comparisons, min_tco only. The scenario's extra_constraints add user rows (extensions.py); `model_file` gets
     the min-TCO model as built. `tiebreak=False` returns the cost solve's plan as it is (same TCO, possibly a
-    slower one): for callers that need that plan, and 5–10 s faster."""
+    slower one): for callers that need that plan, and 2–5 s faster. `SolveOutcome.parts` says where the time went."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     extensions = load_extensions(resolved)  # before the slow build, so a typo fails fast
-    menus = Menus()
-    f = formulate(resolved, menus=menus)
-    user_rows = apply_extensions(f, extensions, resolved.source)
+    menus, watch = Menus(), Stopwatch()
+    with watch.part("build"):
+        f = formulate(resolved, menus=menus)
+        user_rows = apply_extensions(f, extensions, resolved.source)
     if model_file is not None:
         write_model(f.model, model_file)
     if any(not p.configs for p in f.pools):
@@ -207,21 +210,20 @@ def solve_scenario(
         fastest = _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
         record_extensions(fastest.plan, user_rows)
         return fastest
-    res = solve_fastest_cheapest(resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak)
+    res = solve_fastest_cheapest(resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak, watch)
     if res.status == SolverStatus.infeasible:
         return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved) + diagnosis_note(user_rows), res)
     if res.values is None:
         return SolveOutcome(SolverStatus.no_solution, None, [], res)
-    base = (
-        homogeneous_baselines(
-            resolved, menus, baseline_solver(resolved, backend, time_limit_s, gap, threads, method), res.objective
-        )
-        if baselines
-        else []
-    )
-    plan = assemble_plan(f, res, resolved.scenario.id, base)
-    record_extensions(plan, user_rows)
-    return SolveOutcome(res.status, plan, [], res)
+    base = []
+    if baselines:
+        with watch.part("baselines"):
+            solve_one = baseline_solver(resolved, backend, time_limit_s, gap, threads, method)
+            base = homogeneous_baselines(resolved, menus, solve_one, res.objective)
+    with watch.part("plan"):
+        plan = assemble_plan(f, res, resolved.scenario.id, base)
+        record_extensions(plan, user_rows)
+    return SolveOutcome(res.status, plan, [], res, watch)
 
 
 # The tie-breaking solve gets a twentieth of the TCO solve's wall time, between TIE_BREAK_MIN_S and TIE_BREAK_MAX_S.
@@ -242,45 +244,50 @@ def solve_fastest_cheapest(
     method: Method | str = Method.milp,
     progress: Progress | None = None,
     tiebreak: bool = True,
+    watch: Stopwatch | None = None,
 ) -> SolveResult:
     """The min-TCO plan, then of the plans no dearer the fastest (tiebreak.py), within a twentieth of the first
     solve's time (2-5 s, and within the time limit), unless the plan is provably the fastest already. Only a
-    faster plan replaces the first; the TCO result, bound and gap stay the first solve's."""
-    model, latency = with_latency_rows(f)
-    n = len(f.model.vars)
-    if method == Method.decomposition:
-        run = solve_by_decomposition(f, backend, time_limit_s, gap, threads, progress, model)
-        res = run.result
-    else:
-        res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress)
+    faster plan replaces the first; the TCO result, bound and gap stay the first solve's. `watch` gets the two
+    solves' times."""
+    watch = watch or Stopwatch()
+    with watch.part("solve"):
+        model, latency = with_latency_rows(f)
+        n = len(f.model.vars)
+        if method == Method.decomposition:
+            run = solve_by_decomposition(f, backend, time_limit_s, gap, threads, progress, model)
+            res = run.result
+        else:
+            res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress)
     if res.values is None or res.objective is None:
         return res
-    first_values = res.values[:n]
-    budget = min(max(TIE_BREAK_MIN_S, TIE_BREAK_SHARE * res.wall_time_s), TIE_BREAK_MAX_S)
-    if time_limit_s is not None:
-        budget = min(budget, max(0.0, time_limit_s - res.wall_time_s))
-    res.values = first_values
-    if budget <= 0.0 or not tiebreak:
+    with watch.part("tiebreak"):
+        first_values = res.values[:n]
+        budget = min(max(TIE_BREAK_MIN_S, TIE_BREAK_SHARE * res.wall_time_s), TIE_BREAK_MAX_S)
+        if time_limit_s is not None:
+            budget = min(budget, max(0.0, time_limit_s - res.wall_time_s))
+        res.values = first_values
+        if budget <= 0.0 or not tiebreak:
+            return res
+        tight = tight_start(model, latency, first_values)
+        if tight is not None and provably_fastest(f, tight[1]):
+            return res
+        if method == Method.decomposition and run.master is not None and run.master_values is not None:
+            im, cap = run.master, res.objective
+            tie = fastest_within(im.model, im.objective_of(latency), cap, run.master_values, backend, budget, 1)
+            tied = im.lift(tie.values)[:n] if tie is not None and tie.values is not None else None
+        else:
+            start = tight[0] if tight is not None else start_with_makespans(model, first_values)
+            tie = fastest_within(model, latency, res.objective, start, backend, budget, threads)
+            tied = tie.values[:n] if tie is not None and tie.values is not None else None
+        if tied is not None and tie is not None:
+            res.wall_time_s += tie.wall_time_s
+            candidate = replace(res, values=tied, objective=f.model.evaluate_objective(tied))
+            before = assemble_plan(f, res, resolved.scenario.id).mean_critical_path_s
+            after = assemble_plan(f, candidate, resolved.scenario.id).mean_critical_path_s
+            if before is not None and after is not None and after < before - 1e-9:
+                return candidate
         return res
-    tight = tight_start(model, latency, first_values)
-    if tight is not None and provably_fastest(f, tight[1]):
-        return res
-    if method == Method.decomposition and run.master is not None and run.master_values is not None:
-        im = run.master
-        tie = fastest_within(im.model, im.objective_of(latency), res.objective, run.master_values, backend, budget, 1)
-        tied = im.lift(tie.values)[:n] if tie is not None and tie.values is not None else None
-    else:
-        start = tight[0] if tight is not None else start_with_makespans(model, first_values)
-        tie = fastest_within(model, latency, res.objective, start, backend, budget, threads)
-        tied = tie.values[:n] if tie is not None and tie.values is not None else None
-    if tied is not None and tie is not None:
-        res.wall_time_s += tie.wall_time_s
-        candidate = replace(res, values=tied, objective=f.model.evaluate_objective(tied))
-        before = assemble_plan(f, res, resolved.scenario.id).mean_critical_path_s
-        after = assemble_plan(f, candidate, resolved.scenario.id).mean_critical_path_s
-        if before is not None and after is not None and after < before - 1e-9:
-            return candidate
-    return res
 
 
 def solve_model(
