@@ -11,12 +11,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hetplace.catalogs.schema import DeviceKind
-from hetplace.common.enums import LLM_PHASES, Backend, Method, Objective, Phase, SolverStatus
+from hetplace.common.enums import LLM_PHASES, Backend, Method, Objective, SolverStatus
 from hetplace.costmodels.capacity import min_devices_for_weights
 from hetplace.costmodels.precision import Precision
 from hetplace.optimizer.assemble import assemble_plan, critical_paths
 from hetplace.optimizer.availability import availability_causes, node_limited_purchases
 from hetplace.optimizer.backends import Progress, SolveResult, solve
+from hetplace.optimizer.baselines import Menus, homogeneous_baselines
 from hetplace.optimizer.decomposition.driver import solve_by_decomposition
 from hetplace.optimizer.extensions import apply_extensions, diagnosis_note, load_extensions, record_extensions
 from hetplace.optimizer.formulation import (
@@ -32,10 +33,17 @@ from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.model_file import write_model
 from hetplace.optimizer.pools import Pool, StepRef
 from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
-from hetplace.optimizer.tiebreak import fastest_within, start_with_makespans, with_latency_rows
+from hetplace.optimizer.stopwatch import Stopwatch
+from hetplace.optimizer.tiebreak import (
+    fastest_within,
+    provably_fastest,
+    start_with_makespans,
+    tight_start,
+    with_latency_rows,
+)
 from hetplace.optimizer.warmstart import WARM_START_KEEP, restrict_menus, solve_with_warm_start
 from hetplace.problems.loader import ResolvedScenario
-from hetplace.problems.plan import Baseline, Plan
+from hetplace.problems.plan import Plan
 
 
 @dataclass
@@ -44,6 +52,7 @@ class SolveOutcome:
     plan: Plan | None
     diagnosis: list[str] = field(default_factory=list)
     result: SolveResult | None = None
+    parts: Stopwatch = field(default_factory=Stopwatch)  # where the time went (min_tco: build, solve, tie-break, ...)
 
 
 def formulate(
@@ -52,12 +61,16 @@ def formulate(
     relax: frozenset[str] = frozenset(),
     plain: bool = False,
     restrict: Callable[[list[Pool], dict[str, DeviceOffer]], int] | None = None,
+    menus: Menus | None = None,
 ) -> Formulation:
     """The model as solved: presolved and tightened. `plain=True` gives the untightened, unpruned model with the
     same optimum (benchmarks measure the difference); `restrict` may drop more configs after the exact presolve
-    (a restricted model for warm starts — its optimum can be worse)."""
+    (a restricted model for warm starts — its optimum can be worse); `menus` keeps the whole menus before any
+    pruning (the baselines reuse them)."""
 
     def prune(pools: list[Pool], offers: dict[str, DeviceOffer]) -> int:
+        if menus is not None:
+            menus.keep(pools, offers)
         dropped = prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
         return dropped + (restrict(pools, offers) if restrict is not None else 0)
 
@@ -181,12 +194,14 @@ def solve_scenario(
     under a budget"), then the cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO
     comparisons, min_tco only. The scenario's extra_constraints add user rows (extensions.py); `model_file` gets
     the min-TCO model as built. `tiebreak=False` returns the cost solve's plan as it is (same TCO, possibly a
-    slower one): for callers that need that plan, and 5–10 s faster."""
+    slower one): for callers that need that plan, and 2–5 s faster. `SolveOutcome.parts` says where the time went."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     extensions = load_extensions(resolved)  # before the slow build, so a typo fails fast
-    f = formulate(resolved)
-    user_rows = apply_extensions(f, extensions, resolved.source)
+    menus, watch = Menus(), Stopwatch()
+    with watch.part("build"):
+        f = formulate(resolved, menus=menus)
+        user_rows = apply_extensions(f, extensions, resolved.source)
     if model_file is not None:
         write_model(f.model, model_file)
     if any(not p.configs for p in f.pools):
@@ -195,27 +210,28 @@ def solve_scenario(
         fastest = _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
         record_extensions(fastest.plan, user_rows)
         return fastest
-    res = solve_fastest_cheapest(resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak)
+    res = solve_fastest_cheapest(resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak, watch)
     if res.status == SolverStatus.infeasible:
         return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved) + diagnosis_note(user_rows), res)
     if res.values is None:
         return SolveOutcome(SolverStatus.no_solution, None, [], res)
-    base = (
-        homogeneous_baselines(resolved, backend, time_limit_s, gap, threads, res.objective, method)
-        if baselines
-        else []
-    )
-    plan = assemble_plan(f, res, resolved.scenario.id, base)
-    record_extensions(plan, user_rows)
-    return SolveOutcome(res.status, plan, [], res)
+    base = []
+    if baselines:
+        with watch.part("baselines"):
+            solve_one = baseline_solver(resolved, backend, time_limit_s, gap, threads, method)
+            base = homogeneous_baselines(resolved, menus, solve_one, res.objective)
+    with watch.part("plan"):
+        plan = assemble_plan(f, res, resolved.scenario.id, base)
+        record_extensions(plan, user_rows)
+    return SolveOutcome(res.status, plan, [], res, watch)
 
 
-# The tie-breaking solve gets a quarter of the TCO solve's wall time, between TIE_BREAK_MIN_S and TIE_BREAK_MAX_S.
+# The tie-breaking solve gets a twentieth of the TCO solve's wall time, between TIE_BREAK_MIN_S and TIE_BREAK_MAX_S.
 # The floor is far above what a small model needs (0.1 s on the small scenario), so a busy machine does not change
-# which plan comes back.
-TIE_BREAK_SHARE = 0.25
-TIE_BREAK_MIN_S = 5.0
-TIE_BREAK_MAX_S = 10.0
+# which plan comes back; on the default scenario no budget up to a minute finds a faster plan from the full model.
+TIE_BREAK_SHARE = 0.05
+TIE_BREAK_MIN_S = 2.0
+TIE_BREAK_MAX_S = 5.0
 
 
 def solve_fastest_cheapest(
@@ -228,43 +244,50 @@ def solve_fastest_cheapest(
     method: Method | str = Method.milp,
     progress: Progress | None = None,
     tiebreak: bool = True,
+    watch: Stopwatch | None = None,
 ) -> SolveResult:
-    """The min-TCO plan, then of the plans no dearer the fastest (tiebreak.py), within a quarter of the first
-    solve's time (5-10 s, and within the time limit). Only a faster plan replaces the first; the TCO result, bound
-    and gap stay the first solve's."""
-    model, latency = with_latency_rows(f)
-    n = len(f.model.vars)
-    if method == Method.decomposition:
-        run = solve_by_decomposition(f, backend, time_limit_s, gap, threads, progress, model)
-        res = run.result
-    else:
-        res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress)
+    """The min-TCO plan, then of the plans no dearer the fastest (tiebreak.py), within a twentieth of the first
+    solve's time (2-5 s, and within the time limit), unless the plan is provably the fastest already. Only a
+    faster plan replaces the first; the TCO result, bound and gap stay the first solve's. `watch` gets the two
+    solves' times."""
+    watch = watch or Stopwatch()
+    with watch.part("solve"):
+        model, latency = with_latency_rows(f)
+        n = len(f.model.vars)
+        if method == Method.decomposition:
+            run = solve_by_decomposition(f, backend, time_limit_s, gap, threads, progress, model)
+            res = run.result
+        else:
+            res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress)
     if res.values is None or res.objective is None:
         return res
-    first_values = res.values[:n]
-    budget = min(max(TIE_BREAK_MIN_S, TIE_BREAK_SHARE * res.wall_time_s), TIE_BREAK_MAX_S)
-    if time_limit_s is not None:
-        budget = min(budget, max(0.0, time_limit_s - res.wall_time_s))
-    if budget <= 0.0 or not tiebreak:
+    with watch.part("tiebreak"):
+        first_values = res.values[:n]
+        budget = min(max(TIE_BREAK_MIN_S, TIE_BREAK_SHARE * res.wall_time_s), TIE_BREAK_MAX_S)
+        if time_limit_s is not None:
+            budget = min(budget, max(0.0, time_limit_s - res.wall_time_s))
         res.values = first_values
+        if budget <= 0.0 or not tiebreak:
+            return res
+        tight = tight_start(model, latency, first_values)
+        if tight is not None and provably_fastest(f, tight[1]):
+            return res
+        if method == Method.decomposition and run.master is not None and run.master_values is not None:
+            im, cap = run.master, res.objective
+            tie = fastest_within(im.model, im.objective_of(latency), cap, run.master_values, backend, budget, 1)
+            tied = im.lift(tie.values)[:n] if tie is not None and tie.values is not None else None
+        else:
+            start = tight[0] if tight is not None else start_with_makespans(model, first_values)
+            tie = fastest_within(model, latency, res.objective, start, backend, budget, threads)
+            tied = tie.values[:n] if tie is not None and tie.values is not None else None
+        if tied is not None and tie is not None:
+            res.wall_time_s += tie.wall_time_s
+            candidate = replace(res, values=tied, objective=f.model.evaluate_objective(tied))
+            before = assemble_plan(f, res, resolved.scenario.id).mean_critical_path_s
+            after = assemble_plan(f, candidate, resolved.scenario.id).mean_critical_path_s
+            if before is not None and after is not None and after < before - 1e-9:
+                return candidate
         return res
-    if method == Method.decomposition and run.master is not None and run.master_values is not None:
-        im = run.master
-        tie = fastest_within(im.model, im.objective_of(latency), res.objective, run.master_values, backend, budget, 1)
-        tied = im.lift(tie.values)[:n] if tie is not None and tie.values is not None else None
-    else:
-        start = start_with_makespans(model, first_values)
-        tie = fastest_within(model, latency, res.objective, start, backend, budget, threads)
-        tied = tie.values[:n] if tie is not None and tie.values is not None else None
-    res.values = first_values
-    if tied is not None and tie is not None:
-        res.wall_time_s += tie.wall_time_s
-        candidate = replace(res, values=tied, objective=f.model.evaluate_objective(tied))
-        before = assemble_plan(f, res, resolved.scenario.id).mean_critical_path_s
-        after = assemble_plan(f, candidate, resolved.scenario.id).mean_critical_path_s
-        if before is not None and after is not None and after < before - 1e-9:
-            return candidate
-    return res
 
 
 def solve_model(
@@ -321,59 +344,19 @@ def _solve_min_latency(
     return SolveOutcome(second.status, plan, [], second)
 
 
-CPU_BASELINE_PHASES = frozenset({Phase.tool, Phase.retrieval})
-
-
-def cpus_for_tools_only(pools: list[Pool], offers: dict[str, DeviceOffer]) -> int:
-    """Baselines: drop CPU configs from every pool but tool calls and retrieval (LLM, embedding and encoder pools
-    stay on the baseline's accelerator). Returns the number of configs dropped."""
-    dropped = 0
-    for pool in pools:
-        if pool.phase in CPU_BASELINE_PHASES:
-            continue
-        kept = [c for c in pool.configs if offers[c.device].device.kind != DeviceKind.cpu]
-        dropped += len(pool.configs) - len(kept)
-        pool.configs = kept
-    return dropped
-
-
-def homogeneous_baselines(
+def baseline_solver(
     resolved: ResolvedScenario,
     backend: Backend | str,
     time_limit_s: float | None,
     gap: float,
     threads: int,
-    plan_cost: float | None,
-    method: Method | str = Method.milp,
-) -> list[Baseline]:
-    """Best fleet with one accelerator type, for every offered accelerator, solved by the same `method` as the
-    plan: that type serves every LLM, embedding and encoder step; the scenario's CPU sockets serve only tool
-    calls and retrieval (`cpus_for_tools_only`), so a "single-accelerator" fleet never runs a model on CPUs."""
-    hw = resolved.scenario.hardware
-    ids = sorted(
-        {
-            e.device
-            for g in (hw.owned, hw.purchasable, hw.rentable)
-            for e in g
-            if resolved.catalog.device(e.device).kind != DeviceKind.cpu
-        }
-    )
-    out = []
-    for dev_id in ids:
-        f = formulate(resolved, {dev_id}, restrict=cpus_for_tools_only)
-        if any(not p.configs for p in f.pools):
-            out.append(
-                Baseline(device=dev_id, status=SolverStatus.infeasible, total_usd_per_year=None, saving_fraction=None)
-            )
-            continue
+    method: Method | str,
+) -> Callable[[Formulation], SolveResult]:
+    """How a baseline the counting proof cannot settle is solved: by the plan's method and settings."""
+
+    def solve_one(f: Formulation) -> SolveResult:
         if method == Method.decomposition:
-            res = solve_by_decomposition(f, backend, time_limit_s, gap, threads).result
-        else:
-            res = solve_model(resolved, f, backend, time_limit_s, gap, threads)
-        if res.values is None:
-            out.append(Baseline(device=dev_id, status=res.status, total_usd_per_year=None, saving_fraction=None))
-            continue
-        cost = assemble_plan(f, res, resolved.scenario.id).tco.total_usd_per_year
-        saving = (cost - plan_cost) / cost if plan_cost is not None and cost > 0 else None
-        out.append(Baseline(device=dev_id, status=res.status, total_usd_per_year=cost, saving_fraction=saving))
-    return out
+            return solve_by_decomposition(f, backend, time_limit_s, gap, threads).result
+        return solve_model(resolved, f, backend, time_limit_s, gap, threads)
+
+    return solve_one

@@ -17,7 +17,8 @@ import pytest
 from hetplace.catalogs.schema import DeviceKind
 from hetplace.common.enums import Phase, SolverStatus
 from hetplace.optimizer.assemble import assemble_plan
-from hetplace.optimizer.solve import cpus_for_tools_only, formulate, solve_model
+from hetplace.optimizer.baselines import cpus_for_tools_only
+from hetplace.optimizer.solve import formulate, solve_model
 from hetplace.problems.loader import ResolvedScenario
 from tests.conftest import SMALL_OPTIMUM_USD_PER_YEAR, solved_plan
 
