@@ -1,6 +1,6 @@
 """Where the optimality gap lives: the bounds of relaxations between the LP and the optimum, as a Markdown table.
 
-    python -m benchmarks.run --gaps                     # the default scenario, both formulations
+    python -m benchmarks.run --gaps --sizes             # the default scenario, every formulation
     python -m benchmarks.gaps default --formulations improved
 
 For one instance: the best plan found (HiGHS to a 0.01 % gap within the time limit), then the bound of
@@ -23,11 +23,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hetplace.optimizer.backends import solve
-from hetplace.optimizer.formulation import Formulation
+from hetplace.optimizer.formulation import CUTS, DeviceOffer, Formulation, build_formulation
 from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.linear import LinearModel, Var
+from hetplace.optimizer.pools import Pool
+from hetplace.optimizer.presolve import prune_by_critical_path, prune_dominated
 from hetplace.optimizer.solve import formulate, solve_model
 from hetplace.problems.loader import ResolvedScenario, default_scenario_path, load_scenario
+
+FORMULATIONS = ("plain", "improved", "all-cuts")
+
+
+def formulate_with_cuts(resolved: ResolvedScenario) -> Formulation:
+    """The improved model (exact presolve, strengthening rows) with every cut family of optimizer/cuts.py, whether
+    on by default or not: what the cuts buy is this against "improved"."""
+
+    def prune(pools: list[Pool], _offers: dict[str, DeviceOffer]) -> int:
+        return prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
+
+    return build_formulation(resolved, prune=prune, cuts=frozenset(CUTS))
+
+
+def formulate_as(resolved: ResolvedScenario, formulation: str) -> Formulation:
+    """One of FORMULATIONS: plain, improved as `hetplace solve` builds it, or improved with every cut family."""
+    if formulation == "all-cuts":
+        return formulate_with_cuts(resolved)
+    return formulate(resolved, plain=formulation == "plain")
+
 
 GROUPS: dict[str, Callable[[str], bool]] = {
     "fleet counts (own, nodes, rent)": lambda n: n.startswith(("own[", "buy_nodes[", "rent[")),
@@ -115,7 +137,7 @@ def table(name: str, path: Path, formulations: list[str], time_limit_s: float) -
     per_form: dict[str, list[GapRow]] = {}
     best_tco: dict[str, tuple[float, float]] = {}
     for form in formulations:
-        f = formulate(resolved, plain=form == "plain")
+        f = formulate_as(resolved, form)
         values, tco, bound = best_plan(resolved, f, time_limit_s)
         best_tco[form] = (tco, bound)
         per_form[form] = localise(f, values, time_limit_s)
@@ -141,7 +163,7 @@ def table(name: str, path: Path, formulations: list[str], time_limit_s: float) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", default="default", help="'default' or a scenario YAML path")
-    parser.add_argument("--formulations", nargs="+", choices=["plain", "improved"], default=["plain", "improved"])
+    parser.add_argument("--formulations", nargs="+", choices=FORMULATIONS, default=list(FORMULATIONS))
     parser.add_argument("--time-limit", type=float, default=300.0, help="per solve, wall seconds")
     args = parser.parse_args()
     path = default_scenario_path() if args.scenario == "default" else Path(args.scenario)

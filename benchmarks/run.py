@@ -1,4 +1,4 @@
-"""Solver benchmark: generated instances × backends × (plain, no-cuts, improved, decomposition), as a Markdown table.
+"""Solver benchmark: generated instances × backends × (plain, improved, all-cuts, decomposition), as a Markdown table.
 
     python -m benchmarks.run --quick              # default, S and M; HiGHS and CP-SAT; 60 s limit: about 8 minutes
     python -m benchmarks.run --sizes S M L XL --backends highs cpsat cbc --time-limit 60 --out benchmarks/RESULTS.md
@@ -7,12 +7,12 @@
 
 For every instance it reports the model size after presolve, time to the first plan, wall time, status, objective,
 proven bound and gap, for the plain formulation (no presolve pruning, no strengthening rows, no start), the
-improved one without the cut families of optimizer/cuts.py ("no-cuts"), the improved one as `hetplace solve` runs
-it (presolve, strengthening, cuts, the budget heuristic's start and, on large models, the restricted warm start)
-and the decomposition by model family (`--method decomposition`) in the same run, and the budget heuristic alone.
-CPU seconds are printed beside wall seconds (the machine may be shared). The default scenario is included as a row
-of its own. Cost-model throughput (`benchmarks.costmodel_throughput`) is appended. Timings are from this machine
-and single-threaded. `--gaps` prints where the gap lives instead (benchmarks/gaps.py).
+improved one as `hetplace solve` runs it (presolve, strengthening, the budget heuristic's start and, on large
+models, the restricted warm start), the same with every cut family of optimizer/cuts.py ("all-cuts"; they are off
+by default) and the decomposition by model family (`--method decomposition`) in the same run, and the budget
+heuristic alone. CPU seconds are printed beside wall seconds (the machine may be shared). The default scenario is
+included as a row of its own. Cost-model throughput (`benchmarks.costmodel_throughput`) is appended. Timings are
+from this machine and single-threaded. `--gaps` prints where the gap lives instead (benchmarks/gaps.py).
 """
 
 from __future__ import annotations
@@ -31,12 +31,9 @@ from benchmarks.instances import SIZES, generate
 from hetplace.common.io import atomic_write_text
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.decomposition.driver import solve_by_decomposition
-from hetplace.optimizer.formulation import DeviceOffer, Formulation, build_formulation
 from hetplace.optimizer.heuristic import budget_plan
-from hetplace.optimizer.pools import Pool
-from hetplace.optimizer.presolve import prune_by_critical_path, prune_dominated
 from hetplace.optimizer.solve import formulate, solve_model
-from hetplace.problems.loader import ResolvedScenario, default_scenario_path, load_scenario
+from hetplace.problems.loader import default_scenario_path, load_scenario
 
 
 @dataclass
@@ -58,24 +55,14 @@ class Row:
     cpu_s: float = 0.0
 
 
-FORMULATIONS = ("plain", "no-cuts", "improved", "decomposition")
-
-
-def formulate_without_cuts(resolved: ResolvedScenario) -> Formulation:
-    """The improved model (exact presolve, strengthening rows) without the cut families of optimizer/cuts.py: what
-    the cuts buy is "improved" against this."""
-
-    def prune(pools: list[Pool], _offers: dict[str, DeviceOffer]) -> int:
-        return prune_by_critical_path(pools, resolved.workflows) + prune_dominated(pools)
-
-    return build_formulation(resolved, prune=prune, cuts=frozenset())
+FORMULATIONS = ("plain", "improved", "all-cuts", "decomposition")
 
 
 def bench_one(name: str, path: Path, backend: str, formulation: str, time_limit_s: float, gap: float) -> Row:
     resolved = load_scenario(path)
     plain = formulation == "plain"
     t0 = time.perf_counter()
-    f = formulate_without_cuts(resolved) if formulation == "no-cuts" else formulate(resolved, plain=plain)
+    f = gaps.formulate_with_cuts(resolved) if formulation == "all-cuts" else formulate(resolved, plain=plain)
     build = time.perf_counter() - t0
     # the improved run solves as `hetplace solve` does (warm start on large HiGHS models); plain solves directly
     cpu0 = time.process_time()
@@ -152,7 +139,7 @@ def markdown(rows: list[Row], time_limit_s: float, gap: float, heuristic: list[H
         )
     lines += ["", "Side by side (wall s / gap at the end):", ""]
     lines += [
-        "| instance | backend | plain | no-cuts | improved | decomposition |",
+        "| instance | backend | plain | improved | all-cuts | decomposition |",
         "|---|---|---:|---:|---:|---:|",
     ]
     done: set[tuple[str, str]] = set()
@@ -195,7 +182,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             todo = [] if args.no_default else [("default", default_scenario_path())]
             todo += [(s, generate(s, args.seed, Path(tmp) / s)) for s in ([] if args.quick else args.sizes)]
-            forms = [f for f in args.formulations if f in ("plain", "improved")] or ["improved"]
+            forms = [f for f in args.formulations if f in gaps.FORMULATIONS] or ["improved"]
             text = "\n".join(gaps.table(name, path, forms, args.time_limit) for name, path in todo)
         print(text)
         if args.out:

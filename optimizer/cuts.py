@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 EPS = 1e-9
 ROUND_TOL = 1e-6  # a multiplier this close to an integer is rounded to it (CG instead of MIR)
+MIN_SHARE_FRAC = 0.05  # with a route share, multipliers are at least this far above an integer (see capacity_mir)
 SAFETY = 1e-7  # right-hand sides are lowered by this much, so float noise in coefficients never cuts a plan
 
 
@@ -30,9 +31,13 @@ def capacity_mir(coverage: dict[str, float], multiplier: float, with_share: bool
     the MIR inequality is Σ_c (⌈λa_c⌉ − (g − frac(λa_c))⁺ / g) r_c + t / g ≥ ⌈λ⌉ (Nemhauser–Wolsey; for g = 0 the
     Chvátal–Gomory cut Σ ⌈λa_c⌉ r_c ≥ λ s). Valid: MIR of a valid row over integer r and continuous t ≥ 0.
     With λ = 1/a_k it says "count in units of config k's coverage": k alone needs ⌈1/a_k⌉ replicas, which the LP
-    otherwise buys as 1/a_k. Keys of `coverage` are config keys; the cut's terms are "r:<key>" and "share"."""
+    otherwise buys as 1/a_k. Keys of `coverage` are config keys; the cut's terms are "r:<key>" and "share". With a
+    share, a multiplier just above an integer is raised to frac 0.05 (any λ > 0 is valid), so the share's
+    coefficient λ/g stays moderate for every backend."""
     lam = multiplier
     g = lam - math.floor(lam)
+    if with_share and ROUND_TOL <= g < MIN_SHARE_FRAC:  # keep the share's coefficient λ/g moderate: a larger λ
+        lam, g = math.floor(lam) + MIN_SHARE_FRAC, MIN_SHARE_FRAC  # is as valid a multiplier
     coeffs: dict[str, float] = {}
     if g < ROUND_TOL or g > 1 - ROUND_TOL:  # λ (nearly) integral: CG with the integer multiplier, exact for every s
         whole = round(lam)
@@ -68,12 +73,13 @@ def mir_multipliers(coverage: dict[str, float], unit_cost: dict[str, float], cou
     return out
 
 
-def step_floor(latencies: dict[str, float], with_share: bool) -> Cut:
-    """L_{p,s} ≥ min_c ℓ_c · s: a pool whose route carries traffic (s > 0) has a config in use (choose row, x
-    integer), and every config in use holds L ≥ its floor latency ≥ the least of them. Terms "L" and "share"
-    (without a route split s = 1 and the cut is L ≥ min ℓ). The LP otherwise spreads x over configs and reads
-    L ≥ max_c ℓ_c x_c, below every config's latency."""
-    least = min(latencies.values())
+def step_floor(latencies: dict[str, float], with_share: bool, slack_s: float = 0.0) -> Cut:
+    """L_{p,s} ≥ (min_c ℓ_c − slack) · s: a pool whose route carries traffic (s > 0) has a config in use (choose
+    row, x integer), and every config in use holds L ≥ its floor latency ≥ the least of them. Terms "L" and
+    "share" (without a route split s = 1 and the cut is L ≥ min ℓ − slack). The LP otherwise spreads x over
+    configs and reads L ≥ max_c ℓ_c x_c, below every config's latency. `slack_s` only weakens the cut (the
+    formulation passes CP-SAT's rounding of the share term, so CP-SAT never needs L above the fastest latency)."""
+    least = min(latencies.values()) - slack_s
     if with_share:
         return Cut({"L": 1.0, "share": -least}, 0.0)
     return Cut({"L": 1.0}, least)

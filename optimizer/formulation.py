@@ -374,7 +374,12 @@ def define_latency_and_sla(f: Formulation) -> None:
 
 
 CUTS = ("capacity_mir", "step_floor", "node_use")  # cut families (optimizer/cuts.py)
-DEFAULT_CUTS: frozenset[str] = frozenset(CUTS)
+# Off by default: none measurably sped HiGHS up on the default scenario, S and M (benchmarks/RESULTS.md, "Cuts");
+# they stay built and tested, and benchmarks.run measures them ("all-cuts").
+DEFAULT_CUTS: frozenset[str] = frozenset()
+# CP-SAT counts a share in 1e-4 units and rounds each unit's coefficient in a row scaled to 1e-8 s: up to 1e-4 s in
+# all; the step-floor cut gives that much away so the rounded row never asks more than the fastest config's latency
+FLOOR_SLACK_S = 1e-4
 MIR_PER_POOL = 5  # capacity MIR cuts per pool: multipliers of its cheapest configs per unit of coverage
 
 
@@ -403,7 +408,9 @@ def define_cuts(f: Formulation) -> None:
             for ref in pool.steps:
                 floors = {c.key: c.floor_latency_s(ref) for c in pool.configs}
                 lv = {"L": f.latency_vars[(pool.id, ref)], **terms}
-                _add_cut(f, f"floor[{pool.id},{ref.workflow}.{ref.step}]", step_floor(floors, share is not None), lv)
+                cut = step_floor(floors, share is not None, FLOOR_SLACK_S if share is not None else 0.0)
+                if cut.rhs > 0 or cut.coeffs.get("share", 0.0) < 0:
+                    _add_cut(f, f"floor[{pool.id},{ref.workflow}.{ref.step}]", cut, lv)
         if "node_use" in f.cuts:
             for c in pool.configs:
                 fv = f.fleet_vars[c.device]

@@ -15,7 +15,6 @@ import hetplace.optimizer.pools as pools_module
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.cuts import Cut, capacity_mir, mir_multipliers, node_use, step_floor
 from hetplace.optimizer.formulation import CUTS, build_formulation, coverage
-from hetplace.optimizer.solve import formulate
 from hetplace.problems.loader import load_scenario
 from tests.conftest import write_yaml
 
@@ -56,6 +55,7 @@ def test_mir_multipliers_rank_by_cost_per_coverage() -> None:
 def test_step_floor_and_node_use_by_hand() -> None:
     assert step_floor({"a": 0.3, "b": 0.2}, False) == Cut({"L": 1.0}, 0.2)
     assert step_floor({"a": 0.3, "b": 0.2}, True) == Cut({"L": 1.0, "share": -0.2}, 0.0)
+    assert step_floor({"a": 0.3, "b": 0.2}, True, slack_s=0.05).coeffs == pytest.approx({"L": 1.0, "share": -0.15})
     assert node_use(["own", "nodes"], "c1") == Cut({"own": 1.0, "nodes": 1.0, "x:c1": -1.0}, 0.0)
 
 
@@ -156,8 +156,7 @@ def test_model_cut_rows_hold_at_every_brute_forced_pool_plan(
     monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
     monkeypatch.setattr(pools_module, "PREFILL_BATCHES", (1, 4))
     monkeypatch.setattr(pools_module, "DECODE_BATCHES", (1, 16))
-    f = formulate(_tiny_resolved(tmp_path, rate, sla))
-    assert f.cuts == frozenset(CUTS)
+    f = build_formulation(_tiny_resolved(tmp_path, rate, sla), cuts=frozenset(CUTS))  # every family, on or off
     cut_rows = [r for r in f.model.rows if r.name.startswith(("mir[", "floor[", "node_use["))]
     assert any(r.name.startswith("mir[") for r in cut_rows)
     checked = 0
@@ -200,10 +199,10 @@ def test_model_cut_rows_hold_at_every_brute_forced_pool_plan(
 
 @pytest.mark.parametrize(("rate", "sla"), [(1.0, 6.0), (3.0, 8.0), (0.5, 20.0)])
 def test_cuts_keep_the_optimum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float, sla: float) -> None:
-    """The same scenario's model with and without the cut families has the same optimal TCO (HiGHS, 0 gap)."""
+    """The same scenario's model with every cut family and with none has the same optimal TCO (HiGHS, 0 gap)."""
     monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
     resolved = _tiny_resolved(tmp_path, rate, sla)
-    with_cuts = solve(build_formulation(resolved).model, "highs", gap=0.0)
+    with_cuts = solve(build_formulation(resolved, cuts=frozenset(CUTS)).model, "highs", gap=0.0)
     without = solve(build_formulation(resolved, cuts=frozenset()).model, "highs", gap=0.0)
     assert with_cuts.status == without.status == "optimal"
     assert with_cuts.objective == pytest.approx(without.objective, rel=1e-9)
