@@ -383,8 +383,23 @@ FLOOR_SLACK_S = 1e-4
 MIR_PER_POOL = 5  # capacity MIR cuts per pool: multipliers of its cheapest configs per unit of coverage
 
 
-def _add_cut(f: Formulation, name: str, cut: Cut, index: dict[str, int]) -> None:
-    f.model.add_row(name, {index[term]: c for term, c in cut.coeffs.items()}, ">=", cut.rhs)
+def _add_cut(f: Formulation, name: str, cut: Cut, index: dict[str, int], rounding_room: bool = False) -> None:
+    """Add `cut` as a ≥ row. `rounding_room`: lower its right-hand side by what CP-SAT's conservative integer
+    rounding of the row can cost (backends.py: coefficients per unit of each variable rounded down after scaling
+    the smallest to ≥ 1000, at most 1e9), so a plan on which the cut is tight stays feasible there. A MIR cut is
+    often tight at the optimum; without this, CP-SAT found dearer plans on tiny scenarios (tests/test_cuts.py)."""
+    coeffs = {index[term]: c for term, c in cut.coeffs.items()}
+    rhs = cut.rhs
+    if rounding_room and coeffs:
+        units, per_unit = 1.0, []
+        for i, c in coeffs.items():
+            v = f.model.vars[i]
+            res = 1.0 if v.integer else v.resolution
+            per_unit.append(abs(c) * res)
+            units += (v.ub - v.lb) / res
+        scale = min(1000.0 / min(per_unit), 1e9)  # a lower bound on CP-SAT's scale: the loss is at most this large
+        rhs -= units / max(scale, 1.0)
+    f.model.add_row(name, coeffs, ">=", rhs)
 
 
 def define_cuts(f: Formulation) -> None:
@@ -403,7 +418,7 @@ def define_cuts(f: Formulation) -> None:
             cover = {c.key: coverage(f, pool, c) for c in pool.configs}
             unit = {c.key: c.tp * f.offers[c.device].cheapest_year_usd for c in pool.configs}
             for j, lam in enumerate(mir_multipliers(cover, unit, MIR_PER_POOL)):
-                _add_cut(f, f"mir[{pool.id},{j}]", capacity_mir(cover, lam, share is not None), terms)
+                _add_cut(f, f"mir[{pool.id},{j}]", capacity_mir(cover, lam, share is not None), terms, True)
         if "step_floor" in f.cuts:
             for ref in pool.steps:
                 floors = {c.key: c.floor_latency_s(ref) for c in pool.configs}
