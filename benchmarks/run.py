@@ -1,17 +1,18 @@
-"""Solver benchmark: generated instances × backends × (plain, improved, decomposition), as a Markdown table.
+"""Solver benchmark: generated instances × backends × (plain, improved, all-cuts, decomposition), as a Markdown table.
 
     python -m benchmarks.run --quick              # default, S and M; HiGHS and CP-SAT; 60 s limit: about 8 minutes
     python -m benchmarks.run --sizes S M L XL --backends highs cpsat cbc --time-limit 60 --out benchmarks/RESULTS.md
     python -m benchmarks.run --sizes --backends highs cpsat cbc --gap 0.001     # the default scenario only
+    python -m benchmarks.run --gaps --sizes S M --time-limit 300   # where the gap lives (benchmarks/gaps.py)
 
 For every instance it reports the model size after presolve, time to the first plan, wall time, status, objective,
-proven bound and gap, for the plain formulation (no presolve pruning, no strengthening rows, no start) and the
+proven bound and gap, for the plain formulation (no presolve pruning, no strengthening rows, no start), the
 improved one as `hetplace solve` runs it (presolve, strengthening, the budget heuristic's start and, on large
-models, the restricted warm start) and the decomposition by model family (`--method decomposition`) in the same
-run, the ratios between them, and the budget heuristic alone. CPU seconds are printed beside wall seconds (the
-machine may be shared). The
-default scenario is included as a row of its own. Cost-model throughput (`benchmarks.costmodel_throughput`) is
-appended. Timings are from this machine and single-threaded.
+models, the restricted warm start), the same with every cut family of optimizer/cuts.py ("all-cuts"; they are off
+by default) and the decomposition by model family (`--method decomposition`) in the same run, and the budget
+heuristic alone. CPU seconds are printed beside wall seconds (the machine may be shared). The default scenario is
+included as a row of its own. Cost-model throughput (`benchmarks.costmodel_throughput`) is appended. Timings are
+from this machine and single-threaded. `--gaps` prints where the gap lives instead (benchmarks/gaps.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import costmodel_throughput
+from benchmarks import costmodel_throughput, gaps
 from benchmarks.instances import SIZES, generate
 from hetplace.common.io import atomic_write_text
 from hetplace.optimizer.backends import solve
@@ -53,14 +54,15 @@ class Row:
     gap: float | None
     cpu_s: float = 0.0
 
-FORMULATIONS = ("plain", "improved", "decomposition")
+
+FORMULATIONS = ("plain", "improved", "all-cuts", "decomposition")
 
 
 def bench_one(name: str, path: Path, backend: str, formulation: str, time_limit_s: float, gap: float) -> Row:
     resolved = load_scenario(path)
     plain = formulation == "plain"
     t0 = time.perf_counter()
-    f = formulate(resolved, plain=plain)
+    f = gaps.formulate_with_cuts(resolved) if formulation == "all-cuts" else formulate(resolved, plain=plain)
     build = time.perf_counter() - t0
     # the improved run solves as `hetplace solve` does (warm start on large HiGHS models); plain solves directly
     cpu0 = time.process_time()
@@ -137,8 +139,8 @@ def markdown(rows: list[Row], time_limit_s: float, gap: float, heuristic: list[H
         )
     lines += ["", "Side by side (wall s / gap at the end):", ""]
     lines += [
-        "| instance | backend | plain | improved | decomposition |",
-        "|---|---|---:|---:|---:|",
+        "| instance | backend | plain | improved | all-cuts | decomposition |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     done: set[tuple[str, str]] = set()
     for r in rows:
@@ -172,7 +174,20 @@ def main() -> None:
         "--formulations", nargs="+", choices=list(FORMULATIONS), default=list(FORMULATIONS), help="what to run"
     )
     parser.add_argument("--out", type=Path, help="also write the table here (e.g. benchmarks/RESULTS.md)")
+    parser.add_argument(
+        "--gaps", action="store_true", help="print where the gap lives instead (benchmarks.gaps) for each instance"
+    )
     args = parser.parse_args()
+    if args.gaps:
+        with tempfile.TemporaryDirectory() as tmp:
+            todo = [] if args.no_default else [("default", default_scenario_path())]
+            todo += [(s, generate(s, args.seed, Path(tmp) / s)) for s in ([] if args.quick else args.sizes)]
+            forms = [f for f in args.formulations if f in gaps.FORMULATIONS] or ["improved"]
+            text = "\n".join(gaps.table(name, path, forms, args.time_limit) for name, path in todo)
+        print(text)
+        if args.out:
+            atomic_write_text(args.out, text)
+        return
     sizes = ["S", "M"] if args.quick else args.sizes
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -42,6 +42,7 @@ from hetplace.costmodels.tco import (
     owned_device_year,
     rented_device_year,
 )
+from hetplace.optimizer.cuts import Cut, capacity_mir, mir_multipliers, node_use, step_floor
 from hetplace.optimizer.linear import LinearModel
 from hetplace.optimizer.pools import (
     DISAGGREGATED,
@@ -146,6 +147,7 @@ class Formulation:
     duration_terms: dict[StepRef, dict[int, float]] = field(default_factory=dict)  # one execution, as a sum
     tco_objective: dict[int, float] = field(default_factory=dict)
     tighten: bool = True  # valid strengthening rows (benchmarks switch them off to measure what they buy)
+    cuts: frozenset[str] = frozenset()  # cut families added (optimizer/cuts.py; with tighten only), see CUTS
     engine: str | None = None  # the scenario's serving engine (menus priced with its terms), None = roofline
     error_band: dict[str, float] | None = None  # robust planning: the band each offered device was priced at
 
@@ -234,6 +236,13 @@ def define_config_variables(f: Formulation) -> None:
         pool.configs = kept
 
 
+def coverage(f: Formulation, pool: Pool, c: Config) -> float:
+    """A config's coefficient in its pool's capacity row: the share of the pool's need one replica covers (its
+    throughput over the demand at the load it may carry), clipped at 1 in the tightened model."""
+    share = c.throughput / (pool.demand / coverage_load(pool, c))
+    return min(share, 1.0) if f.tighten else share
+
+
 def define_capacity(f: Formulation) -> None:
     """Each family's traffic is split between its routes: with two routes, share variables s_route ∈ [0, 1]
     (summing to 1) give each route's fraction, and every pool covers its route's fraction of its demand.
@@ -253,11 +262,7 @@ def define_capacity(f: Formulation) -> None:
                 # 1: valid for integer replicas, and it tightens the relaxation (a sliver of a big replica no longer
                 # passes for capacity). Exact coefficients of 1 also survive CP-SAT's integer scaling unrounded.
                 # Each config's need is the demand over the load its replicas may carry (its level, at most the cap).
-                cap = 1.0 if f.tighten else float("inf")
-                r_coeffs = {
-                    f.config_vars[c.key].replicas: min(c.throughput / (pool.demand / coverage_load(pool, c)), cap)
-                    for c in pool.configs
-                }
+                r_coeffs = {f.config_vars[c.key].replicas: coverage(f, pool, c) for c in pool.configs}
                 x_coeffs = {f.config_vars[c.key].in_use: 1.0 for c in pool.configs}
                 if pool.queueing and pool.configs:  # one M/G/c queue: homogeneous replicas
                     m.add_row(f"one_config[{pool.id}]", dict(x_coeffs), "<=", 1.0)
@@ -368,6 +373,67 @@ def define_latency_and_sla(f: Formulation) -> None:
                 m.add_row(f"edge[{wf.id}.{pred}->{step.id}]", row, ">=", 0.0)
 
 
+CUTS = ("capacity_mir", "step_floor", "node_use")  # cut families (optimizer/cuts.py)
+# Off by default: none measurably sped HiGHS up on the default scenario, S and M (benchmarks/RESULTS.md, "Cuts");
+# they stay built and tested, and benchmarks.run measures them ("all-cuts").
+DEFAULT_CUTS: frozenset[str] = frozenset()
+# CP-SAT counts a share in 1e-4 units and rounds each unit's coefficient in a row scaled to 1e-8 s: up to 1e-4 s in
+# all; the step-floor cut gives that much away so the rounded row never asks more than the fastest config's latency
+FLOOR_SLACK_S = 1e-4
+MIR_PER_POOL = 5  # capacity MIR cuts per pool: multipliers of its cheapest configs per unit of coverage
+
+
+def _add_cut(f: Formulation, name: str, cut: Cut, index: dict[str, int], rounding_room: bool = False) -> None:
+    """Add `cut` as a ≥ row. `rounding_room`: lower its right-hand side by what CP-SAT's conservative integer
+    rounding of the row can cost (backends.py: coefficients per unit of each variable rounded down after scaling
+    the smallest to ≥ 1000, at most 1e9), so a plan on which the cut is tight stays feasible there. A MIR cut is
+    often tight at the optimum; without this, CP-SAT found dearer plans on tiny scenarios (tests/test_cuts.py)."""
+    coeffs = {index[term]: c for term, c in cut.coeffs.items()}
+    rhs = cut.rhs
+    if rounding_room and coeffs:
+        units, per_unit = 1.0, []
+        for i, c in coeffs.items():
+            v = f.model.vars[i]
+            res = 1.0 if v.integer else v.resolution
+            per_unit.append(abs(c) * res)
+            units += (v.ub - v.lb) / res
+        scale = min(1000.0 / min(per_unit), 1e9)  # a lower bound on CP-SAT's scale: the loss is at most this large
+        rhs -= units / max(scale, 1.0)
+    f.model.add_row(name, coeffs, ">=", rhs)
+
+
+def define_cuts(f: Formulation) -> None:
+    """The cut families named in f.cuts (valid for the tightened model; see optimizer/cuts.py for why)."""
+    if not f.tighten:
+        return
+    for pool in f.pools:
+        if not pool.configs:
+            continue
+        share = f.share_vars.get(pool.family, {}).get(pool.route)
+        terms = {f"r:{c.key}": f.config_vars[c.key].replicas for c in pool.configs}
+        terms.update({f"x:{c.key}": f.config_vars[c.key].in_use for c in pool.configs})
+        if share is not None:
+            terms["share"] = share
+        if "capacity_mir" in f.cuts:
+            cover = {c.key: coverage(f, pool, c) for c in pool.configs}
+            unit = {c.key: c.tp * f.offers[c.device].cheapest_year_usd for c in pool.configs}
+            for j, lam in enumerate(mir_multipliers(cover, unit, MIR_PER_POOL)):
+                _add_cut(f, f"mir[{pool.id},{j}]", capacity_mir(cover, lam, share is not None), terms, True)
+        if "step_floor" in f.cuts:
+            for ref in pool.steps:
+                floors = {c.key: c.floor_latency_s(ref) for c in pool.configs}
+                lv = {"L": f.latency_vars[(pool.id, ref)], **terms}
+                cut = step_floor(floors, share is not None, FLOOR_SLACK_S if share is not None else 0.0)
+                if cut.rhs > 0 or cut.coeffs.get("share", 0.0) < 0:
+                    _add_cut(f, f"floor[{pool.id},{ref.workflow}.{ref.step}]", cut, lv)
+        if "node_use" in f.cuts:
+            for c in pool.configs:
+                fv = f.fleet_vars[c.device]
+                counts = (fv.own_devices, fv.buy_nodes, fv.rent_devices)
+                sources = {f"src{j}": i for j, i in enumerate(counts) if i is not None}
+                _add_cut(f, f"node_use[{c.key}]", node_use(list(sources), c.key), {**terms, **sources})
+
+
 LIMITS = ("power_cap", "capex_budget", "annual_budget")
 
 
@@ -426,11 +492,13 @@ def build_formulation(
     prune: Callable[[list[Pool], dict[str, DeviceOffer]], int] | None = None,
     relax: frozenset[str] = frozenset(),
     tighten: bool = True,
+    cuts: frozenset[str] = DEFAULT_CUTS,
 ) -> Formulation:
     """The whole model. `device_filter` restricts accelerators to a subset (homogeneous baselines; CPUs stay
     available for tools); `prune` may drop configs that cannot change the optimum; `relax` leaves limits out
     (diagnosis measures the least power, purchases and TCO the demand needs); `tighten=False` leaves out the
-    valid strengthening (r ≥ x rows, coverage clipped at 1) — the plain formulation benchmarks compare with."""
+    valid strengthening (r ≥ x rows, coverage clipped at 1, `cuts`) — the plain formulation benchmarks compare
+    with; `cuts` names the cut families added to the tightened model (CUTS)."""
     econ = economics_of(resolved)
     offers = device_offers(resolved, econ)
     if device_filter is not None:
@@ -451,7 +519,7 @@ def build_formulation(
         queueing_cap(resolved),
     )
     dropped = prune(pools, offers) if prune is not None else 0
-    return formulation_from_pools(resolved, pools, offers, relax, tighten, dropped)
+    return formulation_from_pools(resolved, pools, offers, relax, tighten, dropped, cuts)
 
 
 def formulation_from_pools(
@@ -461,11 +529,12 @@ def formulation_from_pools(
     relax: frozenset[str] = frozenset(),
     tighten: bool = True,
     dropped_configs: int = 0,
+    cuts: frozenset[str] = DEFAULT_CUTS,
 ) -> Formulation:
     """The model over given pools and menus (building the menus is the slow part; a restricted model reuses them)."""
     econ = economics_of(resolved)
     u_max = resolved.scenario.limits.max_utilisation
-    f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max, tighten=tighten)
+    f = Formulation(LinearModel(), pools, offers, resolved.workflows, econ, u_max, tighten=tighten, cuts=cuts)
     f.dropped_configs = dropped_configs
     f.engine = resolved.scenario.engine
     if resolved.scenario.robust:
@@ -477,6 +546,7 @@ def formulation_from_pools(
     define_kv_agreement(f, resolved)
     define_fleet_balance(f)
     define_latency_and_sla(f)
+    define_cuts(f)
     define_limits(f, resolved, relax)
     f.tco_objective = dict(f.model.objective)
     return f
