@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from hetplace.catalogs.loader import bundled_dir, load_calibration, load_catalog, load_engines
-from hetplace.catalogs.serving_measurements import StackEra, load_serving_measurements
+from hetplace.catalogs.serving_measurements import load_serving_measurements
 from hetplace.common.io import atomic_write_text
 from hetplace.costmodels.calibration import fit_device, load_measurements, predict
 from hetplace.costmodels.serving_fit import (
     ANY_DEVICE,
     BREAKDOWNS,
     FIT_PARAMS,
+    OLDER_WEIGHT,
+    PRIOR_WEIGHT,
     CaseCache,
     ErrorSummary,
     MappedRow,
@@ -39,6 +41,7 @@ from hetplace.costmodels.serving_fit import (
     breakdown,
     error_bands,
     held_out,
+    is_current,
     map_rows,
     run_serving_fit,
     skip_counts,
@@ -116,9 +119,17 @@ def markdown(report: ServingReport) -> str:
         "rows and scored on the same rows, `LOSO` = each source group predicted by a fit on the others (the two "
         "InferenceMAX ids are one group), `LOMO` = each model family (Llama sizes together) predicted by a fit that "
         "never saw it. Era: `current` = a stack from 2025-09 on, `older` = before or unknown (measurements README, "
-        '"Stack era"); older rows enter the fit at weight OLDER_WEIGHT.',
+        '"Stack era"); older rows enter the fit at weight '
+        f"{OLDER_WEIGHT:g}, the priors at weight {PRIOR_WEIGHT:g}.",
         "",
     ]
+    held = report.loso if report.loso is not None else report.lomo
+    if held is not None and len(held) < len(report.mapped):
+        out += [
+            f"LOSO and LOMO score the {len(held):,} current-stack rows only (`--transfer-rows current`); their "
+            "cells for older rows are empty.",
+            "",
+        ]
     out += [*comparison_table("overall", None, runs), ""]
     for key in BREAKDOWNS:
         out += [*comparison_table(key, key, runs), ""]
@@ -139,10 +150,6 @@ def markdown(report: ServingReport) -> str:
     return "\n".join(out)
 
 
-def current(r: MappedRow) -> bool:
-    return r.era == StackEra.current
-
-
 def select_weights(
     mapped: Sequence[MappedRow], cache: CaseCache, prior_weights: Sequence[float], older_weights: Sequence[float]
 ) -> list[str]:
@@ -154,8 +161,8 @@ def select_weights(
     ]
     for ow in older_weights:
         for pw in prior_weights:
-            so = ErrorSummary.of(held_out(mapped, cache, "source", pw, ow, held_filter=current))
-            mo = ErrorSummary.of(held_out(mapped, cache, "model", pw, ow, held_filter=current))
+            so = ErrorSummary.of(held_out(mapped, cache, "source", pw, ow, held_filter=is_current))
+            mo = ErrorSummary.of(held_out(mapped, cache, "model", pw, ow, held_filter=is_current))
             lines.append(
                 f"| {pw:g} | {ow:g} | {_cell(so)} | {_cell(mo)} | {_pct((so.median + mo.median) / 2)} | "
                 f"{_speed(so)} | {_speed(mo)} |"
@@ -216,6 +223,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-loso", action="store_true", help="Skip leave-one-source-out and leave-one-model-out.")
     ap.add_argument("--no-lomo", action="store_true", help="Skip leave-one-model-out.")
     ap.add_argument(
+        "--transfer-rows",
+        choices=("all", "current"),
+        default="all",
+        help="Rows LOSO/LOMO score: all, or only current-stack rows (fewer fits: older-only sources are not held out).",
+    )
+    ap.add_argument(
         "--select",
         nargs=2,
         metavar=("PRIOR_WEIGHTS", "OLDER_WEIGHTS"),
@@ -232,7 +245,12 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(select_weights(mapped, CaseCache(catalog), pws, ows)))
         return
     report = run_serving_fit(
-        rows, catalog, load_engines(), with_loso=not args.no_loso, with_lomo=not (args.no_loso or args.no_lomo)
+        rows,
+        catalog,
+        load_engines(),
+        with_loso=not args.no_loso,
+        with_lomo=not (args.no_loso or args.no_lomo),
+        held_filter=is_current if args.transfer_rows == "current" else None,
     )
     text = markdown(report)
     if args.gemm is not None:

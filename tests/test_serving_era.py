@@ -28,6 +28,8 @@ from hetplace.costmodels.serving_fit import (
     engine_max_seqs,
     fit_serving,
     fitted_lookup,
+    fitted_rows_key,
+    held_out,
     holdout_splits,
     lomo,
     map_row,
@@ -114,6 +116,9 @@ def test_older_rows_that_disagree_barely_move_the_fit(catalog: Catalog) -> None:
     equal = predictions(all_mapped, 1.0)
     excluded = predictions(all_mapped, 0.0)
     assert np.array_equal(excluded, alone)  # weight 0: older rows never enter
+    # rows that are all older (a user's undated measurements) all count: older_weight applies only beside current ones
+    old_only, _ = map_rows(older, catalog, ENGINES)
+    assert fit_serving(old_only, cache, older_weight=0.0).pairs[("h100-sxm", "vllm")].rows == len(older)
     assert np.median(np.abs(down / alone - 1.0)) < 0.10
     assert np.median(np.abs(equal / alone - 1.0)) > 0.25
 
@@ -189,3 +194,20 @@ def test_all_at_once_rows_run_at_the_engines_cap(catalog: Catalog) -> None:
     # their TTFT is minutes of waiting for a slot: counted as skipped, never priced as one request's prefill
     ttft = map_row(gpustack_row("h200-sxm", "deepseek-v3", "vllm", 31999.0, 100.0, "ttft_s"), catalog, ENGINES)
     assert isinstance(ttft, Skipped) and ttft.reason.startswith("all-at-once run")
+
+
+def test_a_held_out_older_source_reuses_the_fit_on_all_rows_exactly(catalog: Catalog) -> None:
+    """With older rows at weight 0, leaving out a source that has only older rows trains on exactly the rows the fit
+    on all rows uses: the shared fit (`fits`) must predict what a fresh fit on that split predicts."""
+    truth = ServingParams(step_overhead_s=0.004, decode_attention_eta=0.6)
+    rows = model_rows(catalog, truth) + model_rows(catalog, truth, scale=2.0, published="2025-03", source_id="old")
+    mapped, _ = map_rows(rows, catalog, ENGINES)
+    cache = CaseCache(catalog)
+    everything = fit_serving(mapped, cache, older_weight=0.0)
+    shared = held_out(mapped, cache, "source", older_weight=0.0, fits={fitted_rows_key(mapped, 0.0): everything})
+    fresh = held_out(mapped, cache, "source", older_weight=0.0)
+    assert [p.predicted for p in shared] == [p.predicted for p in fresh]
+    old = [p for p in shared if p.row.group == "old"]
+    assert len(old) == 18 and [p.predicted for p in old] == [
+        p.predicted for p in predict_rows([p.row for p in old], fitted_lookup(everything), cache)
+    ]
