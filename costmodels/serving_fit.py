@@ -766,6 +766,7 @@ BREAKDOWNS: dict[str, Callable[[MappedRow], list[str]]] = {
     "source": lambda r: [r.group],
     "model": lambda r: [r.family],
     "era": lambda r: [r.era.value],
+    "device_current": lambda r: [r.case.device] if r.era == StackEra.current else [],
 }
 
 
