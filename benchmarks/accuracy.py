@@ -31,11 +31,18 @@ from hetplace.costmodels.serving_fit import (
     ANY_DEVICE,
     BREAKDOWNS,
     FIT_PARAMS,
+    OLDER_WEIGHT,
+    PRIOR_WEIGHT,
+    CaseCache,
     ErrorSummary,
+    MappedRow,
     Prediction,
     ServingReport,
     breakdown,
     error_bands,
+    held_out,
+    is_current,
+    map_rows,
     run_serving_fit,
     skip_counts,
 )
@@ -97,24 +104,42 @@ def markdown(report: ServingReport) -> str:
     runs: dict[str, Sequence[Prediction]] = {"neutral": report.before, "fitted": report.after}
     if report.loso is not None:
         runs["LOSO"] = report.loso
+    if report.lomo is not None:
+        runs["LOMO"] = report.lomo
     skipped = ", ".join(f"{n} {reason}" for reason, n in skip_counts(report.skipped).items()) or "none"
     out = [
         "## Serving accuracy (public end-to-end measurements)",
         "",
         f"`python -m benchmarks.accuracy`: {report.rows:,} bundled rows (catalogs/measurements/serving), "
         f"{len(report.mapped):,} priced; not priced: {skipped}. Fit on all rows {report.fit_seconds:.0f} s, "
-        f"leave-one-source-out {report.loso_seconds:.0f} s (this machine, one process). Cells: median / p90 of "
+        f"leave-one-source-out {report.loso_seconds:.0f} s, "
+        f"leave-one-model-out {report.lomo_seconds:.0f} s (this machine, one process). Cells: median / p90 of "
         "|predicted − measured| / measured; speed: geometric mean of predicted / measured speed (> 1: optimistic). "
         "`neutral` = the serving model with no engine terms (GEMM calibration only), `fitted` = terms fitted on all "
-        "rows and scored on the same rows, `LOSO` = each source group predicted by a fit on the others.",
+        "rows and scored on the same rows, `LOSO` = each source group predicted by a fit on the others (the two "
+        "InferenceMAX ids are one group), `LOMO` = each model family (Llama sizes together) predicted by a fit that "
+        "never saw it. Era: `current` = a stack from 2025-09 on, `older` = before or unknown (measurements README, "
+        '"Stack era"); older rows enter the fit at weight '
+        f"{OLDER_WEIGHT:g}, the priors at weight {PRIOR_WEIGHT:g}.",
         "",
     ]
+    held = report.loso if report.loso is not None else report.lomo
+    if held is not None and len(held) < len(report.mapped):
+        out += [
+            f"LOSO and LOMO score the {len(held):,} current-stack rows only (`--transfer-rows current`); their "
+            "cells for older rows are empty.",
+            "",
+        ]
     out += [*comparison_table("overall", None, runs), ""]
     for key in BREAKDOWNS:
         out += [*comparison_table(key, key, runs), ""]
     if report.loso is not None:
         bands = error_bands(report.loso)
-        out += ["Error band per device (p90 of the LOSO error, `serving_error_band`):", ""]
+        out += [
+            "Error band per device (p90 of the LOSO error over its current-stack rows, else all its rows; "
+            "`serving_error_band`):",
+            "",
+        ]
         out += ["| device | band |", "|---|---|"] + [f"| {d} | {_pct(b)} |" for d, b in bands.items()] + [""]
     out += [
         "Fitted terms (all rows; η× multiplies the device's η; — = not visible in that pair's rows; device `*` = "
@@ -123,6 +148,27 @@ def markdown(report: ServingReport) -> str:
     ]
     out += [*terms_table(report), ""]
     return "\n".join(out)
+
+
+def select_weights(
+    mapped: Sequence[MappedRow], cache: CaseCache, prior_weights: Sequence[float], older_weights: Sequence[float]
+) -> list[str]:
+    """The transfer error of current-stack rows (LOSO and LOMO medians, their mean) for each (prior weight, older
+    weight): the numbers PRIOR_WEIGHT and OLDER_WEIGHT are chosen by (costmodels/serving_fit.py docstring)."""
+    lines = [
+        "| prior weight | older weight | LOSO med / p90 | LOMO med / p90 | mean of medians | LOSO speed | LOMO speed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for ow in older_weights:
+        for pw in prior_weights:
+            so = ErrorSummary.of(held_out(mapped, cache, "source", pw, ow, held_filter=is_current))
+            mo = ErrorSummary.of(held_out(mapped, cache, "model", pw, ow, held_filter=is_current))
+            lines.append(
+                f"| {pw:g} | {ow:g} | {_cell(so)} | {_cell(mo)} | {_pct((so.median + mo.median) / 2)} | "
+                f"{_speed(so)} | {_speed(mo)} |"
+            )
+            print(lines[-1], flush=True)
+    return lines
 
 
 def gemm_held_out_models(path: Path) -> str:
@@ -174,12 +220,38 @@ def write_section(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, help="Write the tables into this Markdown file's serving-accuracy section.")
-    ap.add_argument("--no-loso", action="store_true", help="Skip leave-one-source-out.")
+    ap.add_argument("--no-loso", action="store_true", help="Skip leave-one-source-out and leave-one-model-out.")
+    ap.add_argument("--no-lomo", action="store_true", help="Skip leave-one-model-out.")
+    ap.add_argument(
+        "--transfer-rows",
+        choices=("all", "current"),
+        default="all",
+        help="Rows LOSO/LOMO score: all, or only current-stack rows (fewer fits: older-only sources are not held out).",
+    )
+    ap.add_argument(
+        "--select",
+        nargs=2,
+        metavar=("PRIOR_WEIGHTS", "OLDER_WEIGHTS"),
+        help="Only print the current-stack transfer error for each comma-separated prior weight x older weight.",
+    )
     ap.add_argument("--gemm", type=Path, help="Also score the GEMM calibration on held-out models of this vidur CSV.")
     args = ap.parse_args(argv)
     catalog = load_catalog()
     catalog = catalog.with_calibration(load_calibration(GEMM_BASE, catalog))
-    report = run_serving_fit(load_serving_measurements(), catalog, load_engines(), with_loso=not args.no_loso)
+    rows = load_serving_measurements()
+    if args.select is not None:
+        mapped, _ = map_rows(rows, catalog, load_engines())
+        pws, ows = ([float(x) for x in a.split(",")] for a in args.select)
+        print("\n".join(select_weights(mapped, CaseCache(catalog), pws, ows)))
+        return
+    report = run_serving_fit(
+        rows,
+        catalog,
+        load_engines(),
+        with_loso=not args.no_loso,
+        with_lomo=not (args.no_loso or args.no_lomo),
+        held_filter=is_current if args.transfer_rows == "current" else None,
+    )
     text = markdown(report)
     if args.gemm is not None:
         text += "\n" + gemm_held_out_models(args.gemm)

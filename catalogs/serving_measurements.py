@@ -8,6 +8,7 @@ reported leave-one-source-out, i.e. as transfer to a source the fit never saw.
 from __future__ import annotations
 
 import csv
+import re
 from enum import StrEnum
 from pathlib import Path
 
@@ -90,6 +91,43 @@ class ServingRow(StrictModel):
         if self.mode != LoadMode.offline_max and self.load is None:
             raise ValueError(f"mode '{self.mode.value}' needs a load (batch size, concurrency or requests/s)")
         return self
+
+
+class StackEra(StrEnum):
+    current = "current"  # a serving stack from ERA_CUT on: what deployments run today
+    older = "older"  # an earlier stack (often 2-3x slower on the same GPU), or one whose date is unknown
+
+
+ERA_CUT = "2025-09"
+"""Rows published from this month on come from a current stack (README of the measurements folder, "Stack era")."""
+ENGINE_CURRENT_FROM: dict[str, tuple[int, ...]] = {
+    "vllm": (0, 10, 2),
+    "sglang": (0, 5, 2),
+    "trtllm": (1, 0),
+    "tensorrt-llm": (1, 0),
+}
+"""The first release of each engine published in or after ERA_CUT (vLLM 0.10.2: 2025-09; SGLang 0.5.2: 2025-09;
+TensorRT-LLM 1.0: 2025-09): a row without a date is current when its engine_version is at least this."""
+
+
+def version_tuple(version: str) -> tuple[int, ...] | None:
+    """The leading numeric release of an engine version string ('v0.5.5.post3-rocm700' -> (0, 5, 5), '1.2.0rc2' ->
+    (1, 2, 0), '0.7.3.dev138+g21f6' -> (0, 7, 3)), or None when it does not start with one."""
+    m = re.match(r"v?(\d+(?:\.\d+)*)", version.strip())
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
+
+def stack_era(row: ServingRow) -> StackEra:
+    """Current when the row is published in or after ERA_CUT; a row without a date is current when its engine's
+    version is at least ENGINE_CURRENT_FROM; anything else (an earlier date, an older or unstated version, an
+    engine without a cut) is older."""
+    if row.published:
+        return StackEra.current if row.published[:7] >= ERA_CUT else StackEra.older
+    cut = ENGINE_CURRENT_FROM.get(row.engine)
+    version = version_tuple(row.engine_version)
+    if cut is None or version is None:
+        return StackEra.older
+    return StackEra.current if version >= cut else StackEra.older
 
 
 def _row_problems(exc: ValidationError, line: int) -> list[InputProblem]:

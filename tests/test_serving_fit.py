@@ -38,7 +38,8 @@ ISL, OSL = 1000.0, 200.0
 
 def row(**kw: object) -> ServingRow:
     base: dict[str, object] = {
-        "source_id": "src-a", "url": "https://example.org/x", "device": "h100-sxm", "model": "llama-3.1-8b",
+        "source_id": "src-a", "url": "https://example.org/x", "published": "2026-01", "device": "h100-sxm",
+        "model": "llama-3.1-8b",
         "engine": "vllm", "weight_dtype": "bf16", "kv_dtype": "bf16", "tp": 1, "isl": ISL, "osl": OSL,
         "mode": "concurrency", "load": 8, "metric": "tpot_s", "value": 0.01,
     }  # fmt: skip
