@@ -96,6 +96,11 @@ class ServingFitInfo(StrictModel):
     leave_one_source_out: ErrorStats | None = Field(
         default=None, description="Error on each source group's rows of a fit that never saw that group."
     )
+    transferred: dict[str, str] = Field(
+        default_factory=dict,
+        description="`device/engine` entries of `serving` with no rows of their own: the engine's terms shifted by "
+        "what the device showed under its other engines (costmodels/serving_fit.device_transfer).",
+    )
 
 
 class CalibrationFile(StrictModel):

@@ -539,12 +539,60 @@ class ServingFit:
 
     pairs: dict[Pair, PairFit]
     engines: dict[str, PairFit] = field(default_factory=dict)
+    transferred: dict[Pair, ServingParams] = field(default_factory=dict)
+    """Pairs without rows on a device that has rows under another engine: the engine's terms shifted by what that
+    device showed under its other engines (`device_transfer`)."""
 
     def params(self, device: str, engine: str | None) -> ServingParams:
         if engine is None:
             return NEUTRAL
-        fit = self.pairs.get((device, engine)) or self.engines.get(engine)
-        return fit.params if fit is not None else NEUTRAL
+        fit = self.pairs.get((device, engine))
+        if fit is not None:
+            return fit.params
+        if (device, engine) in self.transferred:
+            return self.transferred[(device, engine)]
+        level = self.engines.get(engine)
+        return level.params if level is not None else NEUTRAL
+
+
+def device_transfer(pairs: Mapping[Pair, PairFit], engines: Mapping[str, PairFit]) -> dict[Pair, ServingParams]:
+    """Terms for (device, engine) pairs with no rows, on devices with rows under other engines.
+
+    Additive in each term's fitted scale: terms(d, e) = engine(e) + mean over d's fitted engines e' of
+    (pair(d, e') − engine(e')), in log η for the multipliers and in seconds for the overheads, for the terms d's
+    pairs fitted (the rest stay at engine(e)). Why: without it an AMD device whose only rows run SGLang would get
+    vLLM's engine-level terms, fitted on NVIDIA rows (a step overhead of 0.7 ms where MI300X showed 6.7 ms under
+    SGLang), and the optimizer would favour it for a vLLM fleet on the strength of missing data."""
+    by_device: dict[str, list[PairFit]] = defaultdict(list)
+    for (device, engine), pf in pairs.items():
+        if engine in engines:
+            by_device[device].append(pf)
+    out: dict[Pair, ServingParams] = {}
+    for device, fits in sorted(by_device.items()):
+        shift: dict[str, float] = {}
+        for name in FIT_PARAMS:
+            deltas = [_delta(name, getattr(pf.params, name), getattr(engines[pf.pair[1]].params, name))
+                      for pf in fits if name in pf.names]  # fmt: skip
+            if deltas:
+                shift[name] = float(np.mean(deltas))
+        for engine, level in sorted(engines.items()):
+            if (device, engine) in pairs or not shift:
+                continue
+            moved = {n: _shifted(n, getattr(level.params, n), d) for n, d in shift.items()}
+            out[(device, engine)] = replace(level.params, **moved)
+    return out
+
+
+def _delta(name: str, value: float, center: float) -> float:
+    if name in OVERHEAD_PRIOR_S:
+        return value - center
+    return math.log(value / center)
+
+
+def _shifted(name: str, center: float, delta: float) -> float:
+    if name in OVERHEAD_PRIOR_S:
+        return max(0.0, center + delta)
+    return float(np.clip(center * math.exp(delta), ETA_GRID[0], ETA_GRID[-1]))
 
 
 def fit_serving(
@@ -564,6 +612,9 @@ def fit_serving(
         older_weight = 1.0  # nothing newer to prefer (e.g. a user's own undated rows): every row counts fully
     wanted = set(pairs) if pairs is not None else None
     wanted_engines = {e for _, e in wanted} if wanted is not None else None
+    wanted_devices = {d for d, _ in wanted} if wanted is not None else None  # their other pairs: device_transfer
+    if wanted_engines is not None and wanted_devices is not None:
+        wanted_engines |= {r.pair[1] for r in rows if r.pair is not None and r.pair[0] in wanted_devices}
     by_pair: dict[Pair, list[MappedRow]] = defaultdict(list)
     by_engine: dict[str, list[MappedRow]] = defaultdict(list)
     for r in rows:
@@ -571,7 +622,7 @@ def fit_serving(
             continue
         if wanted_engines is None or r.pair[1] in wanted_engines:
             by_engine[r.pair[1]].append(r)
-        if wanted is None or r.pair in wanted:
+        if wanted is None or r.pair in wanted or (wanted_devices is not None and r.pair[0] in wanted_devices):
             by_pair[r.pair].append(r)
     engines = {
         e: fit_pair(pair_data((ANY_DEVICE, e), ers, cache, older_weight), prior_weight=prior_weight)
@@ -585,7 +636,10 @@ def fit_serving(
         )
         for pair, prs in by_pair.items()
     }
-    return ServingFit(dict(sorted(fits.items())), engines)
+    transferred = device_transfer(fits, engines)
+    if wanted is not None:
+        transferred = {p: t for p, t in transferred.items() if p in wanted}
+    return ServingFit(dict(sorted(fits.items())), engines, transferred)
 
 
 # ---------------------------------------------------------------- prediction and errors
@@ -863,6 +917,9 @@ def serving_calibration(report: ServingReport, measurements: str, base: Calibrat
     serving: dict[str, dict[str, ServingTerms]] = defaultdict(dict)
     for (device, engine), pf in report.fit.pairs.items():
         serving[device][engine] = ServingTerms(**asdict(pf.params))
+    for (device, engine), params in report.fit.transferred.items():
+        serving[device][engine] = ServingTerms(**asdict(params))
+    serving = defaultdict(dict, {d: dict(sorted(per.items())) for d, per in sorted(serving.items())})
     banded = report.loso if report.loso is not None else report.after
     groups: dict[str, list[str]] = defaultdict(list)
     for src, group in SOURCE_GROUPS.items():
@@ -877,6 +934,7 @@ def serving_calibration(report: ServingReport, measurements: str, base: Calibrat
         neutral=_stats(report.before),
         fitted=_stats(report.after),
         leave_one_source_out=_stats(report.loso) if report.loso is not None else None,
+        transferred={f"{d}/{e}": "device_transfer" for d, e in sorted(report.fit.transferred)},
     )
     fields_ = {
         "serving": dict(serving),
