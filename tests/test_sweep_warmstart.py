@@ -7,10 +7,13 @@ checker; the bisection order is hand-checked.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from hetplace.cli import app
 from hetplace.common.io import load_mapping
 from hetplace.optimizer.checker import check_plan
 from hetplace.optimizer.neighbour_start import PlanConfigs, neighbour_start
@@ -24,6 +27,7 @@ from hetplace.whatif.warm import BisectionSchedule, bisection_parents
 from tests.conftest import FIXTURES, SMALL_OPTIMUM_USD_PER_YEAR, present, solved_plan
 
 SMALL = FIXTURES / "scenarios" / "small-agent.yaml"
+runner = CliRunner()
 DATA = load_mapping(SMALL)
 
 
@@ -142,3 +146,12 @@ def test_a_neighbour_plan_on_devices_the_point_lacks_is_dropped(small_resolved: 
     warm = solved_plan(solve_scenario(point, gap=0.0, baselines=False, start_plans=[only_a10g]))
     assert warm.tco.total_usd_per_year == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-6)  # a10g was unused
     assert check_plan(point, warm) == []
+
+
+def test_cli_no_warm_start_gives_the_same_optimum() -> None:
+    args = ["whatif", str(SMALL), "--sweep", "price:a10g=0.25,0.5,1", "--gap", "0", "--workers", "1", "--json"]
+    warm, cold = runner.invoke(app, args), runner.invoke(app, [*args, "--no-warm-start"])
+    assert warm.exit_code == 0 and cold.exit_code == 0, warm.output + cold.output
+    usd = [[row["total_usd_per_year"] for row in json.loads(res.stdout)] for res in (warm, cold)]
+    assert usd[0] == pytest.approx(usd[1], rel=1e-6)
+    assert usd[1][-1] == pytest.approx(SMALL_OPTIMUM_USD_PER_YEAR, rel=1e-9)
