@@ -103,8 +103,8 @@ def main() -> None:
         f"({platform.node()}, {time.strftime('%Y-%m-%d %H:%M')})\n"
     )
     runs = []
-    for label, warm in (("cold (--no-warm-start)", False), ("warm (neighbours' plans)", True)):
-        options = SolveOptions(gap=args.gap, time_limit_s=args.time_limit, warm_start=warm)
+    for label, warm_start in (("cold (--no-warm-start)", False), ("warm (neighbours' plans)", True)):
+        options = SolveOptions(gap=args.gap, time_limit_s=args.time_limit, warm_start=warm_start)
         runs.append(run_sweep(scenario, axis, options, args.workers, label))
         print(f"{label}: {runs[-1].wall_s:.0f} s wall", flush=True)
     print()

@@ -10,9 +10,11 @@ solutions), and it is a solution of the point's full model (only bounds were tig
 time to the optimum, never the optimum. When no neighbour config exists in the point's model, or the restricted
 model has no solution in its time, the heuristic's plan is the start, as in a cold solve.
 
-Why no cutoff from a neighbour's objective: another point's optimum bounds nothing here (a dearer price, more
-demand or a tighter SLA raise this point's optimum above it). The start's own objective, re-evaluated on this
-point's model, is the valid incumbent, and HiGHS uses it as one.
+Why no cutoff from a neighbour's objective: another point's optimum bounds nothing here in general (a dearer
+price, more demand or a tighter SLA raise this point's optimum above it). The start's own objective, re-evaluated
+on this point's model, is the valid incumbent, and HiGHS uses it as one. Where the sweep can prove a lower bound
+for the point from other points (a price axis, whatif/warm.py), it comes as `SweepStart.lower_bound_usd`: when the
+start is within the gap of it, the start is the point's plan, proven by that bound, and the MILP is skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from hetplace.common.enums import Backend
+from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
 from hetplace.optimizer.backends import Progress, SolveResult, Start, solve
 from hetplace.optimizer.formulation import Formulation
 from hetplace.optimizer.heuristic import budget_plan
@@ -36,6 +38,7 @@ ConfigSig = tuple[str, str, int, int, str | None, str | None]
 
 RESTRICTED_SHARE = 0.2  # of the point's time limit for the restricted model
 RESTRICTED_MAX_S = 10.0  # without a time limit
+RESTRICTED_GAP = 1e-4  # the restricted model is small: solve it closely, its plan may be proven by a sweep's bound
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ class PlanConfigs:
         return cls(
             frozenset((a.pool, a.device, a.tensor_parallel, a.batch, a.weight_dtype, a.kv_dtype) for a in plan.pools)
         )
+
+
+@dataclass(frozen=True)
+class SweepStart:
+    """What a sweep knows about a point before solving it."""
+
+    plans: tuple[PlanConfigs, ...]  # neighbours' plans, nearest first
+    lower_bound_usd: float | None = None  # a proven lower bound on the point's min TCO (USD/year), if any
 
 
 def config_sig(c: Config) -> ConfigSig:
@@ -90,7 +101,7 @@ def neighbour_start(
     if heuristic is not None:
         keep |= {k for k, v in f.config_vars.items() if heuristic.get(v.replicas, 0.0) > 0}
     limit = RESTRICTED_MAX_S if time_limit_s is None else min(RESTRICTED_MAX_S, RESTRICTED_SHARE * time_limit_s)
-    res = solve(restricted_model(f, keep), Backend.highs, limit, gap, threads, start=heuristic)
+    res = solve(restricted_model(f, keep), Backend.highs, limit, min(gap, RESTRICTED_GAP), threads, start=heuristic)
     if res.values is None:  # the neighbours' configs cannot serve this point, not even with the heuristic's
         return NeighbourStart(heuristic, None, len(from_neighbours), "heuristic")
     return NeighbourStart(res.values, f.model.evaluate_objective(res.values), len(from_neighbours), "neighbours")
@@ -98,20 +109,34 @@ def neighbour_start(
 
 def solve_from_neighbours(
     f: Formulation,
-    plans: Sequence[PlanConfigs],
+    sweep: SweepStart,
     backend: Backend | str,
     time_limit_s: float | None,
     gap: float,
     threads: int,
     progress: Progress | None = None,
 ) -> SolveResult:
-    """Solve f's model from `neighbour_start`. The wall time covers the start too. CBC takes no start: it solves
-    cold."""
+    """Solve f's model from `neighbour_start`, or take the start when the sweep's lower bound proves it within the
+    gap. The wall time covers the start too. CBC takes no start: it solves cold."""
     if backend == Backend.cbc:
         return solve(f.model, backend, time_limit_s, gap, threads)
     t0 = time.perf_counter()
-    found = neighbour_start(f, plans, gap, time_limit_s, threads)
+    found = neighbour_start(f, sweep.plans, gap, time_limit_s, threads)
     spent = time.perf_counter() - t0
+    bound, usd = sweep.lower_bound_usd, found.objective
+    if isinstance(found.start, list) and usd is not None and bound is not None and usd - bound <= gap * abs(usd):
+        return SolveResult(
+            Backend(backend),
+            SolverStatus.optimal,
+            usd,
+            min(bound, usd),
+            spent,
+            found.start,
+            time_limit_s,
+            threads,
+            spent,
+            TerminationCondition.optimal,
+        )
     remaining = None if time_limit_s is None else max(1.0, time_limit_s - spent)
     res = solve(f.model, backend, remaining, gap, threads, start=found.start, progress=progress)
     res.wall_time_s += spent

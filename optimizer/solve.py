@@ -6,7 +6,7 @@ the time limit → 3.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from hetplace.optimizer.formulation import (
 )
 from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.model_file import write_model
-from hetplace.optimizer.neighbour_start import PlanConfigs, solve_from_neighbours
+from hetplace.optimizer.neighbour_start import SweepStart, solve_from_neighbours
 from hetplace.optimizer.pools import Pool, StepRef
 from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
 from hetplace.optimizer.tiebreak import fastest_within, start_with_makespans, with_latency_rows
@@ -175,7 +175,7 @@ def solve_scenario(
     method: Method | str = Method.milp,
     progress: Progress | None = None,
     tiebreak: bool = True,
-    start_plans: Sequence[PlanConfigs] = (),
+    start_from: SweepStart | None = None,
 ) -> SolveOutcome:
     """min_tco: the cheapest fleet meeting every SLA and limit, of those within the gap the one with the lowest
     arrival-weighted mean critical path (tiebreak.py; `method` says how the TCO is minimised). min_latency: the
@@ -183,8 +183,8 @@ def solve_scenario(
     under a budget"), then the cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO
     comparisons, min_tco only. The scenario's extra_constraints add user rows (extensions.py); `model_file` gets
     the min-TCO model as built. `tiebreak=False` returns the cost solve's plan as it is (same TCO, possibly a
-    slower one): for callers that need that plan, and 5–10 s faster. `start_plans` (sweeps: the plans of neighbouring
-    points) start the min-TCO MILP from the best plan over their configs (neighbour_start.py)."""
+    slower one): for callers that need that plan, and 5–10 s faster. `start_from` (sweeps: the plans of neighbouring
+    points) starts the min-TCO MILP from the best plan over their configs (neighbour_start.py)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     extensions = load_extensions(resolved)  # before the slow build, so a typo fails fast
@@ -199,7 +199,7 @@ def solve_scenario(
         record_extensions(fastest.plan, user_rows)
         return fastest
     res = solve_fastest_cheapest(
-        resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak, start_plans
+        resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak, start_from
     )
     if res.status == SolverStatus.infeasible:
         return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved) + diagnosis_note(user_rows), res)
@@ -233,7 +233,7 @@ def solve_fastest_cheapest(
     method: Method | str = Method.milp,
     progress: Progress | None = None,
     tiebreak: bool = True,
-    start_plans: Sequence[PlanConfigs] = (),
+    start_from: SweepStart | None = None,
 ) -> SolveResult:
     """The min-TCO plan, then of the plans no dearer the fastest (tiebreak.py), within a quarter of the first
     solve's time (5-10 s, and within the time limit). Only a faster plan replaces the first; the TCO result, bound
@@ -244,7 +244,7 @@ def solve_fastest_cheapest(
         run = solve_by_decomposition(f, backend, time_limit_s, gap, threads, progress, model)
         res = run.result
     else:
-        res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress, start_plans)
+        res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress, start_from)
     if res.values is None or res.objective is None:
         return res
     first_values = res.values[:n]
@@ -281,13 +281,13 @@ def solve_model(
     gap: float,
     threads: int,
     progress: Progress | None = None,
-    start_plans: Sequence[PlanConfigs] = (),
+    start_from: SweepStart | None = None,
 ) -> SolveResult:
     """Solve a min-TCO formulation from the budget heuristic's plan (heuristic.py); large models on HiGHS then
-    start from a restricted model's plan (warmstart.py). With `start_plans`, from the best plan over their and the
-    heuristic's configs instead (neighbour_start.py)."""
-    if start_plans:
-        return solve_from_neighbours(f, start_plans, backend, time_limit_s, gap, threads, progress)
+    start from a restricted model's plan (warmstart.py). With `start_from`, from the best plan over its plans' and
+    the heuristic's configs instead (neighbour_start.py)."""
+    if start_from is not None:
+        return solve_from_neighbours(f, start_from, backend, time_limit_s, gap, threads, progress)
     if backend != Backend.highs:
         return solve(f.model, backend, time_limit_s, gap, threads, start=budget_plan(f))
 

@@ -57,7 +57,7 @@ def _run_process_pool(tasks, workers: int, on_done) -> list[PointResult]:
                 out.append(row)
                 if on_done:
                     on_done(row)
-                queue += schedule.finished(row.index, plan)
+                queue += schedule.finished(row, plan)
             return out
         for t in tasks:
             out.append(solve_point(t))
@@ -98,7 +98,7 @@ def _drive_pool(pool: ProcessPoolExecutor, schedule: BisectionSchedule, out: lis
             out.append(row)
             if on_done:
                 on_done(row)
-            pending |= {pool.submit(solve_point_with_plan, t) for t in schedule.finished(row.index, plan)}
+            pending |= {pool.submit(solve_point_with_plan, t) for t in schedule.finished(row, plan)}
 
 
 def _run_ray(tasks, workers: int | None, address: str | None, on_done) -> list[PointResult]:
@@ -138,5 +138,5 @@ def _drive_ray(ray, schedule: BisectionSchedule, on_done) -> list[PointResult]:
         out.append(row)
         if on_done:
             on_done(row)
-        pending += [remote.remote(t) for t in schedule.finished(row.index, plan)]
+        pending += [remote.remote(t) for t in schedule.finished(row, plan)]
     return out

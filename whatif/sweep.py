@@ -54,6 +54,7 @@ class PointTask:
     assignments: tuple[tuple[str, Any], ...]
     options: SolveOptions = field(default_factory=SolveOptions)
     neighbours: tuple[PlanConfigs, ...] = ()  # finished plans of neighbouring points, nearest first
+    lower_bound_usd: float | None = None  # proven from other points (whatif/warm.py), USD/year
 
 
 def split_assignment(text: str, option: str) -> tuple[str, str]:
@@ -153,7 +154,7 @@ def solve_point(task: PointTask) -> PointResult:
 
 def solve_point_with_plan(task: PointTask) -> tuple[PointResult, PlanConfigs | None]:
     """`solve_point`, and the configs of the point's plan (None without one) for the points it starts."""
-    from hetplace.optimizer.neighbour_start import PlanConfigs
+    from hetplace.optimizer.neighbour_start import PlanConfigs, SweepStart
     from hetplace.optimizer.solve import solve_scenario
 
     params = {spec: value for spec, value in task.assignments}
@@ -163,9 +164,9 @@ def solve_point_with_plan(task: PointTask) -> tuple[PointResult, PlanConfigs | N
         base = resolve_scenario_mapping(task.base_data, path)
         variant = resolve_scenario_mapping(variant_data(task.base_data, base, task.assignments), path)
         o = task.options
-        starts = task.neighbours if o.warm_start else ()
+        warm = SweepStart(task.neighbours, task.lower_bound_usd) if o.warm_start and task.neighbours else None
         outcome = solve_scenario(
-            variant, o.backend, o.time_limit_s, o.gap, baselines=False, objective=o.objective, start_plans=starts
+            variant, o.backend, o.time_limit_s, o.gap, baselines=False, objective=o.objective, start_from=warm
         )
     except Exception as exc:  # a failed point is recorded, the sweep goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
