@@ -86,6 +86,7 @@ def test_price_bounds_only_for_a_lone_price_axis_without_budgets() -> None:
     assert price_factors(build_tasks(SMALL, budget, [parse_axis("price:a10g=1,2,3")], SolveOptions())) is None
     grid = [parse_axis("price:a10g=1,2"), parse_axis("owned:l4=4,0")]
     assert price_factors(build_tasks(SMALL, [], grid, SolveOptions())) is None
+    assert price_factors(build_tasks(SMALL, [], [parse_axis("price:a10g=1,2")], SolveOptions("cpsat"))) is None
     assert price_lower_bound(1.0, [(0.5, 10.0), (2.0, 40.0)]) == pytest.approx(20.0)  # chord 10 + 30 × 0.5 / 1.5
     assert price_lower_bound(1.0, [(2.0, 40.0)]) is None
 

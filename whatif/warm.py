@@ -9,7 +9,8 @@ one process, on a process pool or on Ray, with any number of workers. The points
 
 A price sweep also proves lower bounds. Along a `price:DEVICE` axis every plan's TCO is c0 + f·c1 in the price
 factor f (c1 ≥ 0: that device's purchases and rentals), and which plans are feasible does not depend on f — as long
-as no capex or annual budget and no user rows (which may name costs) take part. The min TCO is then the minimum of
+as no capex or annual budget and no user rows (which may name costs) take part; and only on HiGHS, whose bounds
+are bounds of the model itself. The min TCO is then the minimum of
 lines in f: nondecreasing and concave. So a point between two solved ones is at least the chord through their
 proven lower bounds, and a point above a solved one at least its bound. A start within the gap of that bound is the
 point's plan without a MILP (optimizer/neighbour_start.py). The bounds used are each point's own proven ones
@@ -56,8 +57,8 @@ def price_factors(tasks: list[PointTask]) -> list[float] | None:
     specs = {tuple(spec for spec, _ in t.assignments) for t in tasks}
     if len(specs) != 1 or len(spec := next(iter(specs))) != 1 or not spec[0].startswith("price:"):
         return None
-    if tasks[0].options.objective != "min_tco":
-        return None
+    if tasks[0].options.objective != "min_tco" or tasks[0].options.backend != "highs":
+        return None  # CBC reports its objective as the bound when it stops at the gap; CP-SAT bounds a rounded model
     factors = [t.assignments[0][1] for t in tasks]
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in factors):
         return None
