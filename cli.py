@@ -797,6 +797,13 @@ def whatif_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder for points.csv, points.json and the PNG charts.")
     ] = None,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start/--no-warm-start",
+            help="Start each point from its solved neighbours' plans (same optimum, less time); off: every point cold.",
+        ),
+    ] = True,
 ) -> None:
     """Procurement what-ifs: solve a grid of scenario variants and compare their plans (exit 2 on bad input)."""
     from hetplace.problems.loader import default_scenario_path
@@ -827,7 +834,7 @@ def whatif_cmd(
         spec, value = split_assignment(text, "--set")
         fixed.append((spec, parse_value(value)))
     axes += [parse_axis(t) for t in sweeps or []]
-    options = SolveOptions(backend.value, gap, time_limit, objective.value)
+    options = SolveOptions(backend.value, gap, time_limit, objective.value, warm_start)
     tasks = build_tasks(path, fixed, axes, options)
     err = stderr_console()
     show_progress = err.is_terminal and not as_json

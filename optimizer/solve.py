@@ -31,6 +31,7 @@ from hetplace.optimizer.formulation import (
 )
 from hetplace.optimizer.heuristic import budget_plan
 from hetplace.optimizer.model_file import write_model
+from hetplace.optimizer.neighbour_start import SweepStart, solve_from_neighbours
 from hetplace.optimizer.pools import Pool, StepRef
 from hetplace.optimizer.presolve import fastest_routes, prune_by_critical_path, prune_dominated
 from hetplace.optimizer.stopwatch import Stopwatch
@@ -187,6 +188,7 @@ def solve_scenario(
     method: Method | str = Method.milp,
     progress: Progress | None = None,
     tiebreak: bool = True,
+    start_from: SweepStart | None = None,
 ) -> SolveOutcome:
     """min_tco: the cheapest fleet meeting every SLA and limit, of those within the gap the one with the lowest
     arrival-weighted mean critical path (tiebreak.py; `method` says how the TCO is minimised). min_latency: the
@@ -194,7 +196,9 @@ def solve_scenario(
     under a budget"), then the cheapest fleet achieving it (a second, lexicographic solve). Baselines are TCO
     comparisons, min_tco only. The scenario's extra_constraints add user rows (extensions.py); `model_file` gets
     the min-TCO model as built. `tiebreak=False` returns the cost solve's plan as it is (same TCO, possibly a
-    slower one): for callers that need that plan, and 2–5 s faster. `SolveOutcome.parts` says where the time went."""
+    slower one): for callers that need that plan, and 2–5 s faster. `SolveOutcome.parts` says where the time went.
+    `start_from` (sweeps: the plans of neighbouring points) starts the min-TCO MILP from the best plan over their
+    configs (neighbour_start.py)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
     extensions = load_extensions(resolved)  # before the slow build, so a typo fails fast
@@ -210,7 +214,9 @@ def solve_scenario(
         fastest = _solve_min_latency(resolved, f, backend, time_limit_s, gap, threads)
         record_extensions(fastest.plan, user_rows)
         return fastest
-    res = solve_fastest_cheapest(resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak, watch)
+    res = solve_fastest_cheapest(
+        resolved, f, backend, time_limit_s, gap, threads, method, progress, tiebreak, watch, start_from
+    )
     if res.status == SolverStatus.infeasible:
         return SolveOutcome(SolverStatus.infeasible, None, diagnose(resolved) + diagnosis_note(user_rows), res)
     if res.values is None:
@@ -245,6 +251,7 @@ def solve_fastest_cheapest(
     progress: Progress | None = None,
     tiebreak: bool = True,
     watch: Stopwatch | None = None,
+    start_from: SweepStart | None = None,
 ) -> SolveResult:
     """The min-TCO plan, then of the plans no dearer the fastest (tiebreak.py), within a twentieth of the first
     solve's time (2-5 s, and within the time limit), unless the plan is provably the fastest already. Only a
@@ -258,7 +265,7 @@ def solve_fastest_cheapest(
             run = solve_by_decomposition(f, backend, time_limit_s, gap, threads, progress, model)
             res = run.result
         else:
-            res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress)
+            res = solve_model(resolved, f, backend, time_limit_s, gap, threads, progress, start_from)
     if res.values is None or res.objective is None:
         return res
     with watch.part("tiebreak"):
@@ -298,9 +305,13 @@ def solve_model(
     gap: float,
     threads: int,
     progress: Progress | None = None,
+    start_from: SweepStart | None = None,
 ) -> SolveResult:
     """Solve a min-TCO formulation from the budget heuristic's plan (heuristic.py); large models on HiGHS then
-    start from a restricted model's plan (warmstart.py)."""
+    start from a restricted model's plan (warmstart.py). With `start_from`, from the best plan over its plans' and
+    the heuristic's configs instead (neighbour_start.py)."""
+    if start_from is not None:
+        return solve_from_neighbours(f, start_from, backend, time_limit_s, gap, threads, progress)
     if backend != Backend.highs:
         return solve(f.model, backend, time_limit_s, gap, threads, start=budget_plan(f))
 

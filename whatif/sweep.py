@@ -6,6 +6,8 @@ a typo fails in a second with the offending option named; a point that fails whi
 error and the sweep goes on.
 
 Points are plain data (picklable), so the same `solve_point` runs in-process, on a local process pool or on Ray.
+With warm starts (the default) a point also carries the configs of its neighbours' finished plans, which start
+its solve (optimizer/neighbour_start.py; the order is whatif/warm.py): faster, with the same optimum.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hetplace.common.errors import InputError
 from hetplace.common.io import load_mapping
 from hetplace.problems.loader import ResolvedScenario, resolve_scenario_mapping
 from hetplace.problems.sweep_point import PointResult
 from hetplace.whatif.overrides import OverrideError, apply_override, parse_value
+
+if TYPE_CHECKING:
+    from hetplace.optimizer.neighbour_start import PlanConfigs
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class SolveOptions:
     gap: float = 1e-4
     time_limit_s: float | None = None
     objective: str = "min_tco"
+    warm_start: bool = True  # start each point from its neighbours' plans (whatif/warm.py)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class PointTask:
     base_data: dict
     assignments: tuple[tuple[str, Any], ...]
     options: SolveOptions = field(default_factory=SolveOptions)
+    neighbours: tuple[PlanConfigs, ...] = ()  # finished plans of neighbouring points, nearest first
+    lower_bound_usd: float | None = None  # proven from other points (whatif/warm.py), USD/year
 
 
 def split_assignment(text: str, option: str) -> tuple[str, str]:
@@ -141,6 +149,12 @@ def build_tasks(
 
 def solve_point(task: PointTask) -> PointResult:
     """Solve one variant; never raises (a failure becomes a row with status 'error')."""
+    return solve_point_with_plan(task)[0]
+
+
+def solve_point_with_plan(task: PointTask) -> tuple[PointResult, PlanConfigs | None]:
+    """`solve_point`, and the configs of the point's plan (None without one) for the points it starts."""
+    from hetplace.optimizer.neighbour_start import PlanConfigs, SweepStart
     from hetplace.optimizer.solve import solve_scenario
 
     params = {spec: value for spec, value in task.assignments}
@@ -150,19 +164,24 @@ def solve_point(task: PointTask) -> PointResult:
         base = resolve_scenario_mapping(task.base_data, path)
         variant = resolve_scenario_mapping(variant_data(task.base_data, base, task.assignments), path)
         o = task.options
-        outcome = solve_scenario(variant, o.backend, o.time_limit_s, o.gap, baselines=False, objective=o.objective)
+        warm = SweepStart(task.neighbours, task.lower_bound_usd) if o.warm_start and task.neighbours else None
+        outcome = solve_scenario(
+            variant, o.backend, o.time_limit_s, o.gap, baselines=False, objective=o.objective, start_from=warm
+        )
     except Exception as exc:  # a failed point is recorded, the sweep goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return PointResult(
+        error = PointResult(
             index=task.index, params=params, status="error", error=last, wall_time_s=time.perf_counter() - t0
         )
+        return error, None
     wall = time.perf_counter() - t0
     if outcome.plan is None:
-        return PointResult(
+        no_plan = PointResult(
             index=task.index, params=params, status=outcome.status, diagnosis=outcome.diagnosis, wall_time_s=wall
         )
+        return no_plan, None
     plan = outcome.plan
-    return PointResult(
+    row = PointResult(
         index=task.index,
         params=params,
         status=outcome.status,
@@ -177,3 +196,4 @@ def solve_point(task: PointTask) -> PointResult:
         rented={e.device: e.rented for e in plan.fleet if e.rented},
         owned_idle={e.device: e.owned_idle for e in plan.fleet if e.owned_idle},
     )
+    return row, PlanConfigs.of(plan)
