@@ -22,7 +22,7 @@ ENGINES = {
 }
 
 
-def test_overheads_shift_in_seconds_and_multipliers_in_log() -> None:
+def test_terms_shift_by_the_device_ratio() -> None:
     pairs = {
         ("mi300x", "sglang"): fit(
             ("mi300x", "sglang"), ("step_overhead_s", "compute_eta"), step_overhead_s=0.0067, compute_eta=0.87
@@ -31,7 +31,7 @@ def test_overheads_shift_in_seconds_and_multipliers_in_log() -> None:
     moved = device_transfer(pairs, ENGINES)
     assert set(moved) == {("mi300x", "vllm")}
     t = moved[("mi300x", "vllm")]
-    assert t.step_overhead_s == pytest.approx(0.0007 + (0.0067 - 0.0028), abs=1e-12)  # 4.6 ms
+    assert t.step_overhead_s == pytest.approx(0.0007 * 0.0067 / 0.0028, rel=1e-12)  # 1.675 ms
     assert t.compute_eta == pytest.approx(0.90 * 0.87 / 0.89, rel=1e-12)
     assert t.decode_attention_eta == ENGINES["vllm"].params.decode_attention_eta  # not fitted on mi300x: engine's
     lookup = ServingFit(pairs, ENGINES, moved)
@@ -40,16 +40,20 @@ def test_overheads_shift_in_seconds_and_multipliers_in_log() -> None:
     assert lookup.params("l4", "vllm") == ENGINES["vllm"].params  # no rows on l4 at all: the engine level
 
 
-def test_two_engines_average_and_the_result_stays_in_range() -> None:
-    """Deltas average over the device's engines; an overhead never goes negative, a multiplier stays in [0.2, 2]."""
+def test_two_engines_average_geometrically_and_the_result_stays_in_range() -> None:
+    """Ratios average geometrically over the device's engines; an engine-level overhead of 0 stays 0 (ratios floor
+    at 0.1 ms); a multiplier stays in [0.2, 2]."""
     engines = {**ENGINES, "tensorrt-llm": fit(("*", "tensorrt-llm"), ("step_overhead_s",), step_overhead_s=0.0)}
     pairs = {
         ("h100-sxm", "sglang"): fit(("h100-sxm", "sglang"), ("step_overhead_s",), step_overhead_s=0.0008),
         ("h100-sxm", "vllm"): fit(("h100-sxm", "vllm"), ("step_overhead_s",), step_overhead_s=0.0003),
     }
-    t = device_transfer(pairs, engines)[("h100-sxm", "tensorrt-llm")]
-    mean_delta = ((0.0008 - 0.0028) + (0.0003 - 0.0007)) / 2  # −1.2 ms
-    assert mean_delta < 0 and t.step_overhead_s == 0.0  # 0 + (−1.2 ms) clipped at zero
+    moved = device_transfer(pairs, engines)
+    assert moved[("h100-sxm", "tensorrt-llm")].step_overhead_s == 0.0  # 0 × any ratio
+    ratio = math.sqrt((0.0008 / 0.0028) * (0.0003 / 0.0007))  # geometric mean of the two device ratios
+    lone = {("h100-sxm", "sglang"): pairs[("h100-sxm", "sglang")], ("h100-sxm", "vllm"): pairs[("h100-sxm", "vllm")]}
+    three = {**ENGINES, "tgi-like": fit(("*", "tgi-like"), ("step_overhead_s",), step_overhead_s=0.002)}
+    assert device_transfer(lone, three)[("h100-sxm", "tgi-like")].step_overhead_s == pytest.approx(0.002 * ratio)
     big = {("x", "sglang"): fit(("x", "sglang"), ("compute_eta",), compute_eta=1.9)}
     eta = device_transfer(big, {**ENGINES, "vllm": fit(("*", "vllm"), ("compute_eta",), compute_eta=1.5)})
     assert eta[("x", "vllm")].compute_eta == pytest.approx(min(2.0, 1.5 * math.exp(math.log(1.9 / 0.89))))
