@@ -29,7 +29,7 @@ def dags(draw: st.DrawFn) -> tuple[Workflow, dict[str, float]]:
     after = {ids[i]: draw(st.lists(st.sampled_from(ids[:i]), unique=True)) if i else [] for i in range(n)}
     order = draw(st.permutations(ids))
     durations = {s: draw(st.floats(0.0, 100.0, allow_nan=False)) for s in ids}
-    steps = [{"id": s, "kind": "tool", "tool": "t", "latency_s": 1.0, "cpu_s": 0.0, "after": after[s]} for s in order]
+    steps = [{"id": s, "kind": "tool", "tool": "t", "latency_s": 1.0, "cpu_s": 0.01, "after": after[s]} for s in order]
     wf = Workflow.model_validate(
         {"id": "w", "name": "w", "description": "", "arrival_rate_rps": 1.0, "sla": {"e2e_latency_s": 1.0}}
         | {"steps": steps}
@@ -59,7 +59,7 @@ def test_checker_dag_pass_by_hand() -> None:
             "arrival_rate_rps": 1.0,
             "sla": {"e2e_latency_s": 1.0},
             "steps": [
-                {"id": s, "kind": "tool", "tool": "t", "latency_s": 1.0, "cpu_s": 0.0, "after": after}
+                {"id": s, "kind": "tool", "tool": "t", "latency_s": 1.0, "cpu_s": 0.01, "after": after}
                 for s, after in (("d", ["b", "c"]), ("c", ["a"]), ("b", ["a"]), ("a", []))
             ],
         }
