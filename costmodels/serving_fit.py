@@ -906,7 +906,9 @@ def run_serving_fit(
 METHOD = (
     "per engine across its devices, then per (device, engine) pulled towards the engine's terms: coordinate descent "
     "on log grids of step_overhead_s, ttft_overhead_s, compute_eta, decode_attention_eta, moe_gemm_eta, "
-    "fp8/fp4_gemm_eta minimising the Cauchy loss of log(pred/measured) (width log 1.5) plus a prior; "
+    "fp8/fp4_gemm_eta minimising the weighted Cauchy loss of log(pred/measured) (width log 1.5) plus a prior; "
+    "current-stack rows weigh 1, older-stack rows OLDER_WEIGHT (0); a pair without rows on a device with rows "
+    "under another engine takes its engine's terms scaled by the device's ratios (device_transfer); "
     "costmodels/serving_fit.py"
 )
 
