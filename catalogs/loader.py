@@ -143,14 +143,20 @@ def load_engines() -> dict[str, Engine]:
     return dict(_bundled_engines())
 
 
+def known_engine_id(name: str, engines: Mapping[str, Engine]) -> str | None:
+    """The catalog id an engine name or alias means ('trtllm' → 'tensorrt-llm'), or None for an engine the catalog
+    does not know."""
+    if name in engines:
+        return name
+    return next((e.id for e in engines.values() if name in e.aliases), None)
+
+
 def resolve_engine_id(name: str, engines: Mapping[str, Engine], source: str, field: str = "engine") -> str:
     """The catalog id of an engine named by its id or one of its aliases ('trtllm' → 'tensorrt-llm'), so benchmark
     spellings work on the command line; an unknown name is an input error listing the known ones."""
-    if name in engines:
-        return name
-    for engine in engines.values():
-        if name in engine.aliases:
-            return engine.id
+    found = known_engine_id(name, engines)
+    if found is not None:
+        return found
     known = ", ".join(f"{e.id} ({', '.join(e.aliases)})" if e.aliases else e.id for e in engines.values())
     raise InputError.single(source, field, f"unknown engine '{name}' (known: {known})")
 

@@ -10,8 +10,8 @@ Row → prediction (`map_row`): each measured row becomes a `ServingCase` that `
   iteration from C = 1 (C ≥ 1, capped at the max-load C: an arrival rate above the replica's throughput saturates it).
 - metrics: tpot_s and itl_s ↔ TPOT; ttft_s; e2e_latency_s; output_tokens_per_s;
   total_tokens_per_s = output · (ISL + OSL) / OSL; requests_per_s = output / OSL.
-- engines: `trtllm` is the catalog's `tensorrt-llm` (ENGINE_ALIASES); an engine not in catalogs/engines (`other`)
-  is priced with neutral terms and never fitted.
+- engines: `trtllm` is the catalog's `tensorrt-llm` (its `aliases` in catalogs/engines); an engine not in
+  catalogs/engines (`other`) is priced with neutral terms and never fitted.
 - weights: a row stating the format a model's MoE experts already ship in (gpt-oss's mxfp4, `moe.expert_dtype`)
   runs the model's own mixed format (experts fp4, the rest 16-bit), as the engines do on every GPU.
 - rows the model cannot evaluate are counted by reason (`Skipped`), never silently dropped: unknown model/device,
@@ -75,7 +75,7 @@ import numpy as np
 
 from hetplace.catalogs.calibration_schema import CalibrationFile, ErrorStats, ServingFitInfo, ServingTerms
 from hetplace.catalogs.engine_schema import Engine
-from hetplace.catalogs.loader import Catalog
+from hetplace.catalogs.loader import Catalog, known_engine_id
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.catalogs.serving_measurements import LoadMode, ServingMetric, ServingRow, StackEra, stack_era
 from hetplace.costmodels.arrays import FloatArray
@@ -92,9 +92,6 @@ from hetplace.costmodels.serving import (
     passes_latency_s,
     serving_passes,
 )
-
-ENGINE_ALIASES = {"trtllm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm", "sgl": "sglang"}
-"""Engine names measurement rows use → catalogs/engines ids."""
 
 SOURCE_GROUPS = {
     "inferencex-app-fixture-2026-06": "inferencemax",
@@ -131,8 +128,7 @@ def source_group(source_id: str) -> str:
 
 def engine_id(name: str, engines: Mapping[str, Engine]) -> str | None:
     """The catalog engine a row's engine name means, or None (priced neutral, not fitted)."""
-    eid = ENGINE_ALIASES.get(name, name)
-    return eid if eid in engines else None
+    return known_engine_id(name, engines)
 
 
 @dataclass(frozen=True)
