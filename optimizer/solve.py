@@ -259,9 +259,9 @@ def solve_fastest_cheapest(
     solves' times."""
     watch = watch or Stopwatch()
     with watch.part("solve"):
-        model, latency = with_latency_rows(f)
         n = len(f.model.vars)
-        if method == Method.decomposition:
+        if method == Method.decomposition:  # its values are of the model with the makespan rows, which it keeps
+            model, latency = with_latency_rows(f)
             run = solve_by_decomposition(f, backend, time_limit_s, gap, threads, progress, model)
             res = run.result
         else:
@@ -276,6 +276,8 @@ def solve_fastest_cheapest(
         res.values = first_values
         if budget <= 0.0 or not tiebreak:
             return res
+        if method != Method.decomposition:  # built only when the tie-break runs
+            model, latency = with_latency_rows(f)
         tight = tight_start(model, latency, first_values)
         if tight is not None and provably_fastest(f, tight[1]):
             return res
