@@ -114,6 +114,19 @@ def write_yaml(path: Path, data: Any) -> Path:
     return path
 
 
+def small_at(tmp: Path, rate: float, sla: float, percentile: float | None = None) -> dict[str, Any]:
+    """The small scenario's document with its workflow at this arrival rate and SLA (written into `tmp`, which the
+    returned scenario points to); callers edit it further and write it into `tmp`."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    wf = read_yaml(SMALL.parent / "small-agent-workflow.yaml")
+    wf["arrival_rate_rps"] = rate
+    wf["sla"] = {"e2e_latency_s": sla, **({"percentile": percentile} if percentile is not None else {})}
+    write_yaml(tmp / "w.yaml", wf)
+    sc = read_yaml(SMALL)
+    sc["workflows"] = [{"path": "w.yaml"}]
+    return sc
+
+
 def load_case(case: dict[str, Any]) -> ResolvedScenario:
     """A generated {"workflow", "scenario"} pair (property tests) written to a temp dir and loaded."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,29 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hetplace.optimizer.pools import levels_below
 from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import load_scenario
-from tests.conftest import write_yaml
+from tests.conftest import small_at, write_yaml
 
-SMALL = Path(__file__).parent / "fixtures" / "scenarios" / "small-agent.yaml"
 REL = 1e-6  # optima are solved to a 1e-6 gap
 
 
 def optimum(tmp: Path, rate: float, sla: float, percentile: float | None = None, **limits: Any) -> float | None:
     """Optimal TCO of the small scenario at this rate and SLA with these limits (None when infeasible); owned L4s
     and purchasable H100s may be set with `owned_l4` / `h100_max`."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    wf = yaml.safe_load((SMALL.parent / "small-agent-workflow.yaml").read_text())
-    wf["arrival_rate_rps"] = rate
-    wf["sla"] = {"e2e_latency_s": sla, **({"percentile": percentile} if percentile is not None else {})}
-    write_yaml(tmp / "w.yaml", wf)
-    sc = yaml.safe_load(SMALL.read_text())
-    sc["workflows"] = [{"path": "w.yaml"}]
+    sc = small_at(tmp, rate, sla, percentile)
     hw = sc["hardware"]
     if "owned_l4" in limits:
         hw["owned"][0]["count"] = limits.pop("owned_l4")

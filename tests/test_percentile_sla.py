@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from hetplace.common.errors import InputError
 from hetplace.optimizer.checker import check_plan
@@ -18,21 +17,13 @@ from hetplace.optimizer.solve import solve_scenario
 from hetplace.problems.loader import load_scenario
 from hetplace.problems.plan import Plan
 from hetplace.problems.schema import Sla
-from tests.conftest import solved_plan, write_yaml
-
-SMALL = Path(__file__).parent / "fixtures" / "scenarios" / "small-agent.yaml"
+from tests.conftest import small_at, solved_plan, write_yaml
 
 
 def small(tmp: Path, rate: float = 3.0, sla: float = 8.0, percentile: float | None = None, cap: bool = False) -> Any:
     """The small scenario at this rate and SLA; `cap=False` leaves max_utilisation unstated (percentile-only pools
     are then sized by their queueing delay alone)."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    wf = yaml.safe_load((SMALL.parent / "small-agent-workflow.yaml").read_text())
-    wf["arrival_rate_rps"] = rate
-    wf["sla"] = {"e2e_latency_s": sla, **({"percentile": percentile} if percentile is not None else {})}
-    write_yaml(tmp / "w.yaml", wf)
-    sc = yaml.safe_load(SMALL.read_text())
-    sc["workflows"] = [{"path": "w.yaml"}]
+    sc = small_at(tmp, rate, sla, percentile)
     if not cap:
         del sc["limits"]["max_utilisation"]
     return load_scenario(write_yaml(tmp / "s.yaml", sc))
