@@ -43,12 +43,17 @@ def read_text(path: Path) -> str:
         raise InputError.single(src, "", f"not UTF-8 text (byte {exc.start})") from None
 
 
+# libyaml's safe loader when PyYAML was built with it (the wheels are): the same documents and errors, ~8× faster
+# to parse, which a sweep pays per point (every catalog and workflow file).
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML (or JSON, a YAML subset) file whose top level must be a mapping."""
     text = read_text(path)
     src = str(path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
