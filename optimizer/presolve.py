@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from hetplace.optimizer.pools import Config, Pool, StepRef, coverage_load, routes_by_family
 from hetplace.problems.dag import longest_paths
 from hetplace.problems.schema import Workflow
@@ -59,6 +61,37 @@ def _dominates(o: Config, c: Config, steps: list[StepRef]) -> bool:
     return strict or (o.tp, o.batch) < (c.tp, c.batch)
 
 
+def dominated_mask(group: list[Config], coverage: list[float], steps: list[StepRef]) -> np.ndarray:
+    """Which configs of one device's group some other config of the group dominates (`_dominates`, with at least
+    its coverage load), all pairs at once: the pairwise test is what a sweep point's model build spends its time on.
+    """
+    n = len(group)
+    tp = np.array([c.tp for c in group], dtype=np.int64)
+    batch = np.array([c.batch for c in group], dtype=np.int64)
+    thr = np.array([c.throughput for c in group], dtype=float)
+    cov = np.array(coverage, dtype=float)
+    kv = np.array([str(c.kv_dtype) for c in group], dtype=object)
+    lat = np.array([[step_latency(c, r) for r in steps] for c in group], dtype=float).reshape(n, len(steps))
+    # axis 0: the dominating o, axis 1: the dominated c
+    divides = tp[None, :] % tp[:, None] == 0
+    ratio = np.where(divides, tp[None, :] // tp[:, None], 0)
+    scaled = thr[:, None] * ratio
+    no_slower = (lat[:, None, :] <= lat[None, :, :]).all(axis=2)
+    faster_somewhere = (lat[:, None, :] < lat[None, :, :]).any(axis=2)
+    earlier = (tp[:, None] < tp[None, :]) | ((tp[:, None] == tp[None, :]) & (batch[:, None] < batch[None, :]))
+    strict = (scaled > thr[None, :]) | faster_somewhere | earlier
+    dominates = (
+        divides
+        & (kv[:, None] == kv[None, :])
+        & (cov[:, None] >= cov[None, :])
+        & (scaled >= thr[None, :])
+        & no_slower
+        & strict
+    )
+    np.fill_diagonal(dominates, False)
+    return dominates.any(axis=0)
+
+
 def prune_dominated(pools: list[Pool]) -> int:
     """Drop dominated configs (see module docstring). Returns how many were dropped."""
     dropped = 0
@@ -70,13 +103,9 @@ def prune_dominated(pools: list[Pool]) -> int:
             by_device.setdefault(c.device, []).append(c)
         kept = []
         for group in by_device.values():
-            for c in group:
-                if any(
-                    coverage_load(pool, o) >= coverage_load(pool, c) and _dominates(o, c, pool.steps) for o in group
-                ):
-                    dropped += 1
-                else:
-                    kept.append(c)
+            mask = dominated_mask(group, [coverage_load(pool, c) for c in group], pool.steps)
+            kept += [c for c, out in zip(group, mask, strict=True) if not out]
+        dropped += len(pool.configs) - len(kept)
         pool.configs = kept
     return dropped
 

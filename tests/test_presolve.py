@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from hetplace.common.enums import Phase
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.pools import Config, Pool, StepRef
-from hetplace.optimizer.presolve import path_margins, prune_by_critical_path, prune_dominated
+from hetplace.optimizer.presolve import (
+    _dominates,
+    dominated_mask,
+    path_margins,
+    prune_by_critical_path,
+    prune_dominated,
+)
 from hetplace.optimizer.solve import formulate
 from hetplace.problems.schema import Workflow
 from tests.conftest import load_case
@@ -36,6 +42,34 @@ def test_exact_ties_keep_the_smaller_tensor_parallel_degree() -> None:
     pool = Pool("p", Phase.decode, "decode_tokens", 1000.0, "m", [A], [b, a])
     assert prune_dominated([pool]) == 1
     assert pool.configs == [a]
+
+
+B = StepRef("w", "b")
+_config = st.builds(
+    lambda tp, batch, thr, la, lb, kv, cov: (
+        Config("p", "h100", tp, batch, "bf16", thr, {A: la, B: lb}, kv_dtype=kv),
+        cov,
+    ),
+    st.sampled_from([1, 2, 4, 8]),
+    st.sampled_from([1, 8, 64]),
+    st.sampled_from([50.0, 100.0, 200.0, 400.0]),  # few values: exact ties in throughput happen
+    st.sampled_from([0.1, 0.2, 0.4]),
+    st.sampled_from([0.1, 0.2, 0.4]),
+    st.sampled_from(["bf16", "fp8"]),
+    st.sampled_from([0.5, 0.8]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_config, min_size=1, max_size=12))
+def test_vectorised_dominance_is_the_pairwise_rule(group: list[tuple[Config, float]]) -> None:
+    """All pairs at once (numpy) against the one-pair rule it replaced, coverage included."""
+    configs = [c for c, _ in group]
+    cov = [v for _, v in group]
+    expected = [
+        any(cov[i] >= cov[j] and _dominates(o, c, [A, B]) for i, o in enumerate(configs)) for j, c in enumerate(configs)
+    ]
+    assert list(dominated_mask(configs, cov, [A, B])) == expected
 
 
 def _diamond(sla_s: float) -> Workflow:
