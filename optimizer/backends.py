@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hetplace.common.enums import Backend, SolverStatus, TerminationCondition
-from hetplace.common.interrupts import interrupt_requested, raise_if_requested, request_interrupt, solver_section
+from hetplace.common.interrupts import interrupt_requested, solver_section, stop_on_sigint
 from hetplace.optimizer.linear import LinearModel
 
 BACKENDS = tuple(Backend)
@@ -398,14 +398,14 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
         def on_solution_callback(self) -> None:
             found.append(time.perf_counter())
 
+    # Ctrl-C: CP-SAT would catch SIGINT itself and return as if at its time limit, indistinguishable from a real
+    # stop there (it can return a few seconds short of the limit). So it leaves SIGINT alone, and a watcher thread
+    # stops the search at once and records the interrupt, raised when the solve returns.
+    solver.parameters.catch_sigint_signal = False
     t0 = time.perf_counter()
-    status = solver.solve(cp, _FirstSolution())
+    with solver_section(), stop_on_sigint(solver.stop_search):
+        status = solver.solve(cp, _FirstSolution())
     wall = time.perf_counter() - t0
-    # CP-SAT catches SIGINT itself and returns early as if at a time limit, so Python never sees the Ctrl-C. A
-    # stop short of a proof without a time limit (or well before it) can only be that: raise it here.
-    if status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and (time_limit_s is None or wall < 0.9 * time_limit_s):
-        request_interrupt()
-        raise_if_requested()
     first = found[0] - t0 if found else None
     if status == cp_model.OPTIMAL:
         why = TerminationCondition.optimal

@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from typer.testing import CliRunner
 from hetplace.cli import app
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.linear import LinearModel
+from hetplace.optimizer.solve import formulate
+from hetplace.problems.loader import default_scenario_path, load_scenario
 from tests.conftest import FIXTURES, REPO, SMALL
 
 # The README's exit codes, spelled out (hetplace.common.errors has them by name).
@@ -216,6 +219,42 @@ def test_solver_section_defers_sigint_to_a_flag_then_raises() -> None:
         assert interrupt_requested()
         reached_end_of_section = True
     assert reached_end_of_section and not interrupt_requested()
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_stop_on_sigint_calls_stop_from_its_watcher_thread() -> None:
+    """The stop runs on the watcher thread, woken by the wakeup fd, not on the main thread's handler."""
+    from hetplace.common.interrupts import solver_section, stop_on_sigint
+
+    stopped_on: list[str] = []
+    done = threading.Event()
+
+    def stop() -> None:
+        stopped_on.append(threading.current_thread().name)
+        done.set()
+
+    with pytest.raises(KeyboardInterrupt), solver_section(), stop_on_sigint(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert done.wait(timeout=60)  # a hang guard, not a speed test
+    assert stopped_on == ["sigint-watcher"]
+    assert signal.set_wakeup_fd(-1) == -1  # the section put the previous (none) back
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_ctrl_c_stops_a_cpsat_solve_and_raises() -> None:
+    """The default scenario takes CP-SAT minutes to prove; SIGINT two seconds in stops it (its own SIGINT catching is
+    off, so the stop is ours and no early return is mistaken for a Ctrl-C)."""
+    from hetplace.common.interrupts import interrupt_requested
+
+    f = formulate(load_scenario(default_scenario_path()))
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            solve(f.model, "cpsat", time_limit_s=600.0, gap=0.0)
+    finally:
+        timer.cancel()
+    assert not interrupt_requested()
 
 
 def _knapsack() -> LinearModel:
