@@ -80,6 +80,9 @@ def test_version_tuple_and_the_bundled_sources_eras() -> None:
     assert set(eras["inferencex-app-fixture-2026-06"]) == {StackEra.current}
     assert set(eras["dstack-deepseek-r1-mi300x-h200-2025"]) == {StackEra.older}
     assert set(eras["gpustack-perf-lab"]) == {StackEra.current}  # vllm 0.11.0, sglang 0.5.3+, trtllm 1.0.0
+    # dense-current.csv: dated 2025-09-13 / 2025-12 / 2026-06 (the TPU engines carry commit or "sglang-jax" versions)
+    for source in ("sgl-cookbook-2025-12", "sglang-jax-qwen3-tpu-v6e-2025-09", "sglang-jax-cookbook-2026-06"):
+        assert set(eras[source]) == {StackEra.current}
 
 
 def model_rows(catalog: Catalog, params: ServingParams, scale: float = 1.0, **kw: object) -> list[ServingRow]:
