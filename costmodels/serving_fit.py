@@ -100,20 +100,30 @@ SOURCE_GROUPS = {
 """Sources that publish the same benchmark runs, left out together (SemiAnalysis InferenceMAX/InferenceX)."""
 
 FIT_PARAMS = (
-    "step_overhead_s", "ttft_overhead_s", "compute_eta", "decode_attention_eta", "moe_gemm_eta", "fp8_gemm_eta",
-    "fp4_gemm_eta",
+    "step_overhead_s", "layer_overhead_s", "ttft_overhead_s", "compute_eta", "decode_attention_eta", "moe_gemm_eta",
+    "fp8_gemm_eta", "fp4_gemm_eta",
 )  # fmt: skip
 OVERHEAD_GRID_S = (0.0, *np.geomspace(2e-4, 0.1, 28).tolist())
+LAYER_GRID_S = (0.0, *np.geomspace(4e-6, 2e-3, 28).tolist())  # OVERHEAD_GRID_S / 50: 0.2–122 ms over 61 layers
 TTFT_GRID_S = (0.0, *np.geomspace(1e-3, 2.0, 34).tolist())
 ETA_GRID = tuple(np.geomspace(0.2, 2.0, 21).tolist())  # a multiplier outside [0.2, 2] is a misfit, not a kernel
-_GRIDS = {"step_overhead_s": OVERHEAD_GRID_S, "ttft_overhead_s": TTFT_GRID_S}
+_GRIDS = {"step_overhead_s": OVERHEAD_GRID_S, "layer_overhead_s": LAYER_GRID_S, "ttft_overhead_s": TTFT_GRID_S}
 PRIOR_WEIGHT = 25.0  # chosen among 1, 5, 25 by the transfer error of current-stack rows (module docstring)
 OLDER_WEIGHT = 0.0  # weight of an older-stack row in the fit, chosen by the same transfer error (module docstring)
-OVERHEAD_PRIOR_S = {"step_overhead_s": 0.02, "ttft_overhead_s": 1.0}
+OVERHEAD_PRIOR_S = {"step_overhead_s": 0.02, "layer_overhead_s": 0.02 / 60, "ttft_overhead_s": 1.0}
 """Prior scales of the additive terms: a step overhead of 20 ms (a TTFT overhead of 1 s) costs as much prior as an
 η multiplier of e or 1/e. Measured TTFT at low load runs 0.1–0.5 s above the prefill it carries on every modern
 stack in the bundled rows (front end, tokeniser, scheduler admission); a 0.2 s scale held the fitted overhead at a
-fifth of that (TTFT 4× optimistic after the fit on InferenceMAX MI300X rows, 1.3× with 1 s)."""
+fifth of that (TTFT 4× optimistic after the fit on InferenceMAX MI300X rows, 1.3× with 1 s). The per-layer
+overhead's scale is the step's over 60 layers (DeepSeek-V3 has 61): the same prior for the same step time there."""
+OVERHEAD_FORMS: dict[str, tuple[str, ...]] = {
+    "step": ("step_overhead_s",),
+    "layer": ("layer_overhead_s",),
+    "step+layer": ("step_overhead_s", "layer_overhead_s"),
+}
+"""How the fit may describe a forward step's fixed cost: a constant per step, a constant per layer of the step, or
+both (`fit_params_for`). Chosen by transfer (module docstring, "Per-step or per-layer overhead")."""
+OVERHEAD_FORM = "step"
 HUBER_DELTA = math.log(1.5)  # robust-loss width in log space
 SWEEPS = 3
 MAX_ROWS_PER_PAIR = 400
@@ -405,9 +415,15 @@ class PairData:
         return sum(len(r) for r in self.rows)
 
 
-def fit_params_for(models: Sequence[ModelArch], devices: Sequence[Device], weights: Sequence[Dtype]) -> list[str]:
-    """The FIT_PARAMS a pair's rows can inform."""
-    names = ["step_overhead_s", "ttft_overhead_s", "compute_eta", "decode_attention_eta"]
+def fit_params_for(
+    models: Sequence[ModelArch],
+    devices: Sequence[Device],
+    weights: Sequence[Dtype],
+    overhead_form: str | None = None,
+) -> list[str]:
+    """The FIT_PARAMS a pair's rows can inform; the step's fixed cost in `overhead_form` (OVERHEAD_FORMS; None:
+    OVERHEAD_FORM)."""
+    names = [*OVERHEAD_FORMS[overhead_form or OVERHEAD_FORM], "ttft_overhead_s", "compute_eta", "decode_attention_eta"]
     if any(m.moe is not None for m in models):
         names.append("moe_gemm_eta")
     fmts = {matmul_dtype(d, w) for d, w in zip(devices, weights, strict=True)}
@@ -465,11 +481,19 @@ class PairFit:
     loss: float
 
 
-def fit_pair(data: PairData, center: ServingParams = NEUTRAL, prior_weight: float = PRIOR_WEIGHT) -> PairFit:
+def fit_pair(
+    data: PairData,
+    center: ServingParams = NEUTRAL,
+    prior_weight: float = PRIOR_WEIGHT,
+    overhead_form: str | None = None,
+) -> PairFit:
     """Coordinate descent on the log grid, then a finer grid around the optimum, starting from and pulled
-    towards `center` (module docstring)."""
+    towards `center` (module docstring); the step's fixed cost in `overhead_form` (None: OVERHEAD_FORM)."""
     names = fit_params_for(
-        [cm.model for cm in data.cases], [cm.device for cm in data.cases], [cm.case.weight for cm in data.cases]
+        [cm.model for cm in data.cases],
+        [cm.device for cm in data.cases],
+        [cm.case.weight for cm in data.cases],
+        overhead_form,
     )
     current = center
     best_loss = float(_objective(data, [current], names, center, prior_weight)[0])
@@ -583,12 +607,15 @@ def device_transfer(pairs: Mapping[Pair, PairFit], engines: Mapping[str, PairFit
 
 
 TRANSFER_FLOOR_S = 1e-4
-"""Overheads below 0.1 ms count as 0.1 ms in `device_transfer`'s ratios (a fitted 0 would make them infinite)."""
+"""Overheads below 0.1 ms count as 0.1 ms in `device_transfer`'s ratios (a fitted 0 would make them infinite);
+the per-layer overhead's floor is that over 50 layers (LAYER_GRID_S is OVERHEAD_GRID_S / 50)."""
+_TRANSFER_FLOORS_S = {"layer_overhead_s": TRANSFER_FLOOR_S / 50}
 
 
 def _delta(name: str, value: float, center: float) -> float:
     if name in OVERHEAD_PRIOR_S:
-        return math.log(max(value, TRANSFER_FLOOR_S) / max(center, TRANSFER_FLOOR_S))
+        floor = _TRANSFER_FLOORS_S.get(name, TRANSFER_FLOOR_S)
+        return math.log(max(value, floor) / max(center, floor))
     return math.log(value / center)
 
 
@@ -604,6 +631,7 @@ def fit_serving(
     pairs: Iterable[Pair] | None = None,
     prior_weight: float = PRIOR_WEIGHT,
     older_weight: float = OLDER_WEIGHT,
+    overhead_form: str | None = None,
 ) -> ServingFit:
     """Two levels: per engine, one set of terms fitted to all its rows on every device and pulled towards neutral;
     then every (device, engine) pair with rows (or only `pairs`) fitted to its own rows and pulled towards its
@@ -628,7 +656,7 @@ def fit_serving(
         if wanted is None or r.pair in wanted or (wanted_devices is not None and r.pair[0] in wanted_devices):
             by_pair[r.pair].append(r)
     engines = {
-        e: fit_pair(pair_data((ANY_DEVICE, e), ers, cache, older_weight), prior_weight=prior_weight)
+        e: fit_pair(pair_data((ANY_DEVICE, e), ers, cache, older_weight), NEUTRAL, prior_weight, overhead_form)
         for e, ers in sorted(by_engine.items())
     }
     fits = {
@@ -636,6 +664,7 @@ def fit_serving(
             pair_data(pair, prs, cache, older_weight),
             center=engines[pair[1]].params if pair[1] in engines else NEUTRAL,
             prior_weight=prior_weight,
+            overhead_form=overhead_form,
         )
         for pair, prs in by_pair.items()
     }
@@ -712,7 +741,7 @@ def holdout_splits(
 
 
 FitCache = dict[frozenset[int], "ServingFit"]
-"""Fits by the rows that entered them (`fitted_rows_key`), for one prior and older weight."""
+"""Fits by the rows that entered them (`fitted_rows_key`), for one prior weight, older weight and overhead form."""
 
 
 def fitted_rows_key(rows: Sequence[MappedRow], older_weight: float) -> frozenset[int]:
@@ -731,6 +760,7 @@ def held_out(
     older_weight: float = OLDER_WEIGHT,
     held_filter: Callable[[MappedRow], bool] | None = None,
     fits: FitCache | None = None,
+    overhead_form: str | None = None,
 ) -> list[Prediction]:
     """Every held row predicted by a fit that never saw its source group (key "source") or model family ("model"):
     per split, the pairs its rows need are fitted on the other rows (a pair without such rows runs its engine's
@@ -745,10 +775,10 @@ def held_out(
         if k in fits:
             fit = fits[k]
         elif uses[k] > 1:  # one fit of every pair, reused by the other splits with these rows
-            fit = fits[k] = fit_serving(split.train, cache, prior_weight=prior_weight, older_weight=older_weight)
+            fit = fits[k] = fit_serving(split.train, cache, None, prior_weight, older_weight, overhead_form)
         else:
             pairs = {r.pair for r in split.held if r.pair is not None}
-            fit = fit_serving(split.train, cache, pairs=pairs, prior_weight=prior_weight, older_weight=older_weight)
+            fit = fit_serving(split.train, cache, pairs, prior_weight, older_weight, overhead_form)
         out += predict_rows(split.held, fitted_lookup(fit), cache)
     return out
 
@@ -881,6 +911,7 @@ def run_serving_fit(
     prior_weight: float = PRIOR_WEIGHT,
     older_weight: float = OLDER_WEIGHT,
     held_filter: Callable[[MappedRow], bool] | None = None,
+    overhead_form: str | None = None,
 ) -> ServingReport:
     """Map the rows, score the neutral model, fit on all rows, and (optionally) run leave-one-source-out and
     leave-one-model-out, scoring the held rows that pass `held_filter` (all by default)."""
@@ -888,14 +919,15 @@ def run_serving_fit(
     cache = CaseCache(catalog)
     before = predict_rows(mapped, lambda r: NEUTRAL, cache)
     t0 = time.perf_counter()
-    fit = fit_serving(mapped, cache, prior_weight=prior_weight, older_weight=older_weight)
+    fit = fit_serving(mapped, cache, None, prior_weight, older_weight, overhead_form)
     fit_s = time.perf_counter() - t0
     after = predict_rows(mapped, fitted_lookup(fit), cache)
     t1 = time.perf_counter()
     fits: FitCache = {fitted_rows_key(mapped, older_weight): fit}
-    held = loso(mapped, cache, prior_weight, older_weight, held_filter, fits) if with_loso else None
+    args = (prior_weight, older_weight, held_filter, fits, overhead_form)
+    held = held_out(mapped, cache, "source", *args) if with_loso else None
     t2 = time.perf_counter()
-    by_model = lomo(mapped, cache, prior_weight, older_weight, held_filter, fits) if with_lomo else None
+    by_model = held_out(mapped, cache, "model", *args) if with_lomo else None
     return ServingReport(mapped, skipped, fit, before, after, held, fit_s, t2 - t1, by_model, time.perf_counter() - t2)
 
 

@@ -46,7 +46,8 @@ def test_serving_object_in_each_mode(mode: list[str], batch: int | None) -> None
     # the operator table is the serving batch's decode step at the mean context 1000 + 1000/2
     assert data["totals"]["batch"] == serving["batch"] and data["totals"]["context_tokens"] == 1500
     assert set(serving["terms"]) == {
-        "step_overhead", "ttft_overhead", "compute", "decode_attention", "moe_gemm", "low_precision", "collectives"
+        "step_overhead", "layer_overhead", "ttft_overhead", "compute", "decode_attention", "moe_gemm", "low_precision",
+        "collectives",
     }
 
 
