@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -161,7 +162,8 @@ def test_device_transfer_moves_the_layer_overhead_by_the_devices_ratio() -> None
 
 # ---------------------------------------------------------------- files and the CLI
 
-OLD_ENTRY = {  # a (device, engine) entry as calibration files were written before layer_overhead_s existed
+# a (device, engine) entry as calibration files were written before layer_overhead_s existed
+OLD_ENTRY: dict[str, Any] = {
     "step_overhead_s": 0.0018865054004630175, "ttft_overhead_s": 0.06317740971984853, "decode_attention_eta": 0.9,
     "moe_gemm_eta": 1.0, "fp8_gemm_eta": 1.0, "int8_gemm_eta": 1.0, "fp4_gemm_eta": 1.0, "link_latency_s": None,
     "nic_latency_s": None, "link_efficiency": None, "nic_efficiency": None, "compute_eta": 0.95,
