@@ -42,11 +42,12 @@ are fitted but never the target), not by the in-sample fit:
     25     0.1     37.0 % / 85.2 %  40.3 % / 98.1 %  38.7 %            1.11, 1.07
     25     1       47.0 % / 100 %   43.8 % / 105 %   45.4 %            0.81, 0.94   (the weighting before eras)
     5      0       43.3 % / 92.1 %  46.7 % / 103 %   45.0 %            1.12, 1.06
-(1,594 current rows, 2026-12; prior 1 was not run for lack of CPU time on the shared machine: the error grew from
-25 to 5.) Older stacks disagree with current ones by 2–3× on the same GPUs, so every bit of weight on them costs
-transfer to current rows; they are excluded from the fit (weight 0) and kept in every table as the era `older`.
-The stronger prior still transfers better: the sources disagree more than the terms can explain. The price is
-optimism out of sample (speed 1.34 / 1.24 at the shipped setting against 1.11 / 1.07 with older rows at 0.1).
+(1,594 current rows, 2026-12, with the per-step overhead form; prior 1 was not run for lack of CPU time on the shared
+machine: the error grew from 25 to 5.) Older stacks disagree with current ones by 2–3× on the same GPUs, so every
+bit of weight on them costs transfer to current rows; they are excluded from the fit (weight 0) and kept in every
+table as the era `older`. The stronger prior still transfers better: the sources disagree more than the terms can
+explain. The price is optimism out of sample (speed 1.34 / 1.24 at the shipped setting against 1.11 / 1.07 with
+older rows at 0.1).
 
 Per-step or per-layer overhead (`python -m benchmarks.accuracy --select 25 0 --overhead-form F`, and the
 dense-Llama rows scored with the fit on all rows): the current rows are almost all DeepSeek-V3 (61 layers) and
