@@ -32,6 +32,8 @@ from hetplace.costmodels.serving_fit import (
     BREAKDOWNS,
     FIT_PARAMS,
     OLDER_WEIGHT,
+    OVERHEAD_FORM,
+    OVERHEAD_FORMS,
     PRIOR_WEIGHT,
     CaseCache,
     ErrorSummary,
@@ -82,7 +84,8 @@ def comparison_table(title: str, key: str | None, runs: Mapping[str, Sequence[Pr
 
 def terms_table(report: ServingReport) -> list[str]:
     names = FIT_PARAMS
-    labels = {"step_overhead_s": "step overhead ms", "ttft_overhead_s": "TTFT overhead ms", "compute_eta": "compute η×",
+    labels = {"step_overhead_s": "step overhead ms", "layer_overhead_s": "layer overhead µs",
+              "ttft_overhead_s": "TTFT overhead ms", "compute_eta": "compute η×",
               "decode_attention_eta": "decode attn η×", "moe_gemm_eta": "MoE η×", "fp8_gemm_eta": "fp8 η×",
               "fp4_gemm_eta": "fp4 η×"}  # fmt: skip
     head = ["device", "engine", "rows", *(labels[n] for n in names)]
@@ -95,7 +98,8 @@ def terms_table(report: ServingReport) -> list[str]:
                 vals.append("—")
             else:
                 v = getattr(pf.params, n)
-                vals.append(f"{v * 1e3:.1f}" if n.endswith("_s") else f"{v:.2f}")
+                scale = 1e6 if n == "layer_overhead_s" else 1e3
+                vals.append(f"{v * scale:.1f}" if n.endswith("_s") else f"{v:.2f}")
         lines.append("| " + " | ".join([dev, eng, f"{pf.rows:,}", *vals]) + " |")
     return lines
 
@@ -151,7 +155,11 @@ def markdown(report: ServingReport) -> str:
 
 
 def select_weights(
-    mapped: Sequence[MappedRow], cache: CaseCache, prior_weights: Sequence[float], older_weights: Sequence[float]
+    mapped: Sequence[MappedRow],
+    cache: CaseCache,
+    prior_weights: Sequence[float],
+    older_weights: Sequence[float],
+    overhead_form: str | None = None,
 ) -> list[str]:
     """The transfer error of current-stack rows (LOSO and LOMO medians, their mean) for each (prior weight, older
     weight): the numbers PRIOR_WEIGHT and OLDER_WEIGHT are chosen by (costmodels/serving_fit.py docstring)."""
@@ -161,8 +169,8 @@ def select_weights(
     ]
     for ow in older_weights:
         for pw in prior_weights:
-            so = ErrorSummary.of(held_out(mapped, cache, "source", pw, ow, held_filter=is_current))
-            mo = ErrorSummary.of(held_out(mapped, cache, "model", pw, ow, held_filter=is_current))
+            so = ErrorSummary.of(held_out(mapped, cache, "source", pw, ow, is_current, overhead_form=overhead_form))
+            mo = ErrorSummary.of(held_out(mapped, cache, "model", pw, ow, is_current, overhead_form=overhead_form))
             lines.append(
                 f"| {pw:g} | {ow:g} | {_cell(so)} | {_cell(mo)} | {_pct((so.median + mo.median) / 2)} | "
                 f"{_speed(so)} | {_speed(mo)} |"
@@ -234,6 +242,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar=("PRIOR_WEIGHTS", "OLDER_WEIGHTS"),
         help="Only print the current-stack transfer error for each comma-separated prior weight x older weight.",
     )
+    ap.add_argument(
+        "--overhead-form",
+        choices=tuple(OVERHEAD_FORMS),
+        help=f"The fixed cost per forward step the fit searches (default {OVERHEAD_FORM}; serving_fit.OVERHEAD_FORMS).",
+    )
     ap.add_argument("--gemm", type=Path, help="Also score the GEMM calibration on held-out models of this vidur CSV.")
     args = ap.parse_args(argv)
     catalog = load_catalog()
@@ -242,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.select is not None:
         mapped, _ = map_rows(rows, catalog, load_engines())
         pws, ows = ([float(x) for x in a.split(",")] for a in args.select)
-        print("\n".join(select_weights(mapped, CaseCache(catalog), pws, ows)))
+        print("\n".join(select_weights(mapped, CaseCache(catalog), pws, ows, args.overhead_form)))
         return
     report = run_serving_fit(
         rows,
@@ -251,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         with_loso=not args.no_loso,
         with_lomo=not (args.no_loso or args.no_lomo),
         held_filter=is_current if args.transfer_rows == "current" else None,
+        overhead_form=args.overhead_form,
     )
     text = markdown(report)
     if args.gemm is not None:

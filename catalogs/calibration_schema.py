@@ -55,6 +55,10 @@ class ServingTerms(StrictModel):
     comes from."""
 
     step_overhead_s: NonNegativeFloat = Field(default=0.0, description="Seconds per forward step (engine overhead).")
+    layer_overhead_s: NonNegativeFloat = Field(
+        default=0.0,
+        description="Seconds per layer of every forward step (per-layer kernels and launch gaps); absent = 0.",
+    )
     ttft_overhead_s: NonNegativeFloat = Field(
         default=0.0, description="Seconds added once to each request's time to first token (front end, admission)."
     )

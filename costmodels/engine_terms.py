@@ -6,6 +6,8 @@ NEUTRAL default that reproduces the plain roofline bit for bit (multiplying by 1
 IEEE arithmetic), so every plan and number stays as it was until someone sets a value (README "Serving estimate"):
 
 - step_overhead_s        engine cost per forward step (scheduler, sampler, launches, host sync), added once per pass
+- layer_overhead_s       engine cost per layer of every forward step (small kernels and launch gaps per layer), added
+                         once per layer per pass (`step_overhead`)
 - ttft_overhead_s        cost per request before its first token (API front end, tokeniser, admission), once per request
 - compute_eta            multiplies η_c of every operator (this engine's kernels on this device: prefill speed)
 - decode_attention_eta   multiplies η_m of the attention operator in decode passes (paged-KV gather efficiency)
@@ -30,6 +32,7 @@ from hetplace.catalogs.engine_schema import Engine
 from hetplace.catalogs.schema import Device, Dtype
 from hetplace.common.errors import InputError
 from hetplace.costmodels.arrays import FloatArray, Floats, IntArray
+from hetplace.costmodels.llm_ops import COMM, Operator
 from hetplace.costmodels.precision import matmul_dtype
 
 LINK_LATENCY_S = 10e-6  # α per all-reduce call on a scale-up link (NCCL small-message latency, order of 10 µs)
@@ -45,6 +48,13 @@ class ServingParams:
     """Seconds per forward step outside the operators' kernels: scheduling, sampling, detokenisation, host-device
     sync and launch gaps not hidden by CUDA graphs. Added once to every pass (prefill, decode or mixed step).
     From: measured TPOT at batch 1 minus the roofline's decode latency, or an engine's step profile."""
+
+    layer_overhead_s: float = 0.0
+    """Seconds per transformer layer per forward step outside the roofline's operators: the small kernels each
+    layer launches (norms, rotary, activation, KV-cache write, residual adds) and the GPU-side gaps between them
+    that CUDA graphs do not remove. Added layers × this to every pass, so it scales with the model's depth where
+    step_overhead_s does not (a 126-layer model pays four times a 32-layer one).
+    From: TPOT at batch 1 of models of different depth on one device and engine."""
 
     ttft_overhead_s: float = 0.0
     """Seconds added once to every request's time to first token (and so to its end-to-end latency) outside any
@@ -102,6 +112,7 @@ NEUTRAL = ServingParams()
 
 TERMS: dict[str, tuple[str, ...]] = {
     "step_overhead": ("step_overhead_s",),
+    "layer_overhead": ("layer_overhead_s",),
     "ttft_overhead": ("ttft_overhead_s",),
     "compute": ("compute_eta",),
     "decode_attention": ("decode_attention_eta",),
@@ -128,6 +139,7 @@ class EngineArrays:
     `gemm_eta` is already the multiplier of the config's weight-GEMM format (see ServingParams.gemm_eta)."""
 
     step_overhead_s: Floats = 0.0
+    layer_overhead_s: Floats = 0.0
     compute_eta: Floats = 1.0
     decode_attention_eta: Floats = 1.0
     moe_gemm_eta: Floats = 1.0
@@ -152,6 +164,7 @@ class EngineArrays:
 
         return cls(
             step_overhead_s=col([p.step_overhead_s for p, _, _ in rows]),
+            layer_overhead_s=col([p.layer_overhead_s for p, _, _ in rows]),
             compute_eta=col([p.compute_eta for p, _, _ in rows]),
             decode_attention_eta=col([p.decode_attention_eta for p, _, _ in rows]),
             moe_gemm_eta=col([p.moe_gemm_eta for p, _, _ in rows]),
@@ -170,6 +183,18 @@ class EngineArrays:
 
 
 NEUTRAL_ARRAYS = EngineArrays()
+
+
+def pass_overhead_s(engine: EngineArrays, ops: Sequence[Operator]) -> Floats:
+    """Seconds the engine adds to one forward pass of `ops`: the per-step term plus the per-layer term times the
+    pass's layers (`pass_layers`). With layer_overhead_s = 0 this is step_overhead_s exactly (x + 0.0·L == x)."""
+    return engine.step_overhead_s + engine.layer_overhead_s * float(pass_layers(ops))
+
+
+def pass_layers(ops: Sequence[Operator]) -> int:
+    """Transformer layers of a forward pass: the most any compute operator spans (norms and attention span every
+    layer; the collectives row counts calls, two per layer, and is left out)."""
+    return max((op.layers for op in ops if op.kind != COMM), default=0)
 
 
 def serving_params(

@@ -15,7 +15,7 @@ import numpy as np
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.costmodels.arrays import BoolArray, FloatArray, IntArray, StrArray
 from hetplace.costmodels.capacity import max_batch
-from hetplace.costmodels.engine_terms import NEUTRAL_ARRAYS, EngineArrays, ServingParams
+from hetplace.costmodels.engine_terms import NEUTRAL_ARRAYS, EngineArrays, ServingParams, pass_overhead_s
 from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
 from hetplace.costmodels.precision import Precision, matmul_dtype, sixteen_bit_dtype
 from hetplace.costmodels.roofline import DeviceArrays, OpTiming, time_operators, total_latency
@@ -57,7 +57,7 @@ def evaluate_pass(
     the engine terms, neutral by default; the per-step overhead is added once to the pass)."""
     ops = llm_operators(model, shape, precision)
     timings = time_operators(ops, dev, shape.tp, engine, decode=shape.new_tokens <= 1)
-    latency = total_latency(timings) + engine.step_overhead_s
+    latency = total_latency(timings) + pass_overhead_s(engine, ops)
     kv_context = shape.past_tokens + shape.new_tokens
     mb = max_batch(model, precision, mem_gb, shape.tp, kv_context)
     fits = (shape.batch <= mb) & np.isfinite(latency)

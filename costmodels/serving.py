@@ -42,7 +42,7 @@ from hetplace.catalogs.schema import Device, ModelArch
 from hetplace.common.errors import InputError
 from hetplace.costmodels.arrays import FloatArray, Floats
 from hetplace.costmodels.capacity import max_batch
-from hetplace.costmodels.engine_terms import NEUTRAL, TERMS, EngineArrays, ServingParams, isolate
+from hetplace.costmodels.engine_terms import NEUTRAL, TERMS, EngineArrays, ServingParams, isolate, pass_overhead_s
 from hetplace.costmodels.llm_ops import Operator, Shape, llm_operators
 from hetplace.costmodels.llm_perf import feasible_tp
 from hetplace.costmodels.precision import Precision, unsupported_reason
@@ -165,7 +165,7 @@ def mixed_step_s(
     engine = EngineArrays.of([params], [device], [precision.weight])
     dev = DeviceArrays.of([device], [precision.weight])
     timings = time_operators(ops, dev, np.array([float(tp)]), engine, decode=True)
-    return float((total_latency(timings) + engine.step_overhead_s)[0])
+    return float((total_latency(timings) + pass_overhead_s(engine, ops))[0])
 
 
 def passes_latency_s(
@@ -184,7 +184,7 @@ def pass_latency_s(
     ops: list[Operator], dev: DeviceArrays, tp: FloatArray, engine: EngineArrays, decode: bool
 ) -> FloatArray:
     """Seconds of one forward pass per row of `dev`/`engine`: its operators plus the engine's step overhead."""
-    return total_latency(time_operators(ops, dev, tp, engine, decode=decode)) + engine.step_overhead_s
+    return total_latency(time_operators(ops, dev, tp, engine, decode=decode)) + pass_overhead_s(engine, ops)
 
 
 def burst_prefill_operators(

@@ -46,7 +46,8 @@ def test_serving_object_in_each_mode(mode: list[str], batch: int | None) -> None
     # the operator table is the serving batch's decode step at the mean context 1000 + 1000/2
     assert data["totals"]["batch"] == serving["batch"] and data["totals"]["context_tokens"] == 1500
     assert set(serving["terms"]) == {
-        "step_overhead", "ttft_overhead", "compute", "decode_attention", "moe_gemm", "low_precision", "collectives"
+        "step_overhead", "layer_overhead", "ttft_overhead", "compute", "decode_attention", "moe_gemm", "low_precision",
+        "collectives",
     }
 
 
@@ -145,8 +146,8 @@ def test_defaults_are_the_bundled_calibration_and_vllm() -> None:
     assert plain["priced_with"] == {"calibration": "none", "engine": "none"}
     assert all(v == 0.0 for v in plain["totals"]["terms"].values())
     fitted = yaml.safe_load((bundled_dir("calibrations") / "serving-public.yaml").read_text())
-    overhead_s = fitted["serving"]["h100-sxm"]["vllm"]["step_overhead_s"]
-    assert overhead_s > 0 and default["totals"]["terms"]["step_overhead"] == pytest.approx(overhead_s, rel=1e-9)
+    per_layer_s = fitted["serving"]["h100-sxm"]["vllm"]["layer_overhead_s"]  # the fit's per-layer form
+    assert per_layer_s > 0 and default["totals"]["terms"]["layer_overhead"] == pytest.approx(80 * per_layer_s, rel=1e-9)
 
 
 def test_engine_aliases_name_the_catalog_engine() -> None:

@@ -127,17 +127,22 @@ def synthetic_rows(catalog: Catalog, params: ServingParams, source: str = "src-a
     return out
 
 
+LAYER_S = 0.004 / 32  # a 4 ms step overhead on the 32 layers of Llama-3.1-8B, as the fit's per-layer form
+
+
 def test_fit_recovers_known_terms_and_the_prior_pulls_few_rows_towards_neutral(catalog: Catalog) -> None:
-    truth = ServingParams(step_overhead_s=0.004, ttft_overhead_s=0.08, decode_attention_eta=0.6)
+    truth = ServingParams(layer_overhead_s=LAYER_S, ttft_overhead_s=0.08, decode_attention_eta=0.6)
     mapped, _ = map_rows(synthetic_rows(catalog, truth), catalog, ENGINES)
     cache = CaseCache(catalog)
     fit = fit_serving(mapped, cache, prior_weight=1e-3).params("h100-sxm", "vllm")
-    assert fit.step_overhead_s == pytest.approx(0.004, rel=0.05)
+    assert fit.layer_overhead_s == pytest.approx(LAYER_S, rel=0.05) and fit.step_overhead_s == 0.0
+    step = fit_serving(mapped, cache, prior_weight=1e-3, overhead_form="step").params("h100-sxm", "vllm")
+    assert step.step_overhead_s == pytest.approx(0.004, rel=0.05)  # one model: the two forms are the same step
     assert fit.ttft_overhead_s == pytest.approx(0.08, rel=0.05)
     assert fit.decode_attention_eta == pytest.approx(0.6, rel=0.05)
     assert (fit.moe_gemm_eta, fit.fp8_gemm_eta) == (1.0, 1.0)  # a dense bf16 model cannot see them: not fitted
     shrunk = fit_serving(mapped, cache).params("h100-sxm", "vllm")  # default prior, 18 rows
-    assert 0.6 * 1.05 < shrunk.decode_attention_eta < 1.0 and shrunk.ttft_overhead_s < 0.08
+    assert 0.6 * 1.05 < shrunk.decode_attention_eta < 1.0 and shrunk.layer_overhead_s < LAYER_S
 
 
 def test_leave_one_source_out_never_sees_the_left_out_rows(catalog: Catalog) -> None:
@@ -175,7 +180,7 @@ def write_csv(path: Path, rows: list[ServingRow]) -> Path:
 
 
 def test_cli_fits_writes_and_reports(catalog: Catalog, tmp_path: Path) -> None:
-    truth = ServingParams(step_overhead_s=0.004, decode_attention_eta=0.6)
+    truth = ServingParams(layer_overhead_s=LAYER_S, decode_attention_eta=0.6)
     rows = synthetic_rows(catalog, truth, "src-a")[:9] + synthetic_rows(catalog, truth, "src-b")[9:]
     csv_path = write_csv(tmp_path / "rows.csv", rows)
     out = tmp_path / "cal.yaml"
@@ -187,7 +192,7 @@ def test_cli_fits_writes_and_reports(catalog: Catalog, tmp_path: Path) -> None:
     assert report["after"]["overall"]["median_abs_error"] < report["before"]["overall"]["median_abs_error"]
     cal = load_calibration(out)
     terms = from_terms(cal.serving["h100-sxm"]["vllm"])
-    assert 0.0 < terms.step_overhead_s <= 0.004 and 0.6 <= terms.decode_attention_eta <= 1.0
+    assert 0.0 < terms.layer_overhead_s <= LAYER_S and 0.6 <= terms.decode_attention_eta <= 1.0
     assert serving_params("h100-sxm", "vllm", ENGINES, cal) == terms  # what `analyze --engine vllm` runs with
     assert set(cal.serving_error_band) == {"h100-sxm"} and cal.error_band("b200") == cal.serving_error_band_default
 
@@ -269,12 +274,12 @@ def test_throughput_speed_ratio_is_not_inverted(catalog: Catalog) -> None:
 def test_an_unseen_device_inherits_its_engines_terms(catalog: Catalog) -> None:
     """Rows of vllm on H100 only: the engine-level fit is what H200 (no rows) runs with; no engine → neutral; the
     calibration file carries the engine level and serving_params falls back to it."""
-    truth = ServingParams(step_overhead_s=0.004, ttft_overhead_s=0.08, decode_attention_eta=0.6)
+    truth = ServingParams(layer_overhead_s=LAYER_S, ttft_overhead_s=0.08, decode_attention_eta=0.6)
     mapped, _ = map_rows(synthetic_rows(catalog, truth), catalog, ENGINES)
     fit = fit_serving(mapped, CaseCache(catalog), prior_weight=1e-3)
     assert set(fit.engines) == {"vllm"}
     unseen = fit.params("h200-sxm", "vllm")
-    assert unseen == fit.engines["vllm"].params and unseen.step_overhead_s == pytest.approx(0.004, rel=0.05)
+    assert unseen == fit.engines["vllm"].params and unseen.layer_overhead_s == pytest.approx(LAYER_S, rel=0.05)
     assert fit.params("h200-sxm", None) == NEUTRAL and fit.params("h200-sxm", "sglang") == NEUTRAL
     from hetplace.catalogs.calibration_schema import CalibrationFile, ServingTerms
 
