@@ -16,15 +16,24 @@ Modes (README "Serving estimate"):
   TTFT = TPOT/2 (a request arrives, on average, half-way through the step in flight) + the step it joins, which
   carries the C decode tokens and its whole prompt (one mixed step with n = 1).
   e2e = TTFT + (OSL − 1)·TPOT; throughput = C·OSL / e2e (Little's law: C requests each in flight for e2e).
-  Ignored: queueing for a free slot (C is the in-flight count, not an arrival rate), preemption and recompute
-  when the KV cache runs out, prefix caching, the engine's token budget per step (a prompt longer than the budget
-  is split over several steps, each also carrying the decode batch, so TTFT here is a lower bound for it), and
-  the spread of contexts around the mean. Routed MoE experts touched by decode and by prompt tokens are both paid
-  (an upper bound on expert weight reads).
-- `max-load` — the largest C whose KV cache at context ISL + OSL fits (costmodels.capacity.max_batch), then as
-  `concurrency`.
+  Engine limits (`limits`, capacity.EngineLimits from the engine's catalog `scheduler`; none for no engine):
+  the step decodes d = min(C, the running cap, and — when decode and prefill share one step's token budget T —
+  floor(T·OSL / (ISL + OSL)), the most sequences whose steady-state prompts still fit beside their decode tokens)
+  sequences and prefills d/OSL prompts. A prompt longer than the step's room (T − d, or T when decode is not in
+  the budget) is prefilled over k = ceil(ISL / room) steps (chunked prefill; k = 1 without it): TTFT = TPOT/2 +
+  k · a step carrying the d decode tokens and 1/k of the prompt. The C − d requests beyond the decode batch wait
+  for a slot: their wait, (C/d − 1) · (TTFT + (OSL − 1)·TPOT), is added to TTFT, so throughput = d·OSL / (TTFT +
+  (OSL − 1)·TPOT at d) by Little's law over C.
+  Ignored: preemption and recompute when the KV cache runs out, prefix caching, the spread of contexts around the
+  mean, SGLang's separate prefill and decode batches (priced mixed, like vLLM), and vLLM's on-demand KV blocks
+  (it may run more sequences than fit at ISL + OSL; this counts the peak). Routed MoE experts touched by decode
+  and by prompt tokens are both paid (an upper bound on expert weight reads).
+- `max-load` — C = the largest batch that runs: min(the KV capacity at context ISL + OSL
+  (costmodels.capacity.max_batch), the engine's decode bound above), then as `concurrency`; `batch_bound_by`
+  says which limit set it. Without an engine (`--engine none`) it is the plain KV capacity, the roofline's
+  reference. `batch` mode (one static batch) applies no engine limit.
 
-`fits` compares the batch (B or C) with max_batch at context ISL + OSL, the peak a request reaches.
+`fits` compares the batch (B, or the decode batch d) with max_batch at context ISL + OSL, the peak a request reaches.
 Engine terms (engine_terms.ServingParams) apply to every pass (ttft_overhead_s: once to every request's TTFT);
 `terms` reports, per named term, how many seconds it alone adds to TTFT, TPOT and e2e over the neutral roofline
 (terms that touch the same operator interact, so the sum of the terms can differ slightly from the total minus
@@ -162,7 +171,7 @@ def prompt_chunks(limits: EngineLimits, isl: float, batch: Floats) -> FloatArray
     batch = np.asarray(batch, dtype=float)
     if not limits.chunked_prefill or not math.isfinite(limits.max_tokens_per_step):
         return np.ones_like(batch)
-    room = limits.max_tokens_per_step - (batch if limits.decode_tokens_in_budget else 0.0)
+    room = limits.max_tokens_per_step - (batch if limits.decode_tokens_in_budget else 0.0 * batch)
     return np.ceil(isl / np.maximum(room, 1.0))
 
 

@@ -164,13 +164,13 @@ def gpustack_row(device: str, model: str, engine: str, isl: float, osl: float, m
 def test_all_at_once_rows_run_at_the_engines_cap(catalog: Catalog) -> None:
     """gpustack's 'N prompts at rate inf' rows: N requests into a continuous-batching engine that runs
     min(N, KV capacity, its max_num_seqs) of them at once, priced as steady-state concurrency at that C."""
-    def cap(engine: str, device: str) -> float:
+    def running_cap(engine: str, device: str) -> float:
         model, bf16 = catalog.models["gpt-oss-20b"], Precision(Dtype.bf16, Dtype.bf16)
         return engine_limits(ENGINES[engine].scheduler, catalog.devices[device], model, bf16, 1).max_running_seqs
 
-    assert cap("vllm", "a100-80gb-sxm") == 256  # vLLM V1 (catalogs/engines/vllm.yaml): A100 -> 256
-    assert cap("vllm", "h200-sxm") == 1024  # >= 70 GiB, not A100 -> 1024
-    assert cap("sglang", "a100-80gb-sxm") >= 2048  # SGLang's request pool: 2048..4096 (sglang.yaml)
+    assert running_cap("vllm", "a100-80gb-sxm") == 256  # vLLM V1 (catalogs/engines/vllm.yaml): A100 -> 256
+    assert running_cap("vllm", "h200-sxm") == 1024  # >= 70 GiB, not A100 -> 1024
+    assert running_cap("sglang", "a100-80gb-sxm") >= 2048  # SGLang's request pool: 2048..4096 (sglang.yaml)
 
     # gpt-oss-20b, vLLM 0.11, one A100, ShareGPT 1000 prompts (215.3 / 194.2 mean tokens): 1000 > 256 = vLLM's cap
     r = gpustack_row("a100-80gb-sxm", "gpt-oss-20b", "vllm", 215.3, 194.2, "output_tokens_per_s")
