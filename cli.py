@@ -376,7 +376,8 @@ def analyze(
         result = analyze_llm(arch, dev, tp, phase.value, batch, prompt_tokens, context, weight_dtype, 0, kv, params)
     else:
         assert isl is not None and osl is not None  # _serving_mode checked
-        result = analyze_serving(arch, dev, tp, weight_dtype, kv, isl, osl, mode, load, phase.value, params)
+        scheduler = engines[engine_id].scheduler if engine_id else None
+        result = analyze_serving(arch, dev, tp, weight_dtype, kv, isl, osl, mode, load, phase.value, params, scheduler)
         batch = result["totals"]["batch"]
     result["priced_with"] = {"calibration": calibration, "engine": engine_id or "none"}
     if plot is not None:

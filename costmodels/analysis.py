@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from hetplace.catalogs.engine_schema import SchedulerDefaults
 from hetplace.catalogs.loader import Catalog
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.common.errors import InputError
-from hetplace.costmodels.capacity import min_devices_for_weights
+from hetplace.costmodels.capacity import engine_limits, min_devices_for_weights
 from hetplace.costmodels.engine_terms import NEUTRAL, TERMS, EngineArrays, ServingParams, isolate
 from hetplace.costmodels.llm_ops import kv_bytes_per_token, weight_bytes
 from hetplace.costmodels.llm_perf import evaluate_pass, feasible_tp, phase_shape
@@ -240,13 +241,16 @@ def analyze_serving(
     load: int | None,
     phase: str = "decode",
     params: ServingParams = NEUTRAL,
+    scheduler: SchedulerDefaults | None = None,
 ) -> dict[str, Any]:
     """`analyze` with --isl/--osl: the serving estimate of `mode`, plus the operator table of one pass of it (the
     decode step of the serving batch at the mean context ISL + OSL/2, or with phase='prefill' the prefill of
-    the batch's prompts)."""
+    the batch's prompts). `scheduler`: the engine's default limits (catalogs/engines), none for no engine."""
     weight = Dtype(dtype or model.weight_dtype)
     kv = Dtype(kv_dtype or model.kv_dtype)
-    est = serving_estimate(model, device, tp, Precision(weight, kv), isl, osl, mode, load, params)
+    precision = Precision(weight, kv)
+    limits = engine_limits(scheduler, device, model, precision, tp)
+    est = serving_estimate(model, device, tp, precision, isl, osl, mode, load, params, limits)
     batch = int(est.batch)
     result = analyze_llm(model, device, tp, phase, batch, isl, isl + osl / 2.0, weight, 0, kv, params)
     return {**result, "serving": est.as_dict()}

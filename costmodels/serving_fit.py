@@ -2,10 +2,13 @@
 leave-one-source-out and leave-one-model-out (README "Serving calibration").
 
 Row → prediction (`map_row`): each measured row becomes a `ServingCase` that `serving_estimate` can price:
-- mode `batch` B → batch mode; `concurrency` C → concurrency mode; `offline_max` → max-load;
+- mode `batch` B → batch mode; `concurrency` C → concurrency mode; `offline_max` → max-load (the KV capacity or
+  the engine's default caps, whichever is lower: catalogs/engines `scheduler`, capacity.engine_limits);
   `offline_max` with `prompts` N (an all-at-once run: N requests at rate inf) → concurrency at
-  C = min(N, max-load C, the engine's default cap on running sequences, `engine_max_seqs`), throughput, TPOT and
+  C = min(N, the max-load batch), throughput, TPOT and
   ITL only (its TTFT/e2e are the wait for a slot: skipped; measurements README "All-at-once runs");
+  every continuous-batching case carries its engine's limits (`ServingCase.limits`; none for an unknown engine),
+  so a prompt longer than the step's token budget is chunked and requests beyond the running cap wait;
   `request_rate` λ → the concurrency C that Little's law gives for it, C = λ · e2e(C), found by fixed-point
   iteration from C = 1 (C ≥ 1, capped at the max-load C: an arrival rate above the replica's throughput saturates it).
 - metrics: tpot_s and itl_s ↔ TPOT; ttft_s; e2e_latency_s; output_tokens_per_s;
@@ -110,7 +113,7 @@ from hetplace.catalogs.loader import Catalog, known_engine_id
 from hetplace.catalogs.schema import Device, Dtype, ModelArch
 from hetplace.catalogs.serving_measurements import LoadMode, ServingMetric, ServingRow, StackEra, stack_era
 from hetplace.costmodels.arrays import FloatArray
-from hetplace.costmodels.capacity import max_batch
+from hetplace.costmodels.capacity import NO_LIMITS, EngineLimits, engine_limits, max_batch
 from hetplace.costmodels.engine_terms import NEUTRAL, EngineArrays, ServingParams
 from hetplace.costmodels.llm_perf import feasible_tp
 from hetplace.costmodels.precision import Precision, matmul_dtype, unsupported_reason
@@ -119,6 +122,7 @@ from hetplace.costmodels.serving import (
     ServingMode,
     ServingPasses,
     burst_prefill_operators,
+    decode_batch_bound,
     pass_latency_s,
     passes_latency_s,
     serving_passes,
@@ -187,6 +191,7 @@ class ServingCase:
     load: float  # B, C, or the max-load C; the requests/s for `rate`
     rate: bool = False  # load is an arrival rate (request_rate rows): C from Little's law
     burst_share: float = 0.0  # requests that arrive in a burst of `load` simultaneous ones (closed-loop harness)
+    limits: EngineLimits = NO_LIMITS  # the engine's default scheduler limits on this deployment
 
 
 @dataclass(frozen=True)
@@ -260,37 +265,24 @@ def map_row(row: ServingRow, catalog: Catalog, engines: Mapping[str, Engine]) ->
     }[row.mode]
     rate = row.mode == LoadMode.request_rate
     eng = engine_id(row.engine, engines)
+    limits = engine_limits(engines[eng].scheduler if eng else None, device, model, precision, row.tp)
+    max_load = min(capacity, decode_batch_bound(limits, isl, osl)[0])
     if row.mode == LoadMode.offline_max and row.prompts is not None:
         if row.metric in (ServingMetric.ttft_s, ServingMetric.e2e_latency_s):
             return Skipped(row, "all-at-once run: TTFT/e2e are queueing for a slot (not modelled)")
         mode = ServingMode.concurrency
-        load = min(capacity, float(row.prompts), engine_max_seqs(eng, device))
+        load = min(max_load, float(row.prompts))
     elif row.mode == LoadMode.offline_max:
-        load = capacity
+        load = max_load
     else:
         assert row.load is not None  # ServingRow validates it
         load = float(row.load)
         if not rate and load > capacity:
             return Skipped(row, "does not fit: batch/concurrency above the KV-cache capacity")
     case = ServingCase(
-        row.model, row.device, row.tp, weight, row.kv_dtype, isl, osl, mode, load, rate, burst_share(row, load)
+        row.model, row.device, row.tp, weight, row.kv_dtype, isl, osl, mode, load, rate, burst_share(row, load), limits
     )
     return MappedRow(row, case, eng, source_group(row.source_id))
-
-
-VLLM_MAX_SEQS_LARGE_GPU = 1024.0
-VLLM_MAX_SEQS_DEFAULT = 256.0
-
-
-def engine_max_seqs(engine: str | None, device: Device) -> float:
-    """The sequences an engine runs at once by default, where that caps below the KV-cache capacity: vLLM V1's
-    default max_num_seqs for its OpenAI server (vllm/engine/arg_utils.py, 0.8-0.11) is 1024 on GPUs with at least
-    70 GiB other than A100 and 256 otherwise; SGLang's max_running_requests and TensorRT-LLM's max_batch_size
-    (2048) do not bind below the KV cache on the bundled rows (infinite here)."""
-    if engine != "vllm":
-        return math.inf
-    large = device.mem_gb * 1e9 >= 70 * 2**30 and "a100" not in device.id
-    return VLLM_MAX_SEQS_LARGE_GPU if large else VLLM_MAX_SEQS_DEFAULT
 
 
 def mean_lengths(row: ServingRow) -> tuple[float, float]:
@@ -385,7 +377,7 @@ class CaseModel:
 
     def _passes(self, load: FloatArray) -> ServingPasses:
         c = self.case
-        return serving_passes(self.model, self.precision, float(c.tp), c.isl, c.osl, c.mode, load)
+        return serving_passes(self.model, self.precision, float(c.tp), c.isl, c.osl, c.mode, load, c.limits)
 
     def _latencies(self, passes: ServingPasses, eng: EngineArrays, k: int) -> tuple[FloatArray, FloatArray]:
         dev = self._dev1.take(np.zeros(k, dtype=int))

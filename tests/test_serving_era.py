@@ -17,7 +17,7 @@ from hetplace.catalogs.serving_measurements import (
     stack_era,
     version_tuple,
 )
-from hetplace.costmodels.capacity import max_batch
+from hetplace.costmodels.capacity import engine_limits, max_batch
 from hetplace.costmodels.engine_terms import NEUTRAL, ServingParams
 from hetplace.costmodels.precision import Precision
 from hetplace.costmodels.serving import serving_estimate
@@ -25,7 +25,6 @@ from hetplace.costmodels.serving_fit import (
     CaseCache,
     MappedRow,
     Skipped,
-    engine_max_seqs,
     fit_serving,
     fitted_lookup,
     fitted_rows_key,
@@ -168,9 +167,13 @@ def gpustack_row(device: str, model: str, engine: str, isl: float, osl: float, m
 def test_all_at_once_rows_run_at_the_engines_cap(catalog: Catalog) -> None:
     """gpustack's 'N prompts at rate inf' rows: N requests into a continuous-batching engine that runs
     min(N, KV capacity, its max_num_seqs) of them at once, priced as steady-state concurrency at that C."""
-    assert engine_max_seqs("vllm", catalog.devices["a100-80gb-sxm"]) == 256  # vLLM V1: A100 -> 256
-    assert engine_max_seqs("vllm", catalog.devices["h200-sxm"]) == 1024  # >= 70 GiB, not A100 -> 1024
-    assert engine_max_seqs("sglang", catalog.devices["a100-80gb-sxm"]) == float("inf")
+    def running_cap(engine: str, device: str) -> float:
+        model, bf16 = catalog.models["gpt-oss-20b"], Precision(Dtype.bf16, Dtype.bf16)
+        return engine_limits(ENGINES[engine].scheduler, catalog.devices[device], model, bf16, 1).max_running_seqs
+
+    assert running_cap("vllm", "a100-80gb-sxm") == 256  # vLLM V1 (catalogs/engines/vllm.yaml): A100 -> 256
+    assert running_cap("vllm", "h200-sxm") == 1024  # >= 70 GiB, not A100 -> 1024
+    assert running_cap("sglang", "a100-80gb-sxm") >= 2048  # SGLang's request pool: 2048..4096 (sglang.yaml)
 
     # gpt-oss-20b, vLLM 0.11, one A100, ShareGPT 1000 prompts (215.3 / 194.2 mean tokens): 1000 > 256 = vLLM's cap
     r = gpustack_row("a100-80gb-sxm", "gpt-oss-20b", "vllm", 215.3, 194.2, "output_tokens_per_s")
