@@ -418,7 +418,14 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float | None, gap: float, thr
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         values = [solver.value(x) * unit[i] for i, x in enumerate(xs)]
         obj = model.evaluate_objective(values)
-        bound = solver.best_objective_bound / obj_scale + model.objective_constant
+        best = solver.best_objective_bound
+        if status == cp_model.OPTIMAL:
+            # OPTIMAL means CP-SAT's own gap test passed (or its search completed), whatever best_objective_bound
+            # says: when presolve settles a model it can report the objective's initial lower bound instead (seen on
+            # a decomposition's finishing solve: OPTIMAL at 11,068 with a reported bound of 10,344).
+            found_obj = solver.objective_value
+            best = max(best, found_obj - gap * max(1.0, abs(found_obj)))
+        bound = best / obj_scale + model.objective_constant
         return SolveResult(
             Backend.cpsat,
             SolverStatus.optimal if status == cp_model.OPTIMAL else SolverStatus.feasible,
