@@ -42,12 +42,23 @@ def flat(text: str) -> str:
     return "".join(text.split())
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT as a terminal gives it. A test runner's worker may ignore SIGINT (xdist's
+    do), and an ignored signal stays ignored across exec, so the CLI would never see the Ctrl-C a test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli_process(*args: str, **kwargs) -> subprocess.Popen[str]:
-    """`python -m hetplace.cli ARGS` with this checkout's code, as a user would run it."""
+    """`python -m hetplace.cli ARGS` with this checkout's code, as a user would run it from a terminal."""
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     env.pop("HETPLACE_DEBUG", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "hetplace.cli", *args], env=env, text=True, cwd=kwargs.pop("cwd", None), **kwargs
+        [sys.executable, "-m", "hetplace.cli", *args],
+        env=env,
+        text=True,
+        cwd=kwargs.pop("cwd", None),
+        preexec_fn=_default_sigint,
+        **kwargs,
     )
 
 
