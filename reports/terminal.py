@@ -23,6 +23,14 @@ __all__ = ["plan_screen"]  # the CLI reaches every screen through this module
 # ── catalog ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
 
+# What set a serving estimate's batch (costmodels.serving's `batch_bound_by`), in words for the terminal.
+BATCH_BOUNDS = {
+    "kv_capacity": "the KV cache at ISL + OSL",
+    "engine_max_running_seqs": "the engine's cap on running sequences",
+    "engine_max_tokens_per_step": "the engine's token budget per step",
+}
+
+
 def devices_table(devices: Sequence[Any]) -> FitTable:
     cols = [
         Col("id"),
@@ -143,6 +151,16 @@ def analyze_view(result: dict[str, Any]) -> Group:
                 f"{serving['output_tokens_per_s']:,.0f} output tokens/s "
                 f"({serving['output_tokens_per_s_per_device']:,.0f} per device)",
                 *tail,
+            )
+        )
+    bound = serving.get("batch_bound_by", "load") if serving else "load"
+    if serving and bound != "load":
+        waiting = serving.get("in_flight", serving["batch"]) - serving["batch"]
+        wait_note = f"; {waiting:,.0f} of the requests in flight wait for a slot" if waiting > 0 else ""
+        parts.append(
+            Text(
+                f"batch set by {BATCH_BOUNDS.get(bound, bound)} (the KV cache fits {serving['max_batch']:,.0f}"
+                f"{wait_note})"
             )
         )
     priced = result.get("priced_with")

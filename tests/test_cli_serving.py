@@ -46,7 +46,13 @@ def test_serving_object_in_each_mode(mode: list[str], batch: int | None) -> None
     # the operator table is the serving batch's decode step at the mean context 1000 + 1000/2
     assert data["totals"]["batch"] == serving["batch"] and data["totals"]["context_tokens"] == 1500
     assert set(serving["terms"]) == {
-        "step_overhead", "layer_overhead", "ttft_overhead", "compute", "decode_attention", "moe_gemm", "low_precision",
+        "step_overhead",
+        "layer_overhead",
+        "ttft_overhead",
+        "compute",
+        "decode_attention",
+        "moe_gemm",
+        "low_precision",
         "collectives",
     }
 
@@ -75,6 +81,21 @@ def test_engine_terms_come_from_the_calibration_file(tmp_path: Path) -> None:
     assert vllm["serving"]["terms"]["step_overhead"]["e2e_latency_s"] == pytest.approx(100 * 0.004)
     assert sglang["serving"] == plain["serving"]
     assert all(v == 0.0 for v in plain["totals"]["terms"].values())
+
+
+def test_terminal_view_says_what_set_the_batch() -> None:
+    """The screen names the limit the JSON reports in `batch_bound_by`, with the KV capacity beside it."""
+    small = ["analyze", "--model", "llama-3.1-8b", "--device", "h100-sxm", "--dtype", "fp8"]
+    small += ["--isl", "128", "--osl", "128"]
+    capped = runner.invoke(app, [*small, "--max-load"])
+    data = json.loads(runner.invoke(app, [*small, "--max-load", "--json"]).stdout)["serving"]
+    assert capped.exit_code == 0 and data["batch_bound_by"] == "engine_max_running_seqs" and data["batch"] == 1024
+    flat = " ".join(capped.stdout.split())
+    assert f"batch set by the engine's cap on running sequences (the KV cache fits {data['max_batch']:,.0f})" in flat
+    kv = runner.invoke(app, [*BASE, "--isl", "1024", "--osl", "512", "--max-load"])
+    assert "batch set by the KV cache at ISL + OSL" in " ".join(kv.stdout.split())
+    asked = runner.invoke(app, [*BASE, "--isl", "1024", "--osl", "512", "--concurrency", "8"])
+    assert asked.exit_code == 0 and "batch set by" not in asked.stdout
 
 
 def test_single_pass_view_is_unchanged_without_isl_osl() -> None:
