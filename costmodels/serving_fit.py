@@ -86,16 +86,15 @@ the pair's configs, whose operators are built once), SWEEPS sweeps, then the sam
 optimum. Rows sharing a config share one evaluation; at most MAX_ROWS_PER_PAIR rows per pair enter the objective
 (a deterministic, evenly strided subsample).
 
-Leave-one-source-out (`loso`): sources are grouped by benchmark (SOURCE_GROUPS: the InferenceX app fixture and
-the InferenceMAX artifacts are the same SemiAnalysis runs) and each group's rows are predicted by a fit on all
-other groups. Leave-one-model-out (`lomo`): each model family (`model_family`: every Llama size is one) is
-predicted by a fit on the other families' rows — the transfer an unseen dense model gets. Both go through
-`holdout_splits`, whose train side never holds a row of the held value. A (device, engine) pair left without
+Leave-one-source-out (`held_out` by "source"): sources are grouped by benchmark (SOURCE_GROUPS: the InferenceX app
+fixture and the InferenceMAX artifacts are the same SemiAnalysis runs) and each group's rows are predicted by a fit
+on all other groups. Leave-one-model-out (`held_out` by "model"): each model family (`model_family`: every Llama
+size is one) is predicted by a fit on the other families' rows — the transfer an unseen dense model gets. Both go
+through `holdout_splits`, whose train side never holds a row of the held value. A (device, engine) pair left without
 training rows runs its engine's terms fitted on the training rows (neutral if the engine has none there): its error
 is that of a device the calibration has no rows for. The per-device error band is the p90 of that LOSO error over
-the device's current-stack rows (all its rows if it has none); a device with no rows gets the uncalibrated
-(neutral) p90 over all rows (`default_band`).
-"""
+the device's current-stack rows (all its rows if it has none); a device with no rows gets the uncalibrated (neutral)
+p90 over all rows (`default_band`)."""
 
 from __future__ import annotations
 
@@ -804,30 +803,6 @@ def held_out(
             fit = fit_serving(split.train, cache, pairs, prior_weight, older_weight, overhead_form)
         out += predict_rows(split.held, fitted_lookup(fit), cache)
     return out
-
-
-def loso(
-    rows: Sequence[MappedRow],
-    cache: CaseCache,
-    prior_weight: float = PRIOR_WEIGHT,
-    older_weight: float = OLDER_WEIGHT,
-    held_filter: Callable[[MappedRow], bool] | None = None,
-    fits: FitCache | None = None,
-) -> list[Prediction]:
-    """Leave-one-source-out (`held_out` by source group)."""
-    return held_out(rows, cache, "source", prior_weight, older_weight, held_filter, fits)
-
-
-def lomo(
-    rows: Sequence[MappedRow],
-    cache: CaseCache,
-    prior_weight: float = PRIOR_WEIGHT,
-    older_weight: float = OLDER_WEIGHT,
-    held_filter: Callable[[MappedRow], bool] | None = None,
-    fits: FitCache | None = None,
-) -> list[Prediction]:
-    """Leave-one-model-out (`held_out` by model family)."""
-    return held_out(rows, cache, "model", prior_weight, older_weight, held_filter, fits)
 
 
 def is_current(r: MappedRow) -> bool:

@@ -30,7 +30,6 @@ from hetplace.costmodels.serving_fit import (
     fitted_rows_key,
     held_out,
     holdout_splits,
-    lomo,
     map_row,
     map_rows,
     predict_rows,
@@ -145,7 +144,7 @@ def test_leave_one_model_out_never_fits_on_the_held_model(catalog: Catalog) -> N
         """LOMO predictions of the Llama rows and of gpt-oss's, with gpt-oss's measured values × scale."""
         scaled = [r.model_copy(update={"value": r.value * scale}) if r.model == "gpt-oss-20b" else r for r in rows]
         m, _ = map_rows(scaled, catalog, ENGINES)
-        preds = lomo(m, CaseCache(catalog), prior_weight=1e-3)
+        preds = held_out(m, CaseCache(catalog), "model", prior_weight=1e-3)
         llama = [p.predicted for p in preds if p.row.family == "llama-*"]
         oss = [p.predicted for p in preds if p.row.family == "gpt-oss-20b"]
         return llama, oss

@@ -24,7 +24,7 @@ from hetplace.costmodels.serving_fit import (
     MappedRow,
     Skipped,
     fit_serving,
-    loso,
+    held_out,
     map_row,
     map_rows,
     predict_rows,
@@ -155,7 +155,7 @@ def test_leave_one_source_out_never_sees_the_left_out_rows(catalog: Catalog) -> 
         """LOSO predictions of src-a's rows and of the InferenceMAX group's, with the mantile rows × scale."""
         rows = sane[:9] + [r.model_copy(update={"value": r.value * scale}) for r in sane[9:]] + twin
         mapped, _ = map_rows(rows, catalog, ENGINES)
-        preds = loso(mapped, CaseCache(catalog))
+        preds = held_out(mapped, CaseCache(catalog), "source")
         by = {id(p.row): p.predicted for p in preds}
         a = [by[id(m)] for m in mapped if m.row.source_id == "src-a"]
         group = [by[id(m)] for m in mapped if m.group == "inferencemax"]
