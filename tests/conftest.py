@@ -134,6 +134,23 @@ def load_case(case: dict[str, Any]) -> ResolvedScenario:
         return load_scenario(write_yaml(Path(tmp) / "s.yaml", case["scenario"]))
 
 
+def one_llm_call(rate: float, sla: float, hardware: dict[str, Any], prompt_tokens: int = 1000) -> dict[str, Any]:
+    """A {"workflow", "scenario"} case (for `load_case`): one Llama-3.1-8B call of `prompt_tokens` in, 100 out, at
+    this rate and SLA, on `hardware` — small enough to brute-force."""
+    ask = {"id": "ask", "kind": "llm", "model": "llama-3.1-8b", "prompt_tokens": prompt_tokens, "output_tokens": 100}
+    return {
+        "workflow": {
+            "id": "tiny",
+            "name": "tiny",
+            "description": "one LLM call",
+            "arrival_rate_rps": rate,
+            "sla": {"e2e_latency_s": sla},
+            "steps": [ask],
+        },
+        "scenario": {"id": "tiny", "name": "tiny", "workflows": [{"path": "w.yaml"}], "hardware": hardware},
+    }
+
+
 @pytest.fixture
 def h100() -> dict[str, Any]:
     """A fresh, valid device mapping to break in tests."""

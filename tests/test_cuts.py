@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +14,8 @@ import hetplace.optimizer.pools as pools_module
 from hetplace.optimizer.backends import solve
 from hetplace.optimizer.cuts import Cut, capacity_mir, mir_multipliers, node_use, step_floor
 from hetplace.optimizer.formulation import CUTS, build_formulation, coverage
-from hetplace.problems.loader import load_scenario
-from tests.conftest import write_yaml
+from hetplace.problems.loader import ResolvedScenario
+from tests.conftest import load_case, one_llm_call
 
 
 def lhs(cut: Cut, values: dict[str, float]) -> float:
@@ -115,32 +114,15 @@ def test_node_use_holds_at_every_integer_point() -> None:
                 assert lhs(cut, values) >= cut.rhs, (reps, xs)
 
 
-def _tiny_resolved(tmp_path: Path, rate: float, sla: float):
-    write_yaml(
-        tmp_path / "w.yaml",
-        {
-            "id": "tiny",
-            "name": "tiny",
-            "description": "one LLM call",
-            "arrival_rate_rps": rate,
-            "sla": {"e2e_latency_s": sla},
-            "steps": [
-                {"id": "ask", "kind": "llm", "model": "llama-3.1-8b", "prompt_tokens": 1000, "output_tokens": 100}
-            ],
-        },
-    )
-    return load_scenario(
-        write_yaml(
-            tmp_path / "s.yaml",
+def _tiny_resolved(rate: float, sla: float) -> ResolvedScenario:
+    return load_case(
+        one_llm_call(
+            rate,
+            sla,
             {
-                "id": "tiny",
-                "name": "tiny",
-                "workflows": [{"path": "w.yaml"}],
-                "hardware": {
-                    "owned": [{"device": "l4", "count": 2}],
-                    "purchasable": [{"device": "l4", "max_count": 8, "capex_usd": 3000}],
-                    "rentable": [{"device": "a10g", "max_count": 3}],
-                },
+                "owned": [{"device": "l4", "count": 2}],
+                "purchasable": [{"device": "l4", "max_count": 8, "capex_usd": 3000}],
+                "rentable": [{"device": "a10g", "max_count": 3}],
             },
         )
     )
@@ -148,7 +130,7 @@ def _tiny_resolved(tmp_path: Path, rate: float, sla: float):
 
 @pytest.mark.parametrize(("rate", "sla"), [(1.0, 6.0), (3.0, 8.0)])
 def test_model_cut_rows_hold_at_every_brute_forced_pool_plan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float, sla: float
+    monkeypatch: pytest.MonkeyPatch, rate: float, sla: float
 ) -> None:
     """Every pool of a tiny scenario: every replica vector within the available devices that covers the pool at
     a route share s (s on a grid; 1 for a pool of a one-route family), with its in-use flags, its least latency and
@@ -156,7 +138,7 @@ def test_model_cut_rows_hold_at_every_brute_forced_pool_plan(
     monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
     monkeypatch.setattr(pools_module, "PREFILL_BATCHES", (1, 4))
     monkeypatch.setattr(pools_module, "DECODE_BATCHES", (1, 16))
-    f = build_formulation(_tiny_resolved(tmp_path, rate, sla), cuts=frozenset(CUTS))  # every family, on or off
+    f = build_formulation(_tiny_resolved(rate, sla), cuts=frozenset(CUTS))  # every family, on or off
     cut_rows = [r for r in f.model.rows if r.name.startswith(("mir[", "floor[", "node_use["))]
     assert any(r.name.startswith("mir[") for r in cut_rows)
     checked = 0
@@ -198,11 +180,11 @@ def test_model_cut_rows_hold_at_every_brute_forced_pool_plan(
 
 
 @pytest.mark.parametrize(("rate", "sla"), [(1.0, 6.0), (3.0, 8.0), (0.5, 20.0)])
-def test_cuts_keep_the_optimum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float, sla: float) -> None:
+def test_cuts_keep_the_optimum(monkeypatch: pytest.MonkeyPatch, rate: float, sla: float) -> None:
     """The same scenario's model with every cut family and with none has the same optimal TCO (HiGHS, 0 gap), and
     CBC and CP-SAT reach it with the cuts too."""
     monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
-    resolved = _tiny_resolved(tmp_path, rate, sla)
+    resolved = _tiny_resolved(rate, sla)
     with_cuts = solve(build_formulation(resolved, cuts=frozenset(CUTS)).model, "highs", gap=0.0)
     without = solve(build_formulation(resolved, cuts=frozenset()).model, "highs", gap=0.0)
     assert with_cuts.status == without.status == "optimal"

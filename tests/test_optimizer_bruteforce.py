@@ -8,7 +8,6 @@ cheapest combination whose critical path meets the SLA.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,7 @@ import hetplace.optimizer.pools as pools_module
 from hetplace.common.enums import Phase
 from hetplace.optimizer.formulation import device_offers, economics_of
 from hetplace.optimizer.solve import formulate, solve_scenario
-from hetplace.problems.loader import load_scenario
-from tests.conftest import solved_plan, write_yaml
+from tests.conftest import load_case, one_llm_call, solved_plan
 
 
 def _replica_vectors(configs, budget: dict[str, int]):
@@ -122,7 +120,6 @@ def brute_force(resolved) -> tuple[float, set[frozenset[str]]] | None:
     ],
 )
 def test_milp_matches_brute_force_on_tiny_instances(
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     rate: float,
     sla: float,
@@ -133,33 +130,8 @@ def test_milp_matches_brute_force_on_tiny_instances(
     monkeypatch.setattr(pools_module, "TENSOR_PARALLEL", (1, 2))
     monkeypatch.setattr(pools_module, "PREFILL_BATCHES", (1, 4))
     monkeypatch.setattr(pools_module, "DECODE_BATCHES", (1, 16))
-    write_yaml(
-        tmp_path / "w.yaml",
-        {
-            "id": "tiny",
-            "name": "tiny",
-            "description": "one LLM call",
-            "arrival_rate_rps": rate,
-            "sla": {"e2e_latency_s": sla},
-            "steps": [
-                {"id": "ask", "kind": "llm", "model": "llama-3.1-8b", "prompt_tokens": prompt, "output_tokens": 100}
-            ],
-        },
-    )
-    resolved = load_scenario(
-        write_yaml(
-            tmp_path / "s.yaml",
-            {
-                "id": "tiny",
-                "name": "tiny",
-                "workflows": [{"path": "w.yaml"}],
-                "hardware": {
-                    "owned": [{"device": "l4", "count": owned_l4}],
-                    "rentable": [{"device": "a10g", "max_count": 4}],
-                },
-            },
-        )
-    )
+    hardware = {"owned": [{"device": "l4", "count": owned_l4}], "rentable": [{"device": "a10g", "max_count": 4}]}
+    resolved = load_case(one_llm_call(rate, sla, hardware, prompt))
     expected = brute_force(resolved)
     outcome = solve_scenario(resolved, "highs", baselines=False)
     if expected is None:
